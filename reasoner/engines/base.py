@@ -1,0 +1,201 @@
+"""The engine protocol: generate, continue, stream + abort, reload weights (DESIGN section 3).
+
+Every engine is built on one stepping primitive, a ``Session``: requests are added (one per sample, with
+its own seed ``spec.seed + j``), ``step()`` advances every live request by one scheduling step and reports
+new tokens and finished completions, and ``abort()`` cancels requests, returning their partial work with
+finish reason ``abort``. ``Engine.generate`` drives a session to the end; ``Engine.stream`` hands the same
+session to the caller as an iterator of ``StreamEvent`` with ``abort``. Continuation is generation from
+``prompt + partial`` token ids (``Engine.continue_from``), so prefix caching can reuse the shared prefix.
+
+Prompts are token ids (see ``reasoner.prompts.render``): both engines then see identical inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasoner.prompts import THINK_END, delimiter_ids, think_end_index
+from reasoner.types import Completion, FinishReason, SampleSpec
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """Progress of one request: the tokens it produced this step, and its Completion once finished."""
+
+    index: int
+    """Flat request index: prompt ``i``, sample ``j`` -> ``i * spec.n + j``."""
+    new_token_ids: tuple[int, ...]
+    finished: Completion | None = None
+
+
+@dataclass
+class _Partial:
+    """Accumulated state of one live request (shared bookkeeping of all engines)."""
+
+    prompt_tokens: int
+    t0: float
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    top: list[dict[int, float]] = field(default_factory=list)
+    entropies: list[float] = field(default_factory=list)
+
+
+class Session(ABC):
+    """One batch of requests being decoded step by step. Subclasses implement the three primitives."""
+
+    @abstractmethod
+    def step(self) -> list[StreamEvent]:
+        """Advance all live requests; return what changed."""
+
+    @abstractmethod
+    def abort(self, indices: Iterable[int]) -> list[Completion]:
+        """Cancel live requests; return their partial completions (finish reason ``abort``)."""
+
+    @abstractmethod
+    def has_unfinished(self) -> bool: ...
+
+    def close(self) -> None:
+        """Abort whatever is still running (called when a stream is abandoned)."""
+
+
+class Stream(Iterator[StreamEvent]):
+    """Iterator over a session's events. ``abort(indices)`` cancels requests; ``completions`` holds every
+    request's final Completion (index order) once the stream is exhausted."""
+
+    def __init__(self, session: Session, num_requests: int):
+        self._session = session
+        self._pending: list[StreamEvent] = []
+        self.completions: list[Completion | None] = [None] * num_requests
+
+    def __next__(self) -> StreamEvent:
+        while not self._pending:
+            if not self._session.has_unfinished():
+                raise StopIteration
+            self._pending.extend(self._session.step())
+        event = self._pending.pop(0)
+        if event.finished is not None:
+            self.completions[event.index] = event.finished
+        return event
+
+    def abort(self, indices: Iterable[int]) -> list[Completion]:
+        todo = [i for i in indices if self.completions[i] is None]
+        done = self._session.abort(todo)
+        for i, c in zip(todo, done, strict=True):
+            if c is not None:
+                self.completions[i] = c
+        return [c for c in done if c is not None]
+
+    def drain(self) -> list[Completion]:
+        """Run to the end; return all completions in index order."""
+        for _ in self:
+            pass
+        return [c for c in self.completions if c is not None]
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Engine(ABC):
+    """A text generator over token-id prompts. See the module docstring for the contract."""
+
+    name: str = "base"
+    model_name: str = ""
+    tokenizer: Any = None
+
+    @abstractmethod
+    def start(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Session:
+        """Submit ``len(prompts) * spec.n`` requests; return the live session."""
+
+    @abstractmethod
+    def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        """Replace model weights in place (RL weight sync); names as in the HF state dict."""
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> list[list[Completion]]:
+        """Generate ``spec.n`` completions for every prompt; result[i][j] is sample j of prompt i."""
+        flat = Stream(self.start(prompts, spec, entropies=entropies), len(prompts) * spec.n).drain()
+        return [flat[i * spec.n : (i + 1) * spec.n] for i in range(len(prompts))]
+
+    def stream(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Stream:
+        """Start requests and return a ``Stream`` of per-step events with ``abort``."""
+        return Stream(self.start(prompts, spec, entropies=entropies), len(prompts) * spec.n)
+
+    def continue_from(
+        self, prompt: Sequence[int], partial: Sequence[int], spec: SampleSpec, *, entropies: bool = False
+    ) -> list[Completion]:
+        """Continue ``prompt`` + ``partial`` (a partial completion as token ids); returns ``spec.n``
+        completions of the continuation only (``prompt_tokens`` counts the prefix)."""
+        return self.generate([list(prompt) + list(partial)], spec, entropies=entropies)[0]
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def sample_seed(spec: SampleSpec, j: int) -> int | None:
+    """Seed of sample ``j``: ``spec.seed + j`` (None stays None)."""
+    return None if spec.seed is None else spec.seed + j
+
+
+def topk_entropy(top: dict[int, float]) -> float:
+    """Entropy (nats) estimated from top-k logprobs: H_k = -sum_{i in top-k} p_i log p_i.
+
+    A lower bound of the full entropy for the mass outside the top-k is ignored; it is what vLLM can
+    report cheaply (the transformers engine computes the exact full-vocabulary value instead).
+    """
+    return -sum(math.exp(lp) * lp for lp in top.values() if lp > -math.inf)
+
+
+def finalize(
+    tokenizer: Any,
+    state: _Partial,
+    finish_reason: FinishReason,
+    *,
+    want_top: bool,
+    want_entropy: bool,
+    text: str | None = None,
+) -> Completion:
+    """Build the immutable Completion of one request from its accumulated state."""
+    ids = tuple(state.token_ids)
+    if text is None:
+        text = tokenizer.decode(list(ids), skip_special_tokens=True)
+    return Completion(
+        token_ids=ids,
+        text=text,
+        logprobs=tuple(state.logprobs),
+        top_logprobs=tuple(state.top) if want_top else None,
+        finish_reason=finish_reason,
+        prompt_tokens=state.prompt_tokens,
+        think_end=think_end_index(ids, delimiter_ids(tokenizer, THINK_END)),
+        elapsed_s=time.perf_counter() - state.t0,
+        entropies=tuple(state.entropies) if want_entropy else None,
+    )
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` before the earliest stop string; return (text, whether one matched)."""
+    cuts = [text.find(s) for s in stop if s and s in text]
+    if not cuts:
+        return text, False
+    return text[: min(cuts)], True

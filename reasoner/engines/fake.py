@@ -1,0 +1,131 @@
+"""A scripted engine for unit tests: known texts, lengths, logprobs and entropies, one token per step.
+
+A script maps (prompt text, sample index) to a ``Trace``; the engine tokenizes the trace with a real
+tokenizer (the tiny built-in BPE by default) and emits it one token per ``step`` for every live request,
+exactly like the real engines: stop strings, ``max_tokens``, EOS, streaming and abort all behave the same.
+Continuation works because the script sees the whole prompt text, including any continued prefix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reasoner.engines.base import Engine, Session, StreamEvent, _Partial, cut_at_stop, finalize
+from reasoner.types import Completion, SampleSpec
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What the fake model "generates" for one request."""
+
+    text: str
+    entropies: Sequence[float] | None = None
+    """Per-token entropy; shorter than the trace means the rest is 0."""
+    logprob: float = -0.1
+    """Logprob reported for every token."""
+    eos: bool = True
+    """End with EOS (finish ``stop``); False runs on until ``max_tokens`` by repeating the text."""
+
+
+Script = Callable[[str, int], "Trace | str"]
+
+
+class FakeSession(Session):
+    def __init__(self, engine: FakeEngine, prompts: list[list[int]], spec: SampleSpec, entropies: bool):
+        self.e, self.spec, self.want_entropy = engine, spec, entropies
+        self.plans: dict[int, tuple[list[int], Trace]] = {}
+        self.states: dict[int, _Partial] = {}
+        for i, prompt in enumerate(prompts):
+            text = engine.tokenizer.decode(prompt, skip_special_tokens=False)
+            for j in range(spec.n):
+                trace = engine.script(text, j)
+                trace = Trace(trace) if isinstance(trace, str) else trace
+                ids = engine.tokenizer.encode(trace.text, add_special_tokens=False)
+                ids = (
+                    ids + [engine.eos_id]
+                    if trace.eos
+                    else (ids or [0]) * (spec.max_tokens // max(len(ids), 1) + 1)
+                )
+                idx = i * spec.n + j
+                self.plans[idx] = (ids, trace)
+                self.states[idx] = _Partial(prompt_tokens=len(prompt), t0=time.perf_counter())
+        self.live = list(self.plans)
+
+    def _finalize(self, st: _Partial, reason: str) -> Completion:
+        text = cut_at_stop(self.e.tokenizer.decode(st.token_ids, skip_special_tokens=True), self.spec.stop)[0]
+        return finalize(
+            self.e.tokenizer,
+            st,
+            reason,
+            want_top=self.spec.logprobs_k > 0,
+            want_entropy=self.want_entropy,
+            text=text,
+        )
+
+    def step(self) -> list[StreamEvent]:
+        events, still = [], []
+        for i in self.live:
+            ids, trace = self.plans[i]
+            st = self.states[i]
+            pos = len(st.token_ids)
+            tok = ids[pos]
+            st.token_ids.append(tok)
+            st.logprobs.append(trace.logprob)
+            if self.spec.logprobs_k > 0:
+                st.top.append({tok: trace.logprob})
+            ent = trace.entropies[pos] if trace.entropies and pos < len(trace.entropies) else 0.0
+            st.entropies.append(float(ent))
+            tail = self.e.tokenizer.decode(st.token_ids[-16:], skip_special_tokens=True)
+            reason = None
+            if tok == self.e.eos_id or (self.spec.stop and cut_at_stop(tail, self.spec.stop)[1]):
+                reason = "stop"
+            elif len(st.token_ids) >= self.spec.max_tokens:
+                reason = "length"
+            done = self._finalize(st, reason) if reason else None
+            if done is None:
+                still.append(i)
+            events.append(StreamEvent(i, (tok,), done))
+        self.live = still
+        self.e.steps += 1
+        return events
+
+    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
+        indices = list(indices)
+        out = [self._finalize(self.states[i], "abort") if i in self.live else None for i in indices]
+        self.live = [i for i in self.live if i not in set(indices)]
+        return out
+
+    def has_unfinished(self) -> bool:
+        return bool(self.live)
+
+    def close(self) -> None:
+        self.live = []
+
+
+class FakeEngine(Engine):
+    """Scripted engine (see module docstring). ``steps`` counts decoding steps taken (a wall-time proxy)."""
+
+    name = "fake"
+
+    def __init__(self, script: Script, tokenizer: Any = None):
+        if tokenizer is None:
+            from reasoner.models import build_tiny_tokenizer
+
+            tokenizer = build_tiny_tokenizer()
+        self.tokenizer = tokenizer
+        self.script = script
+        self.eos_id = tokenizer.eos_token_id
+        self.model_name = "fake"
+        self.steps = 0
+        self.loaded: list[dict[str, Any]] = []
+
+    def start(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Session:
+        return FakeSession(self, [list(p) for p in prompts], spec, entropies)
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        self.loaded.append(dict(named_tensors))

