@@ -1,0 +1,86 @@
+"""Engine overhead: our vLLM engine vs raw ``vllm.LLM.generate`` on the same prompts and SampleSpec.
+
+Both paths share one warm ``vllm.LLM`` (ours drives its ``LLMEngine`` step loop with per-sample requests,
+raw calls ``LLM.generate`` with ``n``); runs alternate to cancel drift, and the median of each is reported.
+The transformers engine's tokens/s is printed for reference on a smaller slice.
+
+    .venv/bin/python bench/engine_overhead.py [--model smollm2-135m] [--prompts 32] [--n 4] [--max-tokens 128]
+
+Target: ours / raw tokens/s >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from reasoner.engines.hf import HFEngine
+from reasoner.engines.vllm import VLLMEngine
+from reasoner.models import resolve
+from reasoner.prompts import render
+from reasoner.types import SampleSpec
+
+
+def questions(count: int) -> list[str]:
+    return [f"What is {3 + 7 * i % 41} + {5 + 13 * i % 37}?" for i in range(count)]
+
+
+def run_ours(engine: VLLMEngine, prompts: list[list[int]], spec: SampleSpec) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    out = engine.generate(prompts, spec)
+    return sum(c.num_tokens for row in out for c in row), time.perf_counter() - t0
+
+
+def run_raw(engine: VLLMEngine, prompts: list[list[int]], spec: SampleSpec) -> tuple[int, float]:
+    from vllm import SamplingParams
+
+    params = SamplingParams(
+        n=spec.n, max_tokens=spec.max_tokens, temperature=spec.temperature, top_p=spec.top_p, seed=spec.seed
+    )
+    t0 = time.perf_counter()
+    out = engine.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+    return sum(len(c.token_ids) for r in out for c in r.outputs), time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--hf-prompts", type=int, default=4, help="prompts for the transformers reference")
+    args = ap.parse_args()
+
+    path = resolve(args.model)
+    spec = SampleSpec(n=args.n, max_tokens=args.max_tokens, temperature=0.7, seed=0)
+    engine = VLLMEngine(path)
+    prompts = [render(engine.tokenizer, q) for q in questions(args.prompts)]
+    run_ours(engine, prompts[:4], SampleSpec(n=2, max_tokens=16))  # warm-up
+    run_raw(engine, prompts[:4], SampleSpec(n=2, max_tokens=16))
+    ours, raw = [], []
+    for _ in range(args.repeats):
+        tok, sec = run_ours(engine, prompts, spec)
+        ours.append(tok / sec)
+        tok, sec = run_raw(engine, prompts, spec)
+        raw.append(tok / sec)
+    o, r = statistics.median(ours), statistics.median(raw)
+    engine.close()
+
+    hf = HFEngine(path)
+    hf_prompts = prompts[: args.hf_prompts]
+    hf.generate(hf_prompts[:1], SampleSpec(max_tokens=4))
+    t0 = time.perf_counter()
+    out = hf.generate(hf_prompts, spec)
+    hf_tps = sum(c.num_tokens for row in out for c in row) / (time.perf_counter() - t0)
+
+    print(f"model={args.model} prompts={args.prompts} n={args.n} max_tokens={args.max_tokens} repeats={args.repeats}")
+    print(f"ours (reasoner vllm engine): {o:8.1f} tok/s   runs: {', '.join(f'{x:.1f}' for x in ours)}")
+    print(f"raw  (vllm.LLM.generate):    {r:8.1f} tok/s   runs: {', '.join(f'{x:.1f}' for x in raw)}")
+    print(f"ratio ours/raw: {o / r:.3f}  (target >= 0.95)")
+    print(f"transformers engine (reference, {len(hf_prompts)} prompts): {hf_tps:8.1f} tok/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""`reasoner` CLI end to end: decode on the real offline model with both engines, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REASONER = [sys.executable, "-m", "reasoner.cli"]
+
+
+def run(args, env=None, timeout=600):
+    return subprocess.run(
+        REASONER + args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def test_import_reasoner_is_light():
+    code = (
+        "import sys, reasoner, reasoner.types, reasoner.models, reasoner.prompts, reasoner.engines, "
+        "reasoner.engines.hf, reasoner.cli\n"
+        "heavy = [m for m in ('vllm', 'ray', 'trl', 'peft') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("engine", ["hf", "vllm"])
+def test_decode_smollm2_json(engine):
+    out = run(["decode", "What is 2 + 3?", "--model", "smollm2-135m", "--engine", engine, "-n", "2",
+               "--max-tokens", "48", "--seed", "0", "--json"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(result) == {"question", "model", "engine", "answer", "completions", "tokens", "wall_s"}
+    assert result["engine"] == engine and len(result["completions"]) == 2
+    for c in result["completions"]:
+        assert c["num_tokens"] == len(c["token_ids"]) <= 48
+        assert c["finish_reason"] in ("stop", "length")
+        assert set(c) == {"text", "token_ids", "num_tokens", "finish_reason", "answer"}
+    assert result["tokens"]["generated"] == sum(c["num_tokens"] for c in result["completions"])
+    assert result["tokens"]["prefilled"] > 0 and result["wall_s"] > 0
+
+
+def test_decode_human_view_tiny():
+    out = run(["decode", "What is 2 + 3?", "--model", "tiny-random-llama", "--engine", "hf", "--max-tokens", "8"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "sample 0: 8 tokens, finish=length" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "no-such-alias"], "known aliases: smollm2-135m, tiny-random-llama, tiny-random-qwen2"),
+        (["-n", "0"], "-n must be >= 1, got 0"),
+        (["--max-tokens", "-5"], "--max-tokens must be >= 1, got -5"),
+        (["--temperature", "-1"], "temperature must be >= 0, got -1.0"),
+        (["--top-p", "1.5"], "top_p must be in (0, 1], got 1.5"),
+    ],
+)
+def test_decode_bad_input_is_one_clear_line(args, message):
+    out = run(["decode", "q", "--model", "tiny-random-qwen2", "--engine", "hf", *args])
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_engine_not_installed_is_clear(tmp_path: Path):
+    # A real broken install: a `vllm` package that fails to import shadows the real one on PYTHONPATH.
+    (tmp_path / "vllm").mkdir()
+    (tmp_path / "vllm" / "__init__.py").write_text("raise ImportError('simulated broken vllm install')\n")
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = run(["decode", "q", "--model", "tiny-random-qwen2", "--engine", "vllm"], env=env)
+    assert out.returncode == 2
+    assert "engine 'vllm' is not available" in out.stderr and "simulated broken vllm install" in out.stderr
+    assert "Traceback" not in out.stderr
+    auto = run(["decode", "q", "--model", "tiny-random-qwen2", "--max-tokens", "4", "--json"], env=env)
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    assert json.loads(auto.stdout.strip().splitlines()[-1])["engine"] == "hf"
