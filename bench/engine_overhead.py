@@ -46,9 +46,9 @@ def run_raw(engine: VLLMEngine, prompts: list[list[int]], spec: SampleSpec) -> t
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--hf-prompts", type=int, default=4, help="prompts for the transformers reference")
     args = ap.parse_args()

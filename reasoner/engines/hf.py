@@ -115,7 +115,8 @@ class HFSession(Session):
             done = self._finalize(st, reason) if reason else None
             if done is None:
                 keep.append(r)
-            events.append(StreamEvent(i, (tok,), done))
+            top = (st.top[-1],) if tops is not None else None
+            events.append(StreamEvent(i, (tok,), done, (st.logprobs[-1],), top))
         self._keep(keep, tokens)
         return events
 
@@ -178,7 +179,10 @@ class HFEngine(Engine):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model_name = model
         self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=_DTYPES[dtype]).to(self.device).eval()
+        torch_dtype = _DTYPES[dtype]
+        if torch_dtype == "auto" and self.device == "cpu":
+            torch_dtype = torch.float32  # bf16 matmuls are many times slower than fp32 on most CPUs
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None:
