@@ -1,7 +1,7 @@
 """The ``reasoner`` command line: the composition root that wires names to objects.
 
 Subcommands:
-  decode QUESTION   generate with a model and print each completion, its tokens and answer
+  decode QUESTION   run a decoding strategy on one question; print traces, tokens, votes and the answer
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 log = logging.getLogger("reasoner")
@@ -83,16 +82,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dec = sub.add_parser(
         "decode",
-        help="generate answers to one question and show tokens, finish reasons and answers",
-        description="Generate -n samples for QUESTION (rendered with the model's chat template and the "
-        "'reason step by step, answer in \\boxed{}' instruction) and print each completion with its token "
-        "count, finish reason, extracted answer and wall time; --json prints one JSON object instead.",
+        help="run a decoding strategy on one question and show traces, tokens, votes and the answer",
+        description="Answer QUESTION (rendered with the model's chat template and the 'reason step by step, "
+        "answer in \\boxed{}' instruction) with a decoding strategy (default: majority over -n samples) and "
+        "print each trace with its token count, finish reason and extracted answer, then the chosen answer, "
+        "the votes, the TokenCount and wall time; --json prints one JSON object instead.",
     )
     dec.add_argument("question", help="the question to answer")
     _add_model_args(dec)
     _add_sampling_args(dec)
-    dec.add_argument("--json", action="store_true", help="print one JSON object instead of the human view")
+    dec.add_argument(
+        "--strategy",
+        default=None,
+        metavar="NAME",
+        help="decoding strategy (greedy, sample, majority, best-of-n, short-m@k, fractured, entropy-branch, "
+        "budget-forcing, early-exit, deepconf). Default: majority over the -n samples",
+    )
+    dec.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy parameter, repeatable (e.g. --param k=8 --param m=3); an unknown key is an error that "
+        "lists the valid ones. With --strategy, -n is ignored: the strategy's parameters set the sample count",
+    )
+    dec.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (question, model, engine, strategy, answer, votes, completions, tokens, wall_s)",
+    )
     dec.set_defaults(func=cmd_decode)
+    from reasoner.train.cli import add_parsers as add_train
+
+    add_train(sub)
+    from evals.cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -121,46 +146,62 @@ def _engine(args: argparse.Namespace):
         raise CLIError(str(err)) from None
 
 
-def _majority(answers: list[str | None]) -> str | None:
-    from collections import Counter
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--param must look like key=value, got {item!r}")
+        params[key.strip()] = value.strip()
+    return params
 
-    counts = Counter(a for a in answers if a is not None)
-    return counts.most_common(1)[0][0] if counts else None
+
+def _strategy(args: argparse.Namespace):
+    """The strategy to run: --strategy with its --param values, or majority@n over plain samples."""
+    from reasoner.strategies import build_strategy
+
+    name = args.strategy or "majority"
+    params = _parse_params(args.param) if args.strategy else {"k": str(args.n)}
+    try:
+        return build_strategy(name, params)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from reasoner.prompts import render
+    from dataclasses import asdict
+
+    from reasoner.types import Problem
     from reasoner.verify import extract_answer
 
     spec = _spec(args)
+    strategy = _strategy(args)
     engine = _engine(args)
-    t0 = time.perf_counter()
-    prompt = render(engine.tokenizer, args.question)
-    completions = engine.generate([prompt], spec)[0]
-    wall = time.perf_counter() - t0
-    answers = [extract_answer(c.text) for c in completions]
-    result = {
+    result = strategy.run(engine, Problem(id="cli", question=args.question, answer=""), spec)
+    out = {
         "question": args.question,
         "model": args.model,
         "engine": engine.name,
-        "answer": _majority(answers),
+        "strategy": strategy.name,
+        "answer": result.answer,
+        "votes": result.votes,
         "completions": [
             {
                 "text": c.text,
                 "token_ids": list(c.token_ids),
                 "num_tokens": c.num_tokens,
                 "finish_reason": c.finish_reason,
-                "answer": a,
+                "answer": extract_answer(c.text),
             }
-            for c, a in zip(completions, answers, strict=True)
+            for c in result.completions
         ],
-        "tokens": {"generated": sum(c.num_tokens for c in completions), "prefilled": len(prompt) * spec.n},
-        "wall_s": round(wall, 3),
+        "tokens": asdict(result.tokens),
+        "wall_s": round(result.wall_s, 3),
     }
     if args.json:
-        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.write(json.dumps(out) + "\n")
     else:
-        _print_decode(result)
+        _print_decode(out)
     return 0
 
 
@@ -170,12 +211,15 @@ def _print_decode(result: dict) -> None:
 
     console = Console()
     for i, c in enumerate(result["completions"]):
-        title = f"sample {i}: {c['num_tokens']} tokens, finish={c['finish_reason']}, answer={c['answer']}"
+        title = f"trace {i}: {c['num_tokens']} tokens, finish={c['finish_reason']}, answer={c['answer']}"
         console.print(Panel(c["text"], title=title, title_align="left"), markup=False)
     tok = result["tokens"]
+    votes = ", ".join(f"{a}: {v:g}" for a, v in result["votes"].items()) or "none"
     console.print(
-        f"answer: {result['answer']}  |  engine {result['engine']}  |  generated {tok['generated']} tokens, "
-        f"prefilled {tok['prefilled']}  |  {result['wall_s']:.2f} s",
+        f"answer: {result['answer']}  (strategy {result['strategy']}; votes {votes})\n"
+        f"tokens: generated {tok['generated']}, prefilled {tok['prefilled']}, thinking {tok['thinking']}, "
+        f"answer {tok['answer']}, sequential {tok['sequential']}  |  engine {result['engine']}  |  "
+        f"{result['wall_s']:.2f} s",
         markup=False,
         highlight=False,
     )

@@ -31,11 +31,36 @@ def test_import_reasoner_is_light():
 
 @pytest.mark.parametrize("engine", ["hf", "vllm"])
 def test_decode_smollm2_json(engine):
-    out = run(["decode", "What is 2 + 3?", "--model", "smollm2-135m", "--engine", engine, "-n", "2",
-               "--max-tokens", "48", "--seed", "0", "--json"])
+    out = run(
+        [
+            "decode",
+            "What is 2 + 3?",
+            "--model",
+            "smollm2-135m",
+            "--engine",
+            engine,
+            "-n",
+            "2",
+            "--max-tokens",
+            "48",
+            "--seed",
+            "0",
+            "--json",
+        ]
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(result) == {"question", "model", "engine", "answer", "completions", "tokens", "wall_s"}
+    assert set(result) == {
+        "question",
+        "model",
+        "engine",
+        "strategy",
+        "answer",
+        "votes",
+        "completions",
+        "tokens",
+        "wall_s",
+    }
     assert result["engine"] == engine and len(result["completions"]) == 2
     for c in result["completions"]:
         assert c["num_tokens"] == len(c["token_ids"]) <= 48
@@ -43,12 +68,51 @@ def test_decode_smollm2_json(engine):
         assert set(c) == {"text", "token_ids", "num_tokens", "finish_reason", "answer"}
     assert result["tokens"]["generated"] == sum(c["num_tokens"] for c in result["completions"])
     assert result["tokens"]["prefilled"] > 0 and result["wall_s"] > 0
+    assert set(result["tokens"]) == {"generated", "prefilled", "thinking", "answer", "sequential"}
+    assert result["tokens"]["sequential"] == max(c["num_tokens"] for c in result["completions"])
+
+
+def test_decode_short_m_at_k_live_aborts_the_rest():
+    out = run(
+        [
+            "decode",
+            "What is 2 + 3?",
+            "--model",
+            "smollm2-135m",
+            "--engine",
+            "vllm",
+            "--strategy",
+            "short-m@k",
+            "--param",
+            "k=4",
+            "--param",
+            "m=1",
+            "--max-tokens",
+            "160",
+            "--seed",
+            "1",
+            "--json",
+        ]
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    reasons = [c["finish_reason"] for c in result["completions"]]
+    assert result["strategy"] == "short-m@k" and len(reasons) == 4
+    assert reasons.count("stop") >= 1
+    if "abort" in reasons:  # the first finisher ended the others early
+        first = min(c["num_tokens"] for c in result["completions"] if c["finish_reason"] == "stop")
+        assert all(
+            c["num_tokens"] <= first + 1 for c in result["completions"] if c["finish_reason"] == "abort"
+        )
+    assert result["tokens"]["generated"] == sum(c["num_tokens"] for c in result["completions"])
 
 
 def test_decode_human_view_tiny():
-    out = run(["decode", "What is 2 + 3?", "--model", "tiny-random-llama", "--engine", "hf", "--max-tokens", "8"])
+    out = run(
+        ["decode", "What is 2 + 3?", "--model", "tiny-random-llama", "--engine", "hf", "--max-tokens", "8"]
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "sample 0: 8 tokens, finish=length" in out.stdout
+    assert "trace 0: 8 tokens, finish=length" in out.stdout
 
 
 @pytest.mark.parametrize(
@@ -59,6 +123,9 @@ def test_decode_human_view_tiny():
         (["--max-tokens", "-5"], "--max-tokens must be >= 1, got -5"),
         (["--temperature", "-1"], "temperature must be >= 0, got -1.0"),
         (["--top-p", "1.5"], "top_p must be in (0, 1], got 1.5"),
+        (["--strategy", "nope"], "unknown strategy 'nope'; known strategies: greedy"),
+        (["--strategy", "majority", "--param", "kk=3"], "kk"),
+        (["--strategy", "majority", "--param", "k"], "--param must look like key=value, got 'k'"),
     ],
 )
 def test_decode_bad_input_is_one_clear_line(args, message):
