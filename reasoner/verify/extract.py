@@ -1,0 +1,176 @@
+r"""Answer extraction from model responses: pure, linear-time string scans (math-verify is not imported here).
+
+The answer region of a response is the text after the last ``</think>``; a ``<think>`` that is never closed
+means the model never answered (no answer). In that region the answer is, in order of preference:
+
+1. the last complete ``\boxed{...}`` (also ``\fbox``, ``\framebox`` and the brace-less ``\boxed 5``), nested
+   braces matched, empty boxes skipped, a box inside a box unwrapped;
+2. the text after the last "final answer is" / "final answer:" (then "answer is" / "answer:"), cut at the end of
+   its sentence, or the first ``$...$`` math span in it;
+3. the last GSM8K-style ``#### N``;
+4. the last number near the end of the region (the "flexible" fallback of lm-eval's GSM8K task).
+
+The answer string is then lightly cleaned (``clean_answer``): enclosing ``$``, currency ``\$``, thousands
+separators (``1,234`` -> ``1234``), a trailing period, trailing unit words after a plain number, and Minerva's
+``4.5e33`` -> ``4.5\times10^{33}``. Equivalence is decided later by math-verify (see ``reasoner.verify``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+THINK_START = "<think>"
+THINK_END = "</think>"
+TAIL_CHARS = 2000
+"""The trailing-number fallback only looks at this many characters at the end of the answer region."""
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])\s*(\{)?")
+_BRACE_RE = re.compile(r"\\\\|\\[{}]|[{}]")
+_FINAL_RE = re.compile(r"final\s+answer\b[\s*_]*(?:is\b|:|=)[\s*_:]*", re.IGNORECASE)
+_ANSWER_RE = re.compile(r"\banswer\b[\s*_]*(?:is\b|:|=)[\s*_:]*", re.IGNORECASE)
+_GSM8K_RE = re.compile(r"####[ \t]*([^\n]*)")
+_NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+_MATH_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]")
+_SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\s+(?:I hope|which|so|because|since)\b")
+_THOUSANDS_RE = re.compile(r"^(-?)(\d{1,3}(?:,\d{3})+)(\.\d+)?$")
+_SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
+_NUMBER_WITH_WORDS_RE = re.compile(r"^(-?\d[\d,]*(?:\.\d+)?%?)\s+[A-Za-z][A-Za-z .]*$")
+_UNWRAP_TEXT_RE = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}$")
+
+
+def _last_match(pattern: re.Pattern, text: str) -> re.Match | None:
+    last = deque(pattern.finditer(text), maxlen=1)
+    return last[0] if last else None
+
+
+def answer_region(text: str) -> str | None:
+    """The part of a response that may hold the answer: the text after the last ``</think>`` (all of it when
+    there is none); None when a ``<think>`` is opened and never closed (the model was still thinking)."""
+    end = text.rfind(THINK_END)
+    region = text[end + len(THINK_END) :] if end >= 0 else text
+    return None if THINK_START in region else region
+
+
+def _matching_braces(text: str) -> dict[int, int]:
+    """Map the index of each balanced ``{`` to the index of its ``}`` (escaped ``\\{``/``\\}`` are literal)."""
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE_RE.finditer(text):
+        tok = m.group()
+        if tok == "{":
+            stack.append(m.start())
+        elif tok == "}" and stack:
+            pairs[stack.pop()] = m.start()
+    return pairs
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last complete, non-empty ``\boxed{...}`` (or ``\fbox``/``\framebox``) in ``text``."""
+    matches = list(_BOX_RE.finditer(text))
+    if not matches:
+        return None
+    pairs = _matching_braces(text)
+    for m in reversed(matches):
+        if m.group(1) is None:  # brace-less form: \boxed 5
+            token = re.match(r"[^\s$]+", text[m.end() : m.end() + 200])
+            if token and m.group()[-1].isspace():
+                return token.group()
+            continue
+        open_at = m.end() - 1
+        close_at = pairs.get(open_at)
+        if close_at is None:
+            continue
+        content = text[open_at + 1 : close_at].strip()
+        if content:
+            inner = last_boxed(content) if _BOX_RE.match(content) else None
+            return inner if inner else content
+    return None
+
+
+def _from_phrase(rest: str) -> str | None:
+    """The answer in the text that follows "final answer is": a math span, else the sentence."""
+    line = rest.split("\n", 1)[0][:500].replace("\\$", "")
+    span = _MATH_SPAN_RE.search(line)
+    if span:
+        candidate = next(g for g in span.groups() if g is not None)
+    else:
+        cut = _SENTENCE_END_RE.search(line)
+        candidate = line[: cut.start()] if cut else line
+    candidate = candidate.strip().strip("*_`").strip()
+    return candidate or None
+
+
+def after_answer_phrase(text: str) -> str | None:
+    """The answer after the last "final answer is ..." (preferred) or "answer is / answer: ..." phrase."""
+    for pattern in (_FINAL_RE, _ANSWER_RE):
+        last = _last_match(pattern, text)
+        if last is not None:
+            found = _from_phrase(text[last.end() :])
+            if found:
+                return found
+    return None
+
+
+def after_hashes(text: str) -> str | None:
+    """The answer after the last GSM8K-style ``#### N``."""
+    idx = text.rfind("####")
+    if idx < 0:
+        return None
+    m = _GSM8K_RE.match(text, idx)
+    found = m.group(1).strip() if m else ""
+    return found or None
+
+
+def last_number(text: str) -> str | None:
+    """The last number in the final ``TAIL_CHARS`` characters of ``text``."""
+    found = _last_match(_NUMBER_RE, text[-TAIL_CHARS:])
+    return found.group() if found else None
+
+
+def clean_answer(answer: str) -> str:
+    r"""Light, meaning-preserving clean-up of an extracted answer string (see the module docstring)."""
+    s = answer.strip()
+    if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
+        s = s.strip("$").strip()
+    s = s.replace("\\$", "").replace("\\!", "").strip()
+    if s.startswith("$") and "$" not in s[1:]:  # currency: "$18"
+        s = s[1:].strip()
+    s = s.rstrip(".").strip() if not s.endswith("..") else s
+    unwrapped = _UNWRAP_TEXT_RE.match(s)
+    if unwrapped and re.fullmatch(r"[-\d.,/% ]+", unwrapped.group(1)):
+        s = unwrapped.group(1).strip()
+    words = _NUMBER_WITH_WORDS_RE.match(s)
+    if words:
+        s = words.group(1)
+    thousands = _THOUSANDS_RE.match(s)
+    if thousands:
+        s = thousands.group(1) + thousands.group(2).replace(",", "") + (thousands.group(3) or "")
+    sci = _SCI_RE.match(s)
+    if sci:
+        s = f"{sci.group(1)}\\times10^{{{int(sci.group(2))}}}"
+    return s
+
+
+def extract_answer(text: str | None) -> str | None:
+    r"""The final answer in a model response, or None when it has none (see the module docstring).
+
+    >>> extract_answer("<think>2+2=5?</think>So the answer is \\boxed{4}.")
+    '4'
+    >>> extract_answer("Natalia sold 48/2 = 24 clips in May.\n#### 72")
+    '72'
+    >>> extract_answer("<think>still thinking about \\boxed{3}") is None
+    True
+    """
+    if not isinstance(text, str):
+        return None
+    region = answer_region(text)
+    if not region:
+        return None
+    for finder in (last_boxed, after_answer_phrase, after_hashes, last_number):
+        found = finder(region)
+        if found:
+            cleaned = clean_answer(found)
+            if cleaned:
+                return cleaned
+    return None

@@ -1,0 +1,309 @@
+r"""Length-aware rewards computed per completion (lengths in tokens from ``completion_ids``).
+
+- ``truncation`` (DLER): correct and shorter than the cap, else 0.
+- ``difficulty_truncation`` (Difficulty-Aware DLER): the cap tightens with the prompt's pass rate.
+- ``soft_overlong`` (DAPO): a linear penalty over the last ``cache_length`` tokens before the cap.
+- ``cosine`` (Yeo et al.): correctness scaled by a cosine schedule of the length.
+
+Target-length rewards (L1 / LCPO) are in ``rewards/l1.py``; group-statistics rewards in ``rewards/group.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rewards.base import (
+    Columns,
+    GradedReward,
+    GroupReward,
+    RewardFunction,
+    check,
+    check_length,
+    check_numbers,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Truncation(GradedReward):
+    r"""DLER's truncation penalty (Liu et al. 2025, arXiv 2510.15110, https://arxiv.org/abs/2510.15110).
+
+    r_i = ``correct_reward`` if correct_i and L_i < cap_i else ``incorrect_reward``
+
+    L_i is the completion length in tokens; a completion that used the whole cap counts as truncated. The cap
+    is ``max_length``, or per row the ``cap_column`` value when the batch has one (Difficulty-Aware DLER's
+    trainer passes ``max_length``). DLER pairs it with batch-wise advantage normalisation.
+    """
+
+    __name__ = "truncation"
+    max_length: int
+    """Truncation length L in tokens (DLER: 4000)."""
+    cap_column: str | None = "max_length"
+    """Column with a per-row cap that overrides ``max_length`` where present (None values fall back)."""
+    correct_reward: float = 1.0
+    """Reward for a correct answer within the cap. Default 1."""
+    incorrect_reward: float = 0.0
+    """Reward for anything else (wrong, no answer, or truncated). Default 0."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_length(self, "max_length")
+        check_numbers(self, "correct_reward", "incorrect_reward")
+
+    def caps(self, columns: Columns, n: int) -> list[int]:
+        if not self.cap_column or self.cap_column not in columns:
+            return [self.max_length] * n
+        return [self.max_length if c is None else int(c) for c in self.column(columns, self.cap_column, n)]
+
+    def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
+        n = len(completions)
+        rows = zip(
+            self.correctness(completions, columns),
+            self.lengths(completion_ids, n),
+            self.caps(columns, n),
+            strict=True,
+        )
+        return [
+            None if ok is None else (self.correct_reward if ok and length < cap else self.incorrect_reward)
+            for ok, length, cap in rows
+        ]
+
+
+def truncation(
+    max_length: int,
+    *,
+    cap_column: str | None = "max_length",
+    correct_reward: float = 1.0,
+    incorrect_reward: float = 0.0,
+    answer_column: str = "answer",
+    timeout: float = 5.0,
+    benchmark: str | None = None,
+) -> Truncation:
+    """DLER truncation reward: correct and shorter than ``max_length`` tokens -> 1, else 0."""
+    return Truncation(
+        max_length=max_length,
+        cap_column=cap_column,
+        correct_reward=correct_reward,
+        incorrect_reward=incorrect_reward,
+        answer_column=answer_column,
+        timeout=timeout,
+        benchmark=benchmark,
+    )
+
+
+def difficulty_cap(pass_rate: float, max_length: int, min_length: int) -> int:
+    """cap(p) = round(L_max - (L_max - L_min) * p), p clipped to [0, 1]."""
+    p = min(max(float(pass_rate), 0.0), 1.0)
+    return int(round(max_length - (max_length - min_length) * p))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DifficultyTruncation(GroupReward):
+    r"""Difficulty-Aware DLER (arXiv 2510.15110, https://arxiv.org/abs/2510.15110): truncation with a
+    per-prompt cap that tightens as the prompt gets easier.
+
+    p = the prompt's pass rate: the ``pass_rate_column`` value (a running rate kept by the trainer) where
+    present, else the fraction of correct samples in the prompt's group.
+    cap(p) = round(L_max - (L_max - L_min) * p)   (our linear parameterisation of "tighter when easier")
+    r_i = ``correct_reward`` if correct_i and L_i < cap(p) else ``incorrect_reward``
+    """
+
+    __name__ = "difficulty_truncation"
+    max_length: int
+    """L_max: cap (tokens) for prompts never solved (pass rate 0)."""
+    min_length: int
+    """L_min: cap (tokens) for prompts always solved (pass rate 1); <= max_length."""
+    pass_rate_column: str | None = "pass_rate"
+    """Column with each prompt's running pass rate in [0, 1]; missing or None: the in-group rate."""
+    correct_reward: float = 1.0
+    """Reward for a correct answer within the prompt's cap. Default 1."""
+    incorrect_reward: float = 0.0
+    """Reward for anything else. Default 0."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_length(self, "max_length")
+        check_length(self, "min_length")
+        check(
+            self.min_length <= self.max_length,
+            self.__name__,
+            "min_length",
+            f"<= max_length ({self.max_length})",
+            self.min_length,
+        )
+        check_numbers(self, "correct_reward", "incorrect_reward")
+
+    def pass_rates(self, prompts, correct: list[bool | None], columns: Columns) -> list[float]:
+        n = len(correct)
+        given = [None] * n
+        if self.pass_rate_column and self.pass_rate_column in columns:
+            given = self.column(columns, self.pass_rate_column, n)
+        rates = [0.0] * n
+        for group in self.groups(prompts, n, columns):
+            known = [bool(correct[i]) for i in group if correct[i] is not None]
+            in_group = sum(known) / len(known) if known else 0.0
+            for i in group:
+                rates[i] = in_group if given[i] is None else float(given[i])
+        return rates
+
+    def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
+        correct = self.correctness(completions, columns)
+        lengths = self.lengths(completion_ids, len(completions))
+        caps = [
+            difficulty_cap(p, self.max_length, self.min_length)
+            for p in self.pass_rates(prompts, correct, columns)
+        ]
+        return [
+            None if ok is None else (self.correct_reward if ok and length < cap else self.incorrect_reward)
+            for ok, length, cap in zip(correct, lengths, caps, strict=True)
+        ]
+
+
+def difficulty_truncation(
+    max_length: int,
+    min_length: int,
+    *,
+    pass_rate_column: str | None = "pass_rate",
+    group_column: str | None = "problem_id",
+    num_generations: int | None = None,
+    correct_reward: float = 1.0,
+    incorrect_reward: float = 0.0,
+    answer_column: str = "answer",
+    timeout: float = 5.0,
+    benchmark: str | None = None,
+) -> DifficultyTruncation:
+    """Difficulty-Aware DLER reward: truncation at a cap that moves from max_length to min_length as the
+    prompt's pass rate goes from 0 to 1."""
+    return DifficultyTruncation(
+        max_length=max_length,
+        min_length=min_length,
+        pass_rate_column=pass_rate_column,
+        group_column=group_column,
+        num_generations=num_generations,
+        correct_reward=correct_reward,
+        incorrect_reward=incorrect_reward,
+        answer_column=answer_column,
+        timeout=timeout,
+        benchmark=benchmark,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoftOverlong(RewardFunction):
+    r"""DAPO's soft overlong punishment (Yu et al. 2025, arXiv 2503.14476, https://arxiv.org/abs/2503.14476,
+    eq. 13). Length only; add it to a correctness reward.
+
+    r = 0                                    if L <= L_max - L_cache
+        ((L_max - L_cache) - L) / L_cache    if L_max - L_cache < L <= L_max
+        -1                                   if L > L_max
+    """
+
+    __name__ = "soft_overlong"
+    max_length: int
+    """L_max in tokens (DAPO: 20480)."""
+    cache_length: int
+    """L_cache: length of the soft-penalty interval before L_max (DAPO: 4096); 0 gives a hard cut."""
+
+    def __post_init__(self) -> None:
+        check_length(self, "max_length")
+        check_length(self, "cache_length", low=0)
+        check(
+            self.cache_length <= self.max_length,
+            self.__name__,
+            "cache_length",
+            f"<= max_length ({self.max_length})",
+            self.cache_length,
+        )
+
+    def penalty(self, length: int) -> float:
+        start = self.max_length - self.cache_length
+        if length <= start:
+            return 0.0
+        if length > self.max_length:
+            return -1.0
+        return (start - length) / self.cache_length
+
+    def score(self, prompts, completions: list[Any], completion_ids, columns) -> list[float | None]:
+        return [self.penalty(length) for length in self.lengths(completion_ids, len(completions))]
+
+
+def soft_overlong(max_length: int, cache_length: int) -> SoftOverlong:
+    """DAPO soft overlong punishment over the last ``cache_length`` tokens before ``max_length``."""
+    return SoftOverlong(max_length=max_length, cache_length=cache_length)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cosine(GradedReward):
+    r"""Cosine length-scaled reward (Yeo et al. 2025, "Demystifying Long Chain-of-Thought Reasoning in
+    LLMs", arXiv 2502.03373, https://arxiv.org/abs/2502.03373, section 4).
+
+    CosFn(t, T, r_0, r_T) = r_T + (r_0 - r_T) / 2 * (1 + cos(pi * t / T))
+    r = CosFn(L, L_max, ``correct_at_zero``, ``correct_at_max``)   if correct
+        CosFn(L, L_max, ``wrong_at_zero``, ``wrong_at_max``)       if wrong
+        ``exceed_reward``                                          if L >= L_max
+    Defaults are the paper's: correct 2 -> 1 (shorter is better), wrong -10 -> 0 (a longer wrong answer is
+    penalised less, to keep exploring), exceeding -10.
+    """
+
+    __name__ = "cosine"
+    max_length: int
+    """L_max in tokens (the generation cap)."""
+    correct_at_zero: float = 2.0
+    """r_0 for correct answers: the reward at length 0. Default 2."""
+    correct_at_max: float = 1.0
+    """r_L for correct answers: the reward just below L_max. Default 1."""
+    wrong_at_zero: float = -10.0
+    """r_0 for wrong answers. Default -10."""
+    wrong_at_max: float = 0.0
+    """r_L for wrong answers. Default 0."""
+    exceed_reward: float = -10.0
+    """Reward when the completion reaches L_max tokens (truncated). Default -10."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_length(self, "max_length")
+        check_numbers(
+            self, "correct_at_zero", "correct_at_max", "wrong_at_zero", "wrong_at_max", "exceed_reward"
+        )
+
+    def value(self, correct: bool, length: int) -> float:
+        if length >= self.max_length:
+            return self.exceed_reward
+        r0, r_end = (
+            (self.correct_at_zero, self.correct_at_max)
+            if correct
+            else (self.wrong_at_zero, self.wrong_at_max)
+        )
+        return r_end + 0.5 * (r0 - r_end) * (1.0 + math.cos(math.pi * length / self.max_length))
+
+    def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
+        lengths = self.lengths(completion_ids, len(completions))
+        correct = self.correctness(completions, columns)
+        return [None if ok is None else self.value(ok, n) for ok, n in zip(correct, lengths, strict=True)]
+
+
+def cosine(
+    max_length: int,
+    *,
+    correct_at_zero: float = 2.0,
+    correct_at_max: float = 1.0,
+    wrong_at_zero: float = -10.0,
+    wrong_at_max: float = 0.0,
+    exceed_reward: float = -10.0,
+    answer_column: str = "answer",
+    timeout: float = 5.0,
+    benchmark: str | None = None,
+) -> Cosine:
+    """Yeo et al. cosine reward: correctness scaled by a cosine of length / max_length."""
+    return Cosine(
+        max_length=max_length,
+        correct_at_zero=correct_at_zero,
+        correct_at_max=correct_at_max,
+        wrong_at_zero=wrong_at_zero,
+        wrong_at_max=wrong_at_max,
+        exceed_reward=exceed_reward,
+        answer_column=answer_column,
+        timeout=timeout,
+        benchmark=benchmark,
+    )
