@@ -75,7 +75,9 @@ def main() -> None:
     out = hf.generate(hf_prompts, spec)
     hf_tps = sum(c.num_tokens for row in out for c in row) / (time.perf_counter() - t0)
 
-    print(f"model={args.model} prompts={args.prompts} n={args.n} max_tokens={args.max_tokens} repeats={args.repeats}")
+    print(
+        f"model={args.model} prompts={args.prompts} n={args.n} max_tokens={args.max_tokens} repeats={args.repeats}"
+    )
     print(f"ours (reasoner vllm engine): {o:8.1f} tok/s   runs: {', '.join(f'{x:.1f}' for x in ours)}")
     print(f"raw  (vllm.LLM.generate):    {r:8.1f} tok/s   runs: {', '.join(f'{x:.1f}' for x in raw)}")
     print(f"ratio ours/raw: {o / r:.3f}  (target >= 0.95)")

@@ -31,6 +31,10 @@ class StreamEvent:
     """Flat request index: prompt ``i``, sample ``j`` -> ``i * spec.n + j``."""
     new_token_ids: tuple[int, ...]
     finished: Completion | None = None
+    logprobs: tuple[float, ...] = ()
+    """Logprob of each new token (raw distribution), aligned with ``new_token_ids``."""
+    top_logprobs: tuple[dict[int, float], ...] | None = None
+    """Top-k logprobs at each new position when ``spec.logprobs_k > 0`` (online confidence, DeepConf)."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ Continuation works because the script sees the whole prompt text, including any 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ class Trace:
 
 
 Script = Callable[[str, int], "Trace | str"]
+
+
+def _top_k(tok: int, logprob: float, k: int, vocab: int) -> dict[int, float]:
+    """A top-k like a real engine's: the sampled token plus k-1 others sharing the remaining mass evenly,
+    so that confidence measures over the top-k (DeepConf) behave: logprob near 0 = peaked = confident."""
+    top = {tok: logprob}
+    if k > 1:
+        rest = max(1.0 - math.exp(logprob), 1e-12) / (k - 1)
+        for d in range(1, k):
+            top[(tok + d) % vocab] = math.log(rest)
+    return top
 
 
 class FakeSession(Session):
@@ -75,7 +87,7 @@ class FakeSession(Session):
             st.token_ids.append(tok)
             st.logprobs.append(trace.logprob)
             if self.spec.logprobs_k > 0:
-                st.top.append({tok: trace.logprob})
+                st.top.append(_top_k(tok, trace.logprob, self.spec.logprobs_k, len(self.e.tokenizer)))
             ent = trace.entropies[pos] if trace.entropies and pos < len(trace.entropies) else 0.0
             st.entropies.append(float(ent))
             tail = self.e.tokenizer.decode(st.token_ids[-16:], skip_special_tokens=True)
@@ -87,7 +99,8 @@ class FakeSession(Session):
             done = self._finalize(st, reason) if reason else None
             if done is None:
                 still.append(i)
-            events.append(StreamEvent(i, (tok,), done))
+            top = (st.top[-1],) if self.spec.logprobs_k > 0 else None
+            events.append(StreamEvent(i, (tok,), done, (trace.logprob,), top))
         self.live = still
         self.e.steps += 1
         return events

@@ -90,7 +90,12 @@ class VLLMSession(Session):
                     want_top=self._want_top,
                     want_entropy=self._want_entropy,
                 )
-            events.append(StreamEvent(index, tuple(out.token_ids), done))
+            n = len(out.token_ids)
+            lps = tuple(state.logprobs[-n:]) if n else ()
+            top = tuple(state.top[-n:]) if n else ()
+            events.append(
+                StreamEvent(index, tuple(out.token_ids), done, lps, top if self._want_top else None)
+            )
         return events
 
     def abort(self, indices: Iterable[int]) -> list[Completion]:

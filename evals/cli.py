@@ -1,0 +1,357 @@
+"""``reasoner eval`` and ``reasoner report``: token-budget sweeps on math benchmarks, and their reports.
+
+``add_parsers(subparsers)`` registers both subcommands on the ``reasoner`` parser (``reasoner.cli``).
+Errors are printed as one line (``reasoner eval: error: ...``) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("reasoner")
+
+_EVAL_DESCRIPTION = """\
+Evaluate decoding strategies at several token budgets on a math benchmark: a grid of strategies x budgets x
+seeds. With no arguments: smollm2-135m on 30 offline `arith` problems, strategies greedy, majority@4 and
+short-1@4 (simulated), budgets 64/128/256, then the report (a few minutes on 2 CPU cores).
+
+One generation at the largest budget answers every smaller "stop at B tokens" budget by truncation; requests
+repeated across strategies (majority@4 and short-1@4 share their chains) run once; budget forcing replays
+the capped thinking and generates only the forced answer. The summary reports tokens generated against what
+separate runs per budget would have generated.
+
+Results go to --out: config.yaml, samples.jsonl (one row per strategy, budget, problem and seed, appended as
+work units finish), summary.json/.csv, report.html and PNG plots. Rerunning the same command resumes: done
+work is skipped and the summary equals an uninterrupted run's.
+
+Flags override the --config YAML, whose keys are: model engine dtype benchmark split data_dir limit
+strategies budgets seeds n temperature top_p batch_size."""
+
+
+def _strategy_epilog() -> str:
+    from reasoner.strategies import STRATEGIES, strategy_help
+
+    lines = ["strategies and their parameters (name:key=value,...; see `reasoner decode --help`):"]
+    for name in STRATEGIES:
+        params = ", ".join(f"{f.name}={f.default}" for f in strategy_help(name))
+        lines.append(f"  {name}: {params or '(none)'}")
+    lines.append(f"  (a {'budget'!r} parameter, as budget forcing's, takes each budget of --budgets)")
+    lines.append(
+        "example: reasoner eval --strategies greedy majority:k=8 short-m@k:k=8,m=3,mode=live "
+        "budget-forcing --budgets 128 256 512 --seeds 0 1 --limit 50"
+    )
+    return "\n".join(lines)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers, got {text!r}") from None
+
+
+def _limit(text: str) -> int:
+    if text.lower() in ("all", "0", "none"):
+        return 0  # all problems (None in the config)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--limit must be an integer or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--limit must be >= 1 (or 'all'), got {value}")
+    return value
+
+
+def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
+    """Make a flag's default None (so an unset flag leaves the --config value) and say the real default."""
+    for action in p._actions:
+        if action.dest == dest:
+            action.default = None
+            action.help = (action.help or "").replace("%(default)s", str(value))
+
+
+def _add_eval_parser(sub: Any) -> None:
+    from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV
+    from evals.sweep import EvalConfig
+    from reasoner.cli import _add_model_args, _positive_int
+
+    d = argparse.Namespace(
+        **{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(EvalConfig)}
+    )
+    p = sub.add_parser(
+        "eval",
+        help="token-budget sweep: strategies x budgets x seeds on a math benchmark, with a report",
+        description=_EVAL_DESCRIPTION,
+        epilog=_strategy_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config",
+        metavar="YAML",
+        help="read the run's config from a YAML file (keys above); "
+        "flags given on the command line override it",
+    )
+    _add_model_args(p)
+    for dest in ("model", "engine", "dtype"):
+        _config_default(p, dest, getattr(d, dest))
+    p.add_argument(
+        "--benchmark",
+        choices=sorted(BENCHMARKS),
+        help=f"benchmark (Hub id or --data-dir copy; arith is offline). Default: {d.benchmark}",
+    )
+    p.add_argument("--split", help=f"benchmark split. Default: {d.split}")
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help=f"local benchmark copies (<DIR>/<name>/<split>.jsonl). Default: ${DATA_DIR_ENV}, else the Hub",
+    )
+    p.add_argument(
+        "--limit",
+        type=_limit,
+        metavar="N|all",
+        help=f"evaluate the first N problems of the split. Default: {d.limit}",
+    )
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        metavar="NAME[:K=V,...]",
+        help=f"strategies to compare (list below). Default: {' '.join(d.strategies)}",
+    )
+    p.add_argument(
+        "--budgets",
+        nargs="+",
+        type=_ints,
+        metavar="B",
+        help="token budgets: max_tokens per request (budget forcing: thinking tokens). "
+        f"Default: {' '.join(map(str, d.budgets))}",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=_ints,
+        metavar="S",
+        help=f"seeds; accuracy is averaged over them (avg@n). Default: {' '.join(map(str, d.seeds))}",
+    )
+    p.add_argument(
+        "-n",
+        "--k",
+        dest="n",
+        type=_positive_int("-n"),
+        metavar="N",
+        help="samples per problem for strategies with a k or n parameter that the entry does not "
+        f"set (majority, short-m@k, best-of-n, deepconf, fractured). Default: {d.n}",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        help=f"sampling temperature (greedy ignores it). Default: {d.temperature}",
+    )
+    p.add_argument("--top-p", type=float, help=f"nucleus sampling mass in (0, 1]. Default: {d.top_p}")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int("--batch-size"),
+        metavar="P",
+        help=f"problems per engine call (one work unit; part of a run's identity). Default: {d.batch_size}",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run directory. Default: runs/<config file name> with --config, else runs/eval-<timestamp>. "
+        "Rerunning with the same --out resumes",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="require a run in --out to continue (default: continue one if --out holds it); "
+        "without --config its saved config is used",
+    )
+    mode.add_argument(
+        "--fresh", action="store_true", help="discard the results already in --out and start over"
+    )
+    p.add_argument("--no-report", action="store_true", help="write summary.json/.csv only, not the HTML/PNGs")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="spread work units over N engine replicas in Ray actors (local Ray, or the cluster at "
+        "$RAY_ADDRESS); rows equal a single-engine run's. Default: 0 (one in-process engine)",
+    )
+    p.set_defaults(func=cmd_eval)
+
+
+_FLAG_KEYS = (
+    "model",
+    "engine",
+    "dtype",
+    "benchmark",
+    "split",
+    "data_dir",
+    "limit",
+    "strategies",
+    "budgets",
+    "seeds",
+    "n",
+    "temperature",
+    "top_p",
+    "batch_size",
+)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
+    for key in ("budgets", "seeds"):
+        if key in out:
+            out[key] = [x for group in out[key] for x in group]
+    if out.get("limit") == 0:  # --limit all
+        out["limit"] = None
+    return out
+
+
+def resolve_config(args: argparse.Namespace) -> tuple[Any, Path]:
+    """The run's EvalConfig (defaults < run dir's saved config on --resume < --config < flags) and --out."""
+    from evals.benchmarks import DATA_DIR_ENV
+    from evals.runner import RunDir
+    from evals.sweep import EvalConfig, load_config
+
+    overrides = _overrides(args)
+    out = Path(args.out) if args.out else None
+    if args.config:
+        config = load_config(args.config, overrides)
+        out = out or Path("runs") / Path(args.config).stem
+    elif args.resume and out is not None and RunDir(out).exists():
+        config = EvalConfig.from_dict(overrides, base=RunDir(out).load_config())
+    else:
+        config = EvalConfig.from_dict(overrides)
+    if config.data_dir is None and config.benchmark != "arith":
+        config.data_dir = os.environ.get(DATA_DIR_ENV) or None
+    return config, out or Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
+
+
+def _fail(command: str, err: BaseException) -> int:
+    sys.stderr.write(f"reasoner {command}: error: {err}\n")
+    return 2
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.report import write_report, write_summary
+    from evals.runner import RunDir, RunDirError, run_sweep
+
+    t0 = time.perf_counter()
+    try:
+        config, out = resolve_config(args)
+        run = RunDir(out)
+        done = run.prepare(config, "fresh" if args.fresh else "resume" if args.resume else "auto")
+    except (ValueError, OSError, RunDirError) as err:
+        return _fail("eval", err)
+    log.info("run dir %s (%s)", out, f"resuming, {done} rows done" if done else "new")
+    try:
+        stats = run_sweep(config, run, workers=args.workers)
+    except (ValueError, FileNotFoundError) as err:
+        return _fail("eval", err)
+    if args.no_report:
+        write_summary(out)
+    else:
+        write_report(out)
+    print_summary(_load_summary(out), out)
+    _print_line(
+        f"this invocation: {stats.units_run}/{stats.units_total} work units run, {stats.rows_written} rows, "
+        f"{stats.spent_tokens} tokens generated, {stats.served_tokens} replayed; "
+        f"wall {time.perf_counter() - t0:.1f} s"
+    )
+    return 0
+
+
+def _load_summary(out: Path) -> dict:
+    import json
+
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def _print_line(text: str) -> None:
+    from rich.console import Console
+
+    Console().print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+_SHORT = {
+    "accuracy": "acc",
+    "sample_acc": "smp acc",
+    "generated": "gen",
+    "sequential": "seq",
+    "truncated": "trunc",
+    "tokens_per_correct": "tok/ok",
+    "acc_per_1k": "acc/1k",
+    "wall_s": "wall s",
+    "pareto": "front",
+}
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    """The summary table (rich), AUC per strategy, the sweep cost and where the files are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evals.report import _fmt, table_columns
+
+    console = Console(width=max(Console().width, 150))
+    cells = summary["cells"]
+    cols = [c for c in table_columns(cells) if c not in ("thinking", "answer")]
+    passes = [c for c in cols if c.startswith("pass@")]
+    cols = [c for c in cols if c not in passes[1:-1]]  # pass@1 and the largest k
+    table = Table(title=f"reasoner eval: {out}", show_lines=False)
+    for c in cols:
+        table.add_column(
+            _SHORT.get(c, c), justify="left" if c == "strategy" else "right", no_wrap=c == "strategy"
+        )
+    for cell in cells:
+        table.add_row(*[_fmt(cell.get(c), c) for c in cols])
+    console.print(table)
+    aucs = ", ".join(f"{s} {v['auc_norm']:.3f}" for s, v in summary["strategies"].items())
+    cost = summary["cost"]
+    lines = [
+        f"budget-averaged accuracy (AUC / range): {aucs}",
+        f"sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate runs "
+        f"per budget (ratio {_fmt(cost['ratio'])})",
+        f"files: {out}/summary.json, summary.csv"
+        + (", report.html" if (out / "report.html").exists() else ""),
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evals.report import write_report
+
+    out = Path(args.run_dir)
+    try:
+        path = write_report(out)
+    except (ValueError, OSError) as err:
+        return _fail("report", err)
+    print_summary(_load_summary(out), out)
+    _print_line(
+        f"wrote {path} and {', '.join(str(out / n) for n in ('pareto.png', 'accuracy_vs_budget.png', 'lengths.png'))}"
+    )
+    return 0
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``eval`` and ``report`` on the ``reasoner`` command's subparsers."""
+    _add_eval_parser(subparsers)
+    rep = subparsers.add_parser(
+        "report",
+        help="write summary.json/.csv, PNG plots and report.html for a run directory",
+        description="Recompute the summary of RUN_DIR from its samples.jsonl and write summary.json, "
+        "summary.csv, pareto.png (accuracy vs mean tokens), accuracy_vs_budget.png, lengths.png (token "
+        "lengths of correct vs wrong answers) and report.html (one file, plots embedded).",
+    )
+    rep.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `reasoner eval`")
+    rep.set_defaults(func=cmd_report)

@@ -1,0 +1,403 @@
+"""Summaries, plots and the HTML report of a run, computed from ``samples.jsonl`` alone (DESIGN section 7).
+
+Per (strategy, budget) cell, over its rows (one per problem and seed):
+
+- ``accuracy``: avg@n of the strategy's final answer, n = seeds (problem mean first, then across problems);
+- ``sample_acc``, ``pass@k``, ``maj@k``: for strategies whose completions are independent full samples
+  (greedy, sample, majority, best-of-n): per-sample accuracy, unbiased pass@k over each problem's samples
+  pooled across seeds (k = 1, 2, 4, ... up to the pool), plurality vote over each row's k samples;
+- mean ``thinking`` / ``answer`` / ``generated`` / ``sequential`` tokens per problem (the strategy's
+  TokenCount), ``truncated`` (fraction of completions that hit the budget), ``tokens_per_correct``,
+  ``acc_per_1k`` (correct answers per 1000 generated tokens), ``wall_s`` (mean per-problem latency as the
+  strategy measured it; replayed budgets scale the recorded time) and ``measured_s`` (compute this run spent).
+
+Per strategy: area under accuracy vs budget (trapezoid; ``auc_norm`` divides by the budget range, i.e. the
+budget-averaged accuracy). Across cells: the Pareto front of (mean generated tokens, accuracy). And the sweep
+cost: tokens generated (``spent``) vs what separate runs per budget would generate (sum of ``generated``).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evals import metrics
+from evals.runner import RunDir
+
+log = logging.getLogger(__name__)
+
+PER_SAMPLE = frozenset({"greedy", "sample", "majority", "best-of-n"})
+"""Strategies whose completions are independent full samples (pass@k / maj@k apply)."""
+TOKEN_FIELDS = ("thinking", "answer", "generated", "sequential")
+MARKERS = "osD^vP*X"
+PLOTS = ("pareto.png", "accuracy_vs_budget.png", "lengths.png")
+NOT_REPRODUCIBLE = ("wall_s", "measured_s")
+"""Summary fields that measure time and differ between runs; everything else is determined by the rows."""
+
+
+def base_name(label: str) -> str:
+    return label.partition(":")[0]
+
+
+def _by_problem(rows: Sequence[dict], value) -> list[list[Any]]:
+    groups: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        groups[r["problem_id"]].extend(value(r))
+    return [groups[k] for k in sorted(groups)]
+
+
+def _sample_metrics(rows: Sequence[dict]) -> dict[str, float]:
+    pooled = _by_problem(rows, lambda r: [s["correct"] for s in r["samples"]])
+    if not all(pooled):
+        return {}
+    out = {"sample_acc": metrics.accuracy(pooled)}
+    k = 1
+    while k <= min(len(g) for g in pooled):
+        out[f"pass@{k}"] = metrics.mean_pass_at_k(pooled, k)
+        k *= 2
+    per_row = min(len(r["samples"]) for r in rows)
+    if per_row > 1:
+        votes = _by_problem(rows, lambda r: [_row_maj(r, per_row)])
+        out[f"maj@{per_row}"] = metrics.accuracy(votes)
+    return out
+
+
+def _row_maj(row: dict, k: int) -> bool:
+    answers = [s["answer"] for s in row["samples"][:k]]
+    correct = {s["answer"]: s["correct"] for s in row["samples"][:k] if s["answer"] is not None}
+    return metrics.maj_at_k(answers, correct, k)
+
+
+def cell_summary(strategy: str, budget: int, rows: Sequence[dict]) -> dict[str, Any]:
+    """The metrics of one (strategy, budget) cell (module docstring)."""
+    correct = [bool(r["correct"]) for r in rows]
+    generated = [int(r["tokens"]["generated"]) for r in rows]
+    samples = [s for r in rows for s in r["samples"]]
+    cell: dict[str, Any] = {
+        "strategy": strategy,
+        "budget": budget,
+        "problems": len({r["problem_id"] for r in rows}),
+        "rows": len(rows),
+        "accuracy": metrics.accuracy(_by_problem(rows, lambda r: [bool(r["correct"])])),
+    }
+    if base_name(strategy) in PER_SAMPLE:
+        cell.update(_sample_metrics(rows))
+    for name in TOKEN_FIELDS:
+        cell[name] = sum(r["tokens"][name] for r in rows) / len(rows)
+    cell["truncated"] = sum(s["finish"] == "length" for s in samples) / len(samples) if samples else 0.0
+    cell["tokens_per_correct"] = metrics.tokens_per_correct(correct, generated)
+    cell["acc_per_1k"] = metrics.accuracy_per_1k_tokens(correct, generated) if sum(generated) else 0.0
+    cell["spent"] = sum(int(r.get("spent", 0)) for r in rows)
+    cell["wall_s"] = sum(r["wall_s"] for r in rows) / len(rows)
+    cell["measured_s"] = sum(r.get("measured_s", 0.0) for r in rows)
+    return cell
+
+
+def summarize(rows: Sequence[dict], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole summary: cells (with a ``pareto`` flag), per-strategy AUC, the front, the sweep cost."""
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["strategy"], int(r["budget"]))].append(r)
+    order = list(dict.fromkeys(r["strategy"] for r in rows))
+    if config:
+        order = [s for s in config.get("strategies", []) if any(k[0] == s for k in groups)] or order
+    cells = [
+        cell_summary(s, b, groups[(s, b)]) for s in order for b in sorted(b for t, b in groups if t == s)
+    ]
+    front = metrics.pareto_front([(c["generated"], c["accuracy"]) for c in cells]) if cells else []
+    for i, c in enumerate(cells):
+        c["pareto"] = i in front
+    strategies = {}
+    for s in order:
+        mine = [c for c in cells if c["strategy"] == s]
+        budgets, accs = [c["budget"] for c in mine], [c["accuracy"] for c in mine]
+        strategies[s] = {
+            "auc": metrics.auc_accuracy_vs_budget(budgets, accs),
+            "auc_norm": metrics.auc_accuracy_vs_budget(budgets, accs, normalize=True),
+        }
+    spent = sum(int(r.get("spent", 0)) for r in rows)
+    separate = sum(int(r["tokens"]["generated"]) for r in rows)
+    return {
+        "config": config or {},
+        "rows": len(rows),
+        "cells": cells,
+        "strategies": strategies,
+        "pareto": [{k: cells[i][k] for k in ("strategy", "budget", "generated", "accuracy")} for i in front],
+        "cost": {
+            "spent_tokens": spent,
+            "separate_tokens": separate,
+            "ratio": spent / separate if separate else None,
+        },
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_summary(run_dir: str | Path) -> dict[str, Any]:
+    """Compute the summary from ``samples.jsonl``; write ``summary.json`` and ``summary.csv``."""
+    run = RunDir(run_dir)
+    rows = run.read_rows()
+    if not rows:
+        raise ValueError(f"{run.samples_path}: no rows to summarise")
+    config = run.load_config().to_dict() if run.exists() else None
+    summary = _jsonable(summarize(rows, config))
+    (run.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    cells = summary["cells"]
+    columns = list(dict.fromkeys(k for c in cells for k in c))
+    columns += ["auc", "auc_norm"]
+    with (run.path / "summary.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for c in cells:
+            writer.writerow({**c, **summary["strategies"][c["strategy"]]})
+    return summary
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _series(summary: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for c in summary["cells"]:
+        out[c["strategy"]].append(c)
+    return out
+
+
+def plot_pareto(summary: dict, path: Path) -> None:
+    """Accuracy vs mean generated tokens per problem: one line per strategy through its budgets."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for i, (name, cells) in enumerate(_series(summary).items()):
+        xs, ys = [c["generated"] for c in cells], [c["accuracy"] for c in cells]
+        (line,) = ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], alpha=0.85, label=name)
+        for c in cells:  # budget labels, above or below the point by strategy so neighbours do not collide
+            ax.annotate(
+                str(c["budget"]),
+                (c["generated"], c["accuracy"]),
+                textcoords="offset points",
+                xytext=(5, 5 if i % 2 == 0 else -11),
+                fontsize=7,
+                color=line.get_color(),
+            )
+    front = summary["pareto"]
+    if front:
+        fx, fy = [p["generated"] for p in front], [p["accuracy"] for p in front]
+        ax.step(fx, fy, where="post", color="k", linestyle="--", linewidth=1, alpha=0.5)
+        ax.scatter(
+            fx, fy, s=160, facecolors="none", edgecolors="k", linewidths=1.2, zorder=3, label="Pareto front"
+        )
+    _log_x(ax, base=10)
+    ax.set(
+        xlabel="mean generated tokens per problem (log scale)",
+        ylabel="accuracy",
+        title="Accuracy vs tokens (labels: budget)",
+    )
+    _finish(fig, ax, path)
+
+
+def plot_accuracy_vs_budget(summary: dict, path: Path) -> None:
+    """Accuracy against the token budget, one line per strategy (legend: budget-averaged accuracy)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for i, (name, cells) in enumerate(_series(summary).items()):
+        auc = summary["strategies"][name]["auc_norm"]
+        ax.plot(
+            [c["budget"] for c in cells],
+            [c["accuracy"] for c in cells],
+            marker=MARKERS[i % len(MARKERS)],
+            alpha=0.85,
+            label=f"{name} (AUC {auc:.3f})",
+        )
+    budgets = sorted({c["budget"] for c in summary["cells"]})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
+    ax.set(xlabel="token budget", ylabel="accuracy", title="Accuracy vs budget")
+    _finish(fig, ax, path)
+
+
+def _log_x(ax, base: int) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log", base=base)
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="both", labelsize=8)
+
+
+def _finish(fig, ax, path: Path) -> None:
+    hi = max([line.get_ydata().max() for line in ax.get_lines() if len(line.get_ydata())] + [0.1])
+    ax.set_ylim(-0.02, min(1.02, hi * 1.1 + 0.02))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
+def _lengths(rows: Sequence[dict], strategy: str) -> tuple[list[int], list[int], str]:
+    if base_name(strategy) in PER_SAMPLE:
+        samples = [s for r in rows for s in r["samples"]]
+        return (
+            [s["tokens"] for s in samples if s["correct"]],
+            [s["tokens"] for s in samples if not s["correct"]],
+            "tokens per sample",
+        )
+    ok = [r["tokens"]["generated"] for r in rows if r["correct"]]
+    return ok, [r["tokens"]["generated"] for r in rows if not r["correct"]], "generated tokens per problem"
+
+
+def plot_lengths(rows: Sequence[dict], summary: dict, path: Path) -> None:
+    """Histograms of lengths of correct vs wrong answers, one panel per strategy, at its largest budget."""
+    plt = _pyplot()
+    series = _series(summary)
+    cols = min(3, len(series))
+    nrows = math.ceil(len(series) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.3 * nrows), squeeze=False)
+    for ax, (name, cells) in zip(axes.flat, series.items(), strict=False):
+        budget = max(c["budget"] for c in cells)
+        mine = [r for r in rows if r["strategy"] == name and int(r["budget"]) == budget]
+        ok, bad, xlabel = _lengths(mine, name)
+        top = max(ok + bad + [1])
+        bins = [top * i / 24 for i in range(25)]
+        ax.hist(
+            [bad, ok],
+            bins=bins,
+            stacked=True,
+            color=["tab:red", "tab:green"],
+            label=[f"wrong ({len(bad)})", f"correct ({len(ok)})"],
+        )
+        if base_name(name) in PER_SAMPLE:
+            ax.axvline(budget, color="0.4", linestyle=":", linewidth=1)
+        ax.set_title(f"{name} @ {budget}", fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(series) :]:
+        ax.axis("off")
+    fig.suptitle("Lengths of correct vs wrong answers (largest budget)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        if column in TOKEN_FIELDS or column == "tokens_per_correct":
+            return f"{value:.1f}"
+        return f"{value:.2f}" if column.endswith("_s") or column == "acc_per_1k" else f"{value:.3f}"
+    return str(value)
+
+
+def table_columns(cells: Sequence[dict]) -> list[str]:
+    """Display columns: identity, accuracies, pass/maj, tokens, efficiency, time (those present)."""
+    extra = sorted(
+        {k for c in cells for k in c if k.startswith(("pass@", "maj@"))},
+        key=lambda k: (k.split("@")[0] != "pass", int(k.split("@")[1])),
+    )
+    cols = [
+        "strategy",
+        "budget",
+        "accuracy",
+        "sample_acc",
+        *extra,
+        *TOKEN_FIELDS,
+        "truncated",
+        "tokens_per_correct",
+        "acc_per_1k",
+        "wall_s",
+        "pareto",
+    ]
+    return [c for c in cols if any(c in cell for cell in cells)]
+
+
+def _html_table(rows: Sequence[dict], cols: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c), c))}</td>" for c in cols) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_GLOSSARY = (
+    "accuracy: final answers correct, averaged over seeds then problems (avg@n). sample_acc, pass@k "
+    "(unbiased, samples pooled over seeds), maj@k: strategies with independent full samples. Token columns: "
+    "mean per problem (generated = all requests; sequential = the longest chain, a latency proxy). "
+    "truncated: fraction of completions that hit the budget. wall_s: mean per-problem latency as the strategy "
+    "measured it (budgets replayed from a larger one scale the recorded time). pareto: on the front of "
+    "(generated, accuracy)."
+)
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+    "font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:1em 0}"
+)
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """``summary.*``, the PNG plots and ``report.html`` (one file, plots embedded) for a run directory."""
+    run = RunDir(run_dir)
+    summary = write_summary(run.path)
+    rows = run.read_rows()
+    plot_pareto(summary, run.path / PLOTS[0])
+    plot_accuracy_vs_budget(summary, run.path / PLOTS[1])
+    plot_lengths(rows, summary, run.path / PLOTS[2])
+    cfg = summary["config"]
+    facts = {
+        k: cfg.get(k) for k in ("model", "engine", "benchmark", "split", "limit", "seeds", "temperature")
+    }
+    cost = summary["cost"]
+    auc = [{"strategy": s, **v} for s, v in summary["strategies"].items()]
+    images = "".join(
+        f'<img alt="{name}" src="data:image/png;base64,'
+        f'{base64.b64encode((run.path / name).read_bytes()).decode()}">'
+        for name in PLOTS
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>reasoner eval: {html.escape(run.path.name)}"
+        f"</title><style>{_CSS}</style></head><body><h1>reasoner eval: {html.escape(run.path.name)}</h1>"
+        f"<p>{html.escape(', '.join(f'{k}={v}' for k, v in facts.items()))}; {summary['rows']} rows.</p>"
+        f"<p>Sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate "
+        f"runs per budget (ratio {_fmt(cost['ratio'])}).</p><h2>Summary</h2>"
+        + _html_table(summary["cells"], table_columns(summary["cells"]))
+        + f"<p><small>{html.escape(_GLOSSARY)}</small></p>"
+        + "<h2>Area under accuracy vs budget</h2>"
+        + _html_table(auc, ["strategy", "auc", "auc_norm"])
+        + f"<h2>Plots</h2>{images}</body></html>"
+    )
+    out = run.path / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out

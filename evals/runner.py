@@ -1,0 +1,349 @@
+"""Resumable evaluation runs: a run directory, per-sample rows appended as work units finish, progress.
+
+A run directory holds::
+
+    config.yaml     the resolved EvalConfig (a rerun must match it, or start --fresh)
+    samples.jsonl   one row per (strategy, budget, problem, seed), appended, flushed and fsynced per unit
+    summary.json / summary.csv / report.html / *.png     written from samples.jsonl (evals.report)
+
+Rerunning the same command resumes: rows already in ``samples.jsonl`` are read back (a torn last line from a
+crash is ignored and cut off before appending), work units whose rows are all there are skipped, and a unit
+that was cut short is recomputed whole but only its missing rows are written. Units are deterministic
+(``evals.sweep.WorkUnit``), so the rows and the summary equal those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from evals.sweep import EvalConfig, StrategyEntry, SweepEngine, WorkUnit, work_units
+from reasoner.prompts import render
+from reasoner.types import Problem, SampleSpec, StrategyResult
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE, SAMPLES_FILE = "config.yaml", "samples.jsonl"
+OUTPUTS = ("summary.json", "summary.csv", "report.html")
+Mode = Literal["auto", "resume", "fresh"]
+Key = tuple[str, int, str, int]
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked (config mismatch, nothing to resume)."""
+
+
+def row_key(row: dict[str, Any]) -> Key:
+    return (row["strategy"], int(row["budget"]), row["problem_id"], int(row["seed"]))
+
+
+class RunDir:
+    """A run directory (module docstring)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config_path, self.samples_path = self.path / CONFIG_FILE, self.path / SAMPLES_FILE
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    def load_config(self) -> EvalConfig:
+        import yaml
+
+        data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        return EvalConfig.from_dict(data)
+
+    def prepare(self, config: EvalConfig, mode: Mode = "auto") -> int:
+        """Create, resume or reset the run for ``config``; returns the number of rows already done."""
+        if mode == "fresh":
+            self.reset()
+        elif mode == "resume" and not self.exists():
+            raise RunDirError(f"nothing to resume in {self.path} (no {CONFIG_FILE}); drop --resume to start")
+        if self.exists():
+            diff = config_diff(self.load_config(), config)
+            if diff:
+                raise RunDirError(
+                    f"{self.path} holds a run with a different config ({'; '.join(diff)}); rerun with --fresh "
+                    "to discard it, or choose another --out"
+                )
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.write_config(config)
+        return len(self.read_rows())
+
+    def write_config(self, config: EvalConfig) -> None:
+        import yaml
+
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(self.config_path)
+
+    def reset(self) -> None:
+        """Remove the previous run's config, rows, summary, report and plots (nothing else)."""
+        for name in (CONFIG_FILE, SAMPLES_FILE, *OUTPUTS):
+            (self.path / name).unlink(missing_ok=True)
+        for png in self.path.glob("*.png") if self.path.is_dir() else ():
+            png.unlink()
+
+    def read_rows(self) -> list[dict[str, Any]]:
+        """Rows of ``samples.jsonl`` (first copy of each key); unreadable lines (a torn tail) are skipped."""
+        if not self.samples_path.is_file():
+            return []
+        rows, seen, bad = [], set(), 0
+        with self.samples_path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                    key = row_key(row)
+                except (ValueError, KeyError, TypeError):
+                    bad += line.strip() != ""
+                    continue
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(row)
+        if bad:
+            log.warning("%s: skipped %d unreadable line(s) (a run cut short)", self.samples_path, bad)
+        return rows
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append rows in one write, flushed and fsynced; a torn tail left by a crash is cut off first."""
+        if not rows:
+            return
+        self._cut_torn_tail()
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        with self.samples_path.open("a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _cut_torn_tail(self) -> None:
+        if not self.samples_path.is_file():
+            return
+        with self.samples_path.open("rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(max(0, size - 1))
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+            log.warning(
+                "%s: cut a torn last line (%d bytes)", self.samples_path, size - data.rfind(b"\n") - 1
+            )
+
+
+def config_diff(old: EvalConfig, new: EvalConfig) -> list[str]:
+    """``key: old -> new`` for every field that differs."""
+    a, b = old.to_dict(), new.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if a[k] != b[k]]
+
+
+# ---------------------------------------------------------------- running units
+
+
+@dataclass
+class SweepStats:
+    """What one invocation did: units run/skipped, rows written, tokens generated and replayed, seconds."""
+
+    units_total: int = 0
+    units_run: int = 0
+    rows_written: int = 0
+    spent_tokens: int = 0
+    served_tokens: int = 0
+    wall_s: float = 0.0
+
+
+def load_problems(config: EvalConfig) -> list[Problem]:
+    from evals.benchmarks import load_benchmark
+
+    result = load_benchmark(config.benchmark, config.split, config.limit, config.data_dir)
+    if not result.problems:
+        raise ValueError(f"benchmark {config.benchmark!r} split {config.split!r}: no problems loaded")
+    log.info("%s/%s: %d problems from %s", config.benchmark, config.split, len(result), result.source)
+    return list(result.problems)
+
+
+def run_sweep(
+    config: EvalConfig,
+    run_dir: RunDir,
+    *,
+    engine: Any = None,
+    reuse: bool = True,
+    progress: bool | None = None,
+    workers: int = 0,
+) -> SweepStats:
+    """Run every unit of ``config`` that is not complete in ``run_dir`` (call ``run_dir.prepare`` first).
+
+    ``engine``: a loaded engine (default: ``load_engine`` from the config, only if there is work left);
+    ``reuse=False`` disables truncation reuse; ``progress``: tqdm bar (None: only on a terminal);
+    ``workers > 0``: spread work units over that many engine replicas in Ray actors (``reasoner.dist``).
+    """
+    t0 = time.perf_counter()
+    entries, budgets = config.entries(), config.budgets
+    labels = [e.label for e in entries]
+    units = work_units(load_problems(config), config.seeds, config.batch_size)
+    done = {row_key(r) for r in run_dir.read_rows()}
+    todo = [u for u in units if not set(u.keys(labels, budgets)) <= done]
+    stats = SweepStats(units_total=len(units))
+    log.info("%d of %d work units to run (%d rows done)", len(todo), len(units), len(done))
+    if not todo:
+        return stats
+    cells = len(entries) * len(budgets)
+    bar = _progress_bar(len(units) * cells, (len(units) - len(todo)) * cells, progress)
+    if workers > 0:
+        proxy: Any = _Spent()
+        results = _remote_units(config, todo, workers, proxy, reuse=reuse, on_unit=lambda: bar.update(cells))
+    else:
+        proxy = SweepEngine(engine if engine is not None else _load_engine(config), reuse=reuse)
+        results = (run_unit(proxy, unit, entries, budgets, config, on_cell=bar.update) for unit in todo)
+    try:
+        for n, (_unit, rows) in enumerate(zip(todo, results, strict=True), 1):
+            fresh = [r for r in rows if row_key(r) not in done]
+            run_dir.append(fresh)
+            done.update(row_key(r) for r in fresh)
+            stats.units_run += 1
+            stats.rows_written += len(fresh)
+            bar.set_postfix(generated=proxy.spent, replayed=proxy.served, refresh=False)
+            elapsed = time.perf_counter() - t0
+            left = elapsed / n * (len(todo) - n)
+            log.info("unit %d/%d done, %.0f s, ~%.0f s left", n, len(todo), elapsed, left)
+    finally:
+        bar.close()
+    stats.spent_tokens, stats.served_tokens = proxy.spent, proxy.served
+    stats.wall_s = time.perf_counter() - t0
+    return stats
+
+
+@dataclass
+class _Spent:
+    """Token counters summed over remote work units (what ``SweepEngine`` counts locally)."""
+
+    spent: int = 0
+    served: int = 0
+
+
+def run_unit_remote(engine: Any, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[dict], int, int]:
+    """One work unit on ``engine`` inside an eval worker: (rows, tokens generated, tokens replayed)."""
+    unit, config, reuse = job
+    proxy = SweepEngine(engine, reuse=reuse)
+    rows = run_unit(proxy, unit, config.entries(), config.budgets, config)
+    return rows, proxy.spent, proxy.served
+
+
+def _load_engine(config: EvalConfig) -> Any:
+    from reasoner.engines import load_engine
+
+    return load_engine(config.engine, config.model, dtype=config.dtype)
+
+
+def _remote_units(config: EvalConfig, todo: Sequence[WorkUnit], workers: int, spent: _Spent, *, reuse: bool,
+                  on_unit: Callable[[], Any]) -> Iterable[list[dict]]:  # fmt: skip
+    """Rows of each unit of ``todo``, in order, computed by ``workers`` engine replicas in Ray actors
+    (``reasoner.dist.map_with_engines``) as they free up; token counters summed into ``spent``."""
+    from reasoner.dist import map_with_engines
+
+    jobs = [(unit, config, reuse) for unit in todo]
+    ready: dict[int, list[dict]] = {}
+    nxt = 0
+    for i, (rows, generated, replayed) in map_with_engines(run_unit_remote, jobs, engine=config.engine,
+                                                           model=config.model, dtype=config.dtype,
+                                                           workers=workers):  # fmt: skip
+        ready[i] = rows
+        spent.spent, spent.served = spent.spent + generated, spent.served + replayed
+        on_unit()
+        while nxt in ready:
+            yield ready.pop(nxt)
+            nxt += 1
+
+
+def _progress_bar(total: int, initial: int, enabled: bool | None) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="cell",
+        desc="eval",
+        disable=None if enabled is None else not enabled,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+
+
+def run_unit(
+    engine: SweepEngine,
+    unit: WorkUnit,
+    entries: Sequence[StrategyEntry],
+    budgets: Sequence[int],
+    config: EvalConfig,
+    on_cell: Callable[[], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Every strategy at every budget (largest first, so smaller ones replay) on one unit; graded rows."""
+    problems = list(unit.problems)
+    engine.clear()
+    engine.set_owners({p.id: render(engine.tokenizer, p.question) for p in problems})
+    spec = SampleSpec(temperature=config.temperature, top_p=config.top_p, seed=unit.spec_seed)
+    raw: list[tuple[str, int, Problem, StrategyResult, int, float]] = []
+    for entry in entries:
+        for budget in sorted(budgets, reverse=True):
+            strategy = entry.build(budget)
+            t0 = time.perf_counter()
+            results = strategy.run_batch(engine, problems, dataclasses.replace(spec, max_tokens=budget))
+            measured = (time.perf_counter() - t0) / len(problems)
+            spent = engine.take_spent()
+            for p, r in zip(problems, results, strict=True):
+                raw.append((entry.label, budget, p, r, spent.get(p.id, 0), measured))
+            if on_cell is not None:
+                on_cell()
+    engine.clear()
+    return grade_rows(raw, unit.seed)
+
+
+def grade_rows(raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float]], seed: int) -> list[dict]:
+    """Grade final answers and every completion in one verifier batch; build the JSONL rows."""
+    from reasoner.verify import grade_many
+
+    raw = list(raw)
+    golds, responses = [], []
+    for _, _, p, r, _, _ in raw:
+        golds.append(p.answer)
+        responses.append(None if r.answer is None else "\\boxed{" + r.answer + "}")
+        for c in r.completions:
+            golds.append(p.answer)
+            responses.append(c.text)
+    verdicts = iter(grade_many(golds, responses))
+    rows = []
+    for label, budget, p, r, spent, measured in raw:
+        final = next(verdicts)
+        samples = [
+            {"tokens": c.num_tokens, "finish": c.finish_reason, "answer": v.extracted, "correct": v.correct}
+            for c, v in ((c, next(verdicts)) for c in r.completions)
+        ]
+        rows.append(
+            {
+                "problem_id": p.id,
+                "strategy": label,
+                "budget": budget,
+                "seed": seed,
+                "answer": r.answer,
+                "gold": p.answer,
+                "correct": bool(final.correct) if r.answer is not None else False,
+                "status": final.status,
+                "tokens": dataclasses.asdict(r.tokens),
+                "spent": spent,
+                "wall_s": round(r.wall_s, 4),
+                "measured_s": round(measured, 4),
+                "samples": samples,
+            }
+        )
+    return rows

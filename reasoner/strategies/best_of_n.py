@@ -1,0 +1,81 @@
+"""Best-of-n without a reward model: sample n chains, keep the one the model itself is surest of.
+
+Scores (higher is better), over the chain's T generated tokens:
+
+- ``logprob``: mean log-probability of the sampled tokens, (1/T) sum_t log p(y_t | y_<t);
+- ``confidence``: DeepConf's token confidence averaged over the chain, (1/T) sum_t C_t with
+  C_t = -(1/k) sum_{j=1..k} log P_t(j) over the top-k tokens at step t (https://arxiv.org/abs/2508.15260).
+
+The answer is the top-scoring chain's answer (chains without an extractable answer are skipped; ties: the
+first). Logprobs are of the raw distribution (before temperature), as both engines report them.
+Compute: n full chains; sequential = the longest chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sample_all
+from reasoner.strategies.params import check
+from reasoner.strategies.voting import extract
+from reasoner.types import Completion, SampleSpec, StrategyResult
+
+
+@dataclass(frozen=True)
+class BestOfNConfig:
+    n: int = 8
+    """Samples per problem (>= 1). Default 8."""
+    score: Literal["logprob", "confidence"] = "logprob"
+    """Chain score: mean token logprob, or mean DeepConf token confidence. Default logprob."""
+    conf_topk: int = 5
+    """k of the top-k logprobs behind the confidence score (1..20). Default 5."""
+
+    def __post_init__(self) -> None:
+        check("n", self.n, self.n >= 1, ">= 1")
+        check("score", self.score, self.score in ("logprob", "confidence"), "logprob or confidence")
+        check("conf_topk", self.conf_topk, 1 <= self.conf_topk <= 20, "in [1, 20]")
+
+
+def token_confidences(c: Completion) -> list[float]:
+    """DeepConf token confidence per position: -mean of the top-k logprobs (needs ``top_logprobs``)."""
+    if not c.top_logprobs:
+        return [-lp for lp in c.logprobs]
+    return [-sum(top.values()) / len(top) if top else 0.0 for top in c.top_logprobs]
+
+
+def chain_score(c: Completion, score: str) -> float:
+    values = list(c.logprobs) if score == "logprob" else token_confidences(c)
+    return sum(values) / len(values) if values else float("-inf")
+
+
+class BestOfN(Strategy):
+    """best-of-n by the model's own score (see module docstring)."""
+
+    name = "best-of-n"
+    Config = BestOfNConfig
+
+    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+        cfg = self.config
+        k = max(spec.logprobs_k, cfg.conf_topk if cfg.score == "confidence" else 0)
+        rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.n, logprobs_k=k)
+        out = []
+        for task, row, t in zip(tasks, rows, ready, strict=True):
+            answers = [extract(c.text) for c in row]
+            scores = [chain_score(c, cfg.score) for c in row]
+            ranked = sorted((i for i, a in enumerate(answers) if a is not None), key=lambda i: -scores[i])
+            best = ranked[0] if ranked else None
+            votes: dict[str, float] = {}
+            for i in ranked:
+                votes.setdefault(answers[i], scores[i])
+            out.append(
+                StrategyResult(
+                    answer=answers[best] if best is not None else None,
+                    completions=tuple(row),
+                    votes=votes,
+                    tokens=parallel_tokens(engine.tokenizer, task, row),
+                    wall_s=t,
+                    extra={"scores": scores, "best": best, "answers": answers},
+                )
+            )
+        return out

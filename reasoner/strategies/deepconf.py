@@ -1,0 +1,184 @@
+"""DeepConf: confidence-filtered, confidence-weighted voting (Fu et al. 2025, https://arxiv.org/abs/2508.15260).
+
+Token confidence over the top-k logprobs at step t (higher = a more peaked distribution = surer):
+
+    C_t   = -(1/k) sum_{j=1..k} log P_t(j)
+    C_G(t) = (1/w) sum_{s=t-w+1..t} C_s                  (group confidence, sliding window of w tokens)
+    trace confidence c = min_t C_G(t)  ("lowest-group", DeepConf's default; a trace shorter than w is one
+                         group), or mean_t C_t ("mean"), or the mean over the last w tokens ("tail")
+
+- offline: sample k traces, keep the top ``keep`` fraction by c, vote weighted by c:
+  answer = argmax_a sum_{i kept} c_i 1[ans_i == a]   (ties: first appearance).
+- online: sample ``warmup`` traces per problem in full; bar s = the (1 - keep) quantile of their c
+  (keep = 0.9 is DeepConf-high, 0.1 DeepConf-low); stream the other k - warmup traces and abort a trace as
+  soon as its current window (once it holds w tokens) has C_G < s. Aborted traces do not vote; the rest
+  (warm-up included) vote weighted by c.
+
+Confidences come from the engine's top-k logprobs of the raw distribution (``conf_topk``; vLLM caps k at 20).
+Tokens: generated includes aborted traces' partial work; sequential = the longest trace (offline) or the
+longest warm-up trace + the longest streamed trace (online: two phases).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from reasoner.strategies.base import (
+    Clock,
+    Ledger,
+    Strategy,
+    Task,
+    derive,
+    offset_seed,
+    parallel_tokens,
+    sample_all,
+)
+from reasoner.strategies.best_of_n import token_confidences
+from reasoner.strategies.params import check
+from reasoner.strategies.voting import extract, vote
+from reasoner.types import Completion, SampleSpec, StrategyResult
+
+
+@dataclass(frozen=True)
+class DeepConfConfig:
+    k: int = 8
+    """Traces per problem, warm-up included (>= 1). Default 8."""
+    mode: Literal["offline", "online"] = "offline"
+    """offline: filter finished traces; online: stop traces early against a warm-up bar. Default offline."""
+    warmup: int = 4
+    """Online: warm-up traces per problem that set the bar (1 <= warmup <= k). Default 4."""
+    window: int = 64
+    """Sliding window w in tokens for group confidence (>= 1; the paper uses 2048). Default 64."""
+    conf_topk: int = 5
+    """k of the top-k logprobs in the token confidence (1..20). Default 5."""
+    keep: float = 0.9
+    """Fraction of traces kept (offline), or 1 - the warm-up quantile used as the bar (online), in (0, 1]."""
+    metric: Literal["lowest-group", "mean", "tail"] = "lowest-group"
+    """Trace confidence: lowest window mean, mean over all tokens, or mean of the last window."""
+
+    def __post_init__(self) -> None:
+        check("k", self.k, self.k >= 1, ">= 1")
+        check("mode", self.mode, self.mode in ("offline", "online"), "offline or online")
+        check("warmup", self.warmup, 1 <= self.warmup <= self.k, f"in [1, k={self.k}]")
+        check("window", self.window, self.window >= 1, ">= 1")
+        check("conf_topk", self.conf_topk, 1 <= self.conf_topk <= 20, "in [1, 20]")
+        check("keep", self.keep, 0 < self.keep <= 1, "in (0, 1]")
+        check(
+            "metric", self.metric, self.metric in ("lowest-group", "mean", "tail"), "lowest-group|mean|tail"
+        )
+
+
+def trace_confidence(c: Completion, metric: str, window: int) -> float:
+    """Trace confidence of a completion (module docstring); 0 for an empty one."""
+    conf = token_confidences(c)
+    if not conf:
+        return 0.0
+    if metric == "mean":
+        return sum(conf) / len(conf)
+    if metric == "tail" or len(conf) <= window:
+        tail = conf[-window:]
+        return sum(tail) / len(tail)
+    run = sum(conf[:window])
+    low = run
+    for t in range(window, len(conf)):
+        run += conf[t] - conf[t - window]
+        low = min(low, run)
+    return low / window
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear-interpolated q-quantile (numpy's default), q in [0, 1]."""
+    xs = sorted(values)
+    pos = q * (len(xs) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+class DeepConf(Strategy):
+    """DeepConf offline / online (see module docstring)."""
+
+    name = "deepconf"
+    Config = DeepConfConfig
+
+    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+        cfg = self.config
+        lk = max(spec.logprobs_k, cfg.conf_topk)
+        if cfg.mode == "offline":
+            rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.k, logprobs_k=lk)
+            return [
+                self._offline(engine.tokenizer, t, row, r)
+                for t, row, r in zip(tasks, rows, ready, strict=True)
+            ]
+        warm, _ = sample_all(engine, tasks, spec, clock, n=cfg.warmup, logprobs_k=lk)
+        bars = [quantile([self._conf(c) for c in row], 1 - cfg.keep) for row in warm]
+        start = clock.now()
+        streamed = self._stream(engine, tasks, bars, derive(spec, logprobs_k=lk))
+        out = []
+        for task, w, s, bar in zip(tasks, warm, streamed, bars, strict=True):
+            out.append(self._online(engine.tokenizer, task, w, s, bar, Clock.ready(start, s or w)))
+        return out
+
+    def _conf(self, c: Completion) -> float:
+        return trace_confidence(c, self.config.metric, self.config.window)
+
+    def _offline(self, tok: Any, task: Task, row: list[Completion], ready: float) -> StrategyResult:
+        confs = [self._conf(c) for c in row]
+        kept = sorted(
+            sorted(range(len(row)), key=lambda i: -confs[i])[: max(1, math.ceil(self.config.keep * len(row)))]
+        )
+        answers = [extract(c.text) for c in row]
+        v = vote([answers[i] for i in kept], weights=[confs[i] for i in kept])
+        extra = {"confidences": confs, "kept": kept, "answers": answers}
+        return StrategyResult(v.answer, tuple(row), v.votes, parallel_tokens(tok, task, row), ready, extra)
+
+    def _stream(
+        self, engine: Any, tasks: list[Task], bars: list[float], spec: SampleSpec
+    ) -> list[list[Completion]]:
+        """The k - warmup online traces of every problem in one stream, each aborted when its window
+        confidence drops below its problem's bar."""
+        cfg = self.config
+        n = cfg.k - cfg.warmup
+        if n == 0:
+            return [[] for _ in tasks]
+        windows = [deque(maxlen=cfg.window) for _ in range(len(tasks) * n)]
+        online = derive(spec, n=n, seed=offset_seed(spec, cfg.warmup))
+        with engine.stream([t.ids for t in tasks], online) as stream:
+            for ev in stream:
+                win = windows[ev.index]
+                tops = ev.top_logprobs or [{0: lp} for lp in ev.logprobs]
+                win.extend(-sum(top.values()) / len(top) if top else 0.0 for top in tops)
+                full = len(win) == cfg.window
+                bar = bars[ev.index // n]
+                if ev.finished is None and full and sum(win) / cfg.window < bar - 1e-9 * max(1.0, abs(bar)):
+                    stream.abort([ev.index])
+        flat = list(stream.completions)
+        return [flat[p * n : (p + 1) * n] for p in range(len(tasks))]
+
+    def _online(
+        self,
+        tok: Any,
+        task: Task,
+        warm: list[Completion],
+        streamed: list[Completion],
+        bar: float,
+        ready: float,
+    ) -> StrategyResult:
+        row = [*warm, *streamed]
+        confs = [self._conf(c) for c in row]
+        voters = [i for i, c in enumerate(row) if c.finish_reason != "abort"]
+        answers = [extract(c.text) for c in row]
+        v = vote([answers[i] for i in voters], weights=[confs[i] for i in voters])
+        ledger = Ledger()
+        for c in row:
+            ledger.add_split(tok, c, task.span_open)
+        longest = max(c.num_tokens for c in warm) + max((c.num_tokens for c in streamed), default=0)
+        extra = {
+            "confidences": confs,
+            "bar": bar,
+            "aborted": [i for i, c in enumerate(row) if c.finish_reason == "abort"],
+            "answers": answers,
+        }
+        return StrategyResult(v.answer, tuple(row), v.votes, ledger.count(longest), ready, extra)

@@ -1,0 +1,53 @@
+"""Majority voting (self-consistency; Wang et al. 2022, https://arxiv.org/abs/2203.11171).
+
+Sample k chains independently, extract each one's answer, group answers by verified equivalence and return
+the largest group (ties: the answer that appeared first):
+
+    answer = argmax_a  sum_{i=1..k} 1[ans_i == a]
+
+Compute: k full chains (generated = sum of lengths); sequential = the longest chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sample_all
+from reasoner.strategies.params import check
+from reasoner.strategies.voting import extract, vote
+from reasoner.types import SampleSpec, StrategyResult
+
+
+@dataclass(frozen=True)
+class MajorityConfig:
+    k: int = 8
+    """Samples per problem (>= 1). Default 8."""
+
+    def __post_init__(self) -> None:
+        check("k", self.k, self.k >= 1, ">= 1")
+
+
+class Majority(Strategy):
+    """majority@k (see module docstring)."""
+
+    name = "majority"
+    Config = MajorityConfig
+
+    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+        rows, ready = sample_all(engine, tasks, spec, clock, n=self.config.k)
+        out = []
+        for task, row, t in zip(tasks, rows, ready, strict=True):
+            answers = [extract(c.text) for c in row]
+            v = vote(answers)
+            out.append(
+                StrategyResult(
+                    answer=v.answer,
+                    completions=tuple(row),
+                    votes=v.votes,
+                    tokens=parallel_tokens(engine.tokenizer, task, row),
+                    wall_s=t,
+                    extra={"answers": answers},
+                )
+            )
+        return out

@@ -1,0 +1,490 @@
+"""Decoding strategies on the scripted FakeEngine: known lengths, entropies and logprobs, one token per step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reasoner.engines.fake import FakeEngine, Trace
+from reasoner.prompts import ANSWER_CUE, THINK_END, render
+from reasoner.strategies import (
+    STRATEGIES,
+    BranchBudget,
+    EntropyBranch,
+    EntropyBranchConfig,
+    build_strategy,
+    simulate,
+    strategy_help,
+)
+from reasoner.strategies.voting import forced_answer, vote
+from reasoner.types import Problem, SampleSpec
+
+SPEC = SampleSpec(max_tokens=64, temperature=0.7, seed=0)
+P1 = Problem("p1", "What is 2+3?", "5")
+P2 = Problem("p2", "What is 1+1?", "2")
+
+
+def words(n: int, w: str = "a") -> str:
+    """Exactly n tokens with the tiny tokenizer (" a" is one token)."""
+    return " ".join([w] * n)
+
+
+def plain(n: int, answer: str) -> str:
+    """A chain for a model without think tags: n reasoning tokens then a boxed answer."""
+    return f"{words(n)} \\boxed{{{answer}}}"
+
+
+def thinking(n: int, answer: str) -> str:
+    return f"<think>{words(n)}</think> \\boxed{{{answer}}}"
+
+
+def ntok(engine: FakeEngine, text: str) -> int:
+    return len(engine.tokenizer.encode(text, add_special_tokens=False))
+
+
+def per_sample(traces):
+    """Script: sample j of every prompt gets traces[j]; forced answers (after the cue) answer 9."""
+
+    def script(prompt: str, j: int):
+        if prompt.endswith("\\boxed{"):
+            return "9}"
+        return traces[j]
+
+    return script
+
+
+# ---------------------------------------------------------------- registry and build_strategy
+
+
+def test_registry_names_and_documented_configs():
+    assert set(STRATEGIES) == {
+        "greedy", "sample", "majority", "best-of-n", "short-m@k", "fractured",
+        "entropy-branch", "budget-forcing", "early-exit", "deepconf",
+    }  # fmt: skip
+    for name, cls in STRATEGIES.items():
+        assert cls.name == name
+        assert all(f.doc for f in strategy_help(name)), name
+        module_doc = __import__(cls.__module__, fromlist=["_"]).__doc__
+        assert name in ("greedy", "sample") or "arxiv.org/abs/" in module_doc, name
+
+
+@pytest.mark.parametrize(
+    "name, params, expect",
+    [
+        ("majority", {"k": "4"}, {"k": 4}),
+        ("short-m@k", {"k": "8", "m": "3", "mode": "simulated"}, {"k": 8, "m": 3, "mode": "simulated"}),
+        ("fractured", {"n": "2", "H": "3", "m": "2"}, {"n": 2, "H": 3, "m": 2, "answer_tokens": 16}),
+        ("entropy-branch", {"threshold": "1.5"}, {"threshold": 1.5, "max_branches": 4}),
+        ("budget-forcing", {"budget": "32", "wait_text": " Wait"}, {"budget": 32, "wait_text": " Wait"}),
+        ("deepconf", {"mode": "online", "keep": "0.1"}, {"mode": "online", "keep": 0.1}),
+        ("best-of-n", {"score": "confidence"}, {"score": "confidence", "n": 8}),
+        ("greedy", {}, {}),
+    ],
+)
+def test_build_strategy_parses_typed_values(name, params, expect):
+    s = build_strategy(name, params)
+    assert isinstance(s, STRATEGIES[name])
+    for key, value in expect.items():
+        assert getattr(s.config, key) == value
+
+
+@pytest.mark.parametrize(
+    "name, params, fragments",
+    [
+        ("nope", {}, ["unknown strategy 'nope'", "short-m@k", "majority"]),
+        ("majority", {"kk": "3"}, ["unknown parameter 'kk'", "valid keys: k"]),
+        ("majority", {"k": "three"}, ["k='three'", "integer", "valid keys: k"]),
+        ("majority", {"k": "0"}, ["k must be >= 1", "got 0"]),
+        ("short-m@k", {"k": "4", "m": "5"}, ["m must be in [1, k=4]", "valid keys: k, m, mode"]),
+        ("short-m@k", {"mode": "fast"}, ["mode='fast'", "live, simulated"]),
+        ("entropy-branch", {"threshold": "high"}, ["threshold='high'", "a number"]),
+        ("deepconf", {"keep": "1.5"}, ["keep must be in (0, 1]"]),
+        ("greedy", {"k": "1"}, ["unknown parameter 'k'", "takes no parameters"]),
+    ],
+)
+def test_build_strategy_errors_name_the_problem(name, params, fragments):
+    with pytest.raises(ValueError) as err:
+        build_strategy(name, params)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+# ---------------------------------------------------------------- voting
+
+
+@pytest.mark.parametrize(
+    "answers, weights, ties, winner, votes",
+    [
+        (["5", "6", "6", "5"], None, None, "5", {"5": 2.0, "6": 2.0}),  # tie -> first appearance
+        (["5", "6", "6", "5"], None, [9, 1, 8, 7], "6", {"5": 2.0, "6": 2.0}),  # tie -> smallest key
+        (["5", "5.0", "6", None], None, None, "5", {"5": 2.0, "6": 1.0}),  # numbers compared exactly
+        (["5", "6", "6"], [3.0, 1.0, 1.5], None, "5", {"5": 3.0, "6": 2.5}),  # weighted
+        ([None, None], None, None, None, {}),
+        (
+            ["34 + 33 = 69", "67", "34 + 33 = 67", "x \\leq 3"],
+            None,
+            None,
+            "67",
+            {"69": 1, "67": 2, "x \\leq 3": 1},
+        ),
+    ],
+)
+def test_vote_groups_and_breaks_ties(answers, weights, ties, winner, votes):
+    v = vote(answers, weights, ties)
+    assert v.answer == winner
+    assert v.votes == votes
+
+
+def test_vote_uses_math_verify_equivalence():
+    v = vote(["\\frac{1}{2}", "0.5", "3"])
+    assert v.answer == "\\frac{1}{2}" and v.votes == {"\\frac{1}{2}": 2.0, "3": 1.0}
+    assert v.winners == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "continuation, answer",
+    [("7}", "7"), ("\\frac{1}{2}} because", "\\frac{1}{2}"), ("42\nmore text", "42"), ("", None)],
+)
+def test_forced_answer_closes_the_cue_box(continuation, answer):
+    assert ANSWER_CUE.endswith("\\boxed{")
+    assert forced_answer(continuation) == answer
+
+
+# ---------------------------------------------------------------- short-m@k
+
+
+def test_short_1_returns_after_first_finisher_and_counts_aborted_work():
+    traces = [plain(20, "5"), plain(4, "6"), plain(12, "5"), plain(30, "5")]
+    engine = FakeEngine(per_sample(traces))
+    lens = [ntok(engine, t) + 1 for t in traces]  # + EOS
+    r = build_strategy("short-m@k", {"k": "4", "m": "1"}).run(engine, P1, SPEC)
+    assert engine.steps == lens[1]  # the stream ended at the first finisher's last step
+    assert r.answer == "6"
+    assert r.extra["finishers"] == [1] and r.extra["aborted"] == [0, 2, 3]
+    assert [c.finish_reason for c in r.completions] == ["abort", "stop", "abort", "abort"]
+    assert [c.num_tokens for c in r.completions] == [lens[1]] * 4  # partial work up to the abort
+    assert r.tokens.generated == 4 * lens[1] and r.tokens.sequential == lens[1]
+    assert r.tokens.thinking == 0 and r.tokens.answer == r.tokens.generated  # no think tags
+
+
+def test_short_m_think_finishers_complete_their_answers_while_others_abort():
+    traces = [thinking(20, "5"), thinking(3, "6"), thinking(6, "5"), thinking(40, "7")]
+    engine = FakeEngine(per_sample(traces))
+    r = build_strategy("short-m@k", {"k": "4", "m": "2"}).run(engine, P1, SPEC)
+    ends = [c.think_end for c in r.completions]
+    full = [ntok(engine, t) + 1 for t in traces]
+    cut = ends[2]  # the 2nd finisher closed </think> at this step
+    assert r.extra["finishers"] == [1, 2] and r.extra["aborted"] == [0, 3] and r.extra["cutoff"] == cut
+    assert [c.num_tokens for c in r.completions] == [cut, full[1], full[2], cut]
+    assert engine.steps == full[2]  # waited for the 2nd finisher's answer, not for the long chains
+    assert r.tokens.generated == 2 * cut + full[1] + full[2]
+    assert r.tokens.thinking == 2 * cut + ends[1] + ends[2]
+    assert r.answer == "6"  # 1-1 tie between 6 and 5 -> the shorter thinking (sample 1)
+
+
+def test_short_m_fewer_finishers_than_m_aborts_nothing():
+    traces = [Trace(words(50), eos=False), plain(5, "3"), Trace(words(50), eos=False)]
+    engine = FakeEngine(per_sample(traces))
+    r = build_strategy("short-m@k", {"k": "3", "m": "2"}).run(engine, P1, SampleSpec(max_tokens=16, seed=0))
+    assert r.extra["aborted"] == [] and r.extra["finishers"] == [1]
+    assert [c.finish_reason for c in r.completions] == ["length", "stop", "length"]
+    assert r.answer == "3" and r.tokens.generated == 16 + ntok(engine, traces[1]) + 1 + 16
+
+
+TRACE_SETS = [
+    [plain(9, "5"), plain(4, "6"), plain(12, "5"), plain(4, "5"), plain(30, "7")],  # tie in length
+    [thinking(9, "5"), thinking(2, "6"), thinking(12, "5"), thinking(5, "5"), thinking(30, "7")],
+    [thinking(5, "5"), Trace(words(40), eos=False), thinking(5, "6"), plain(7, "6"), thinking(3, "5")],
+]
+
+
+@pytest.mark.parametrize("traces", TRACE_SETS)
+@pytest.mark.parametrize("m", [1, 2, 3, 5])
+def test_simulated_and_live_short_m_agree(traces, m):
+    engine = FakeEngine(per_sample(traces))
+    spec = SampleSpec(max_tokens=48, seed=3)
+    live = build_strategy("short-m@k", {"k": "5", "m": str(m)}).run_batch(engine, [P1, P2], spec)
+    sim = build_strategy("short-m@k", {"k": "5", "m": str(m), "mode": "simulated"}).run_batch(
+        engine, [P1, P2], spec
+    )
+    for a, b in zip(live, sim, strict=True):
+        assert a.answer == b.answer and a.votes == b.votes
+        assert a.tokens == b.tokens
+        assert [c.token_ids for c in a.completions] == [c.token_ids for c in b.completions]
+        assert [c.finish_reason for c in a.completions] == [c.finish_reason for c in b.completions]
+        for key in ("finishers", "aborted", "cutoff"):
+            assert a.extra[key] == b.extra[key], key
+
+
+def test_simulate_on_saved_traces_matches_formula():
+    traces = [plain(9, "5"), plain(4, "6"), plain(12, "5"), plain(6, "5")]
+    engine = FakeEngine(per_sample(traces))
+    full = build_strategy("majority", {"k": "4"}).run(engine, P1, SPEC).completions
+    lens = [c.num_tokens for c in full]
+    m = 2
+    selected, replay = simulate(engine.tokenizer, full, m)
+    len_m = sorted(lens)[m - 1]
+    assert selected == [1, 3]
+    assert sum(c.num_tokens for c in replay) == sum(min(n, len_m) for n in lens)
+
+
+def test_live_short_m_batches_problems_independently():
+    def script(prompt: str, j: int):
+        if "2+3" in prompt:
+            return [plain(3, "5"), plain(20, "5")][j]
+        return [plain(25, "2"), plain(10, "2")][j]
+
+    engine = FakeEngine(script)
+    strat = build_strategy("short-m@k", {"k": "2", "m": "1"})
+    both = strat.run_batch(engine, [P1, P2], SPEC)
+    alone = [strat.run(engine, p, SPEC) for p in (P1, P2)]
+    for a, b in zip(both, alone, strict=True):
+        assert a.answer == b.answer and a.tokens == b.tokens and a.extra["aborted"] == b.extra["aborted"]
+    assert both[0].extra["finishers"] == [0] and both[1].extra["finishers"] == [1]
+
+
+# ---------------------------------------------------------------- fractured
+
+
+@pytest.mark.parametrize("n, H, m", [(2, 3, 1), (3, 4, 2), (1, 1, 3)])
+def test_fractured_answers_at_cut_points(n, H, m):
+    lengths = [12, 7, 9]
+    seen: list[str] = []
+
+    def script(prompt: str, j: int):
+        if prompt.endswith("\\boxed{"):
+            seen.append(prompt)
+            think = prompt.rsplit("<think>", 1)[1].split(THINK_END)[0]
+            return f"{think.count('a')}}}"  # answer = how many reasoning tokens the cut kept
+        return thinking(lengths[j], "5")
+
+    engine = FakeEngine(script)
+    cfg = {"n": str(n), "H": str(H), "m": str(m)}
+    r = build_strategy("fractured", cfg).run(engine, P1, SPEC)
+    assert len(seen) == n * H * m
+    for j in range(n):
+        think_len = 1 + lengths[j]  # "<think>" + the words
+        assert r.extra["cuts"][j] == [i * think_len // H for i in range(1, H + 1)]
+    depth = r.extra["depth_answers"]
+    assert len(depth) == H and all(len(d) == n * m for d in depth)
+    for i in range(H):
+        expect = [str(max(0, (i + 1) * (1 + lengths[j]) // H - 1)) for j in range(n) for _ in range(m)]
+        assert depth[i] == expect
+    assert all(p.endswith(THINK_END + ANSWER_CUE) for p in seen)
+    forced = r.completions[n:]
+    assert len(forced) == n * H * m
+    assert r.tokens.prefilled == sum(c.prompt_tokens for c in r.completions)
+    assert r.tokens.answer >= sum(c.num_tokens for c in forced)
+
+
+def test_fractured_cut_requests_reuse_the_prefix_without_regenerating_it():
+    engine = FakeEngine(per_sample([thinking(10, "5")]))
+    r = build_strategy("fractured", {"n": "1", "H": "2"}).run(engine, P1, SPEC)
+    traj, *answers = r.completions
+    assert r.tokens.generated == traj.num_tokens + sum(c.num_tokens for c in answers)
+    prompt = traj.prompt_tokens
+    delim = ntok(engine, THINK_END) + ntok(engine, ANSWER_CUE)
+    assert [c.prompt_tokens for c in answers] == [prompt + cut + delim for cut in r.extra["cuts"][0]]
+
+
+# ---------------------------------------------------------------- entropy-branch
+
+
+def branch_script(entropies, main="5", branch="6"):
+    seen: list[str] = []
+
+    def script(prompt: str, j: int):
+        if "<think>" in prompt:  # a branch: the prompt carries a prefix of the main path
+            seen.append(prompt)
+            return Trace(f" b</think> \\boxed{{{branch}}}")
+        return Trace(f"<think>{words(12)}</think> \\boxed{{{main}}}", entropies=entropies)
+
+    return script, seen
+
+
+@pytest.mark.parametrize(
+    "entropies, threshold, cap, expect",
+    [
+        ([0.1, 3.0, 0.2, 5.0, 4.0, 0.1], 2.5, 4, [1, 3, 4]),
+        ([0.1, 3.0, 0.2, 5.0, 4.0, 0.1], 4.5, 4, [3]),
+        ([0.1] + [9.0] * 13, 2.5, 2, [1, 2]),  # never past the cap
+        ([0.5] * 14, 2.5, 4, []),  # never branches below the threshold
+        ([2.5] * 14, 2.5, 4, []),  # strictly above
+    ],
+)
+def test_entropy_branch_only_above_threshold_and_within_cap(entropies, threshold, cap, expect):
+    script, seen = branch_script(entropies)
+    engine = FakeEngine(script)
+    cfg = EntropyBranchConfig(threshold=threshold, max_branches=cap)
+    r = EntropyBranch(cfg).run(engine, P1, SPEC)
+    assert r.extra["branch_points"] == expect
+    assert len(r.completions) == 1 + len(expect) and len(seen) == len(expect)
+    main = r.completions[0]
+    head = len(render(engine.tokenizer, P1.question))
+    for t, c in zip(expect, r.completions[1:], strict=True):
+        assert c.prompt_tokens == head + t
+        assert c.num_tokens <= SPEC.max_tokens - t
+    assert r.tokens.generated == main.num_tokens + sum(c.num_tokens for c in r.completions[1:])
+    assert r.answer == ("5" if len(expect) < 2 else "6")  # main path wins ties; branches outvote it
+
+
+def test_entropy_branch_shared_budget_moves_unused_branches():
+    calm, busy = [0.1] * 14, [0.1] + [9.0] * 13
+
+    def script(prompt: str, j: int):
+        if "<think>" in prompt:
+            return " b</think> \\boxed{6}"
+        return Trace(f"<think>{words(12)}</think> \\boxed{{5}}", entropies=busy if "2+3" in prompt else calm)
+
+    engine = FakeEngine(script)
+    cfg = EntropyBranchConfig(threshold=2.5, max_branches=2)
+    alone = EntropyBranch(cfg).run_batch(engine, [P1, P2], SPEC)
+    assert [len(r.extra["branch_points"]) for r in alone] == [2, 0]  # P2's unused branches go nowhere
+    budget = BranchBudget(total=4, per_problem=4)
+    shared = EntropyBranch(cfg, budget=budget).run_batch(engine, [P1, P2], SPEC)
+    assert [len(r.extra["branch_points"]) for r in shared] == [4, 0] and budget.remaining == 0
+    again = EntropyBranch(cfg, budget=budget).run(engine, P1, SPEC)
+    assert again.extra["branch_points"] == []  # the pool is spent
+
+
+# ---------------------------------------------------------------- budget forcing
+
+
+@pytest.mark.parametrize("budget", [1, 5, 13, 40])
+def test_budget_forcing_never_exceeds_budget(budget):
+    engine = FakeEngine(per_sample([thinking(60, "5")]))
+    r = build_strategy("budget-forcing", {"budget": str(budget)}).run(engine, P1, SPEC)
+    assert r.tokens.thinking <= budget
+    assert r.extra["forced"] and r.answer == "9"  # the answer comes after the forced cue
+    think, answer = r.completions
+    assert think.num_tokens == budget and think.finish_reason == "length"
+    forced = ntok(engine, THINK_END) + ntok(engine, ANSWER_CUE)  # the span is open: </think> + cue
+    assert answer.prompt_tokens == think.prompt_tokens + budget + forced
+    assert r.tokens.sequential == budget + answer.num_tokens
+
+
+def test_budget_forcing_natural_end_and_wait_extension():
+    def script(prompt: str, j: int):
+        if prompt.endswith("\\boxed{"):
+            return "9}"
+        if prompt.count("Wait") >= 1:
+            return f"{words(6, 'b')}</think> \\boxed{{4}}"
+        return f"<think>{words(3)}</think> \\boxed{{5}}"
+
+    engine = FakeEngine(script)
+    short = build_strategy("budget-forcing", {"budget": "50"}).run(engine, P1, SPEC)
+    assert short.extra["waits"] == 0 and short.tokens.thinking == 1 + 3 + 1  # <think> a a a </think>
+    waited = build_strategy("budget-forcing", {"budget": "50", "min_thinking": "8"}).run(engine, P1, SPEC)
+    second = ntok(engine, words(6, "b") + THINK_END)
+    assert waited.extra["waits"] == 1 and waited.tokens.thinking == 5 + second <= 50
+    tight = build_strategy("budget-forcing", {"budget": "8", "min_thinking": "20"}).run(engine, P1, SPEC)
+    assert tight.tokens.thinking <= 8
+
+
+def test_budget_forcing_without_think_tags_keeps_a_natural_answer():
+    engine = FakeEngine(per_sample([plain(4, "5")]))
+    r = build_strategy("budget-forcing", {"budget": "50"}).run(engine, P1, SPEC)
+    assert not r.extra["forced"] and r.answer == "5" and len(r.completions) == 1
+
+
+# ---------------------------------------------------------------- early exit (DEER)
+
+
+def deer_script(probe_logprob: float):
+    chain = "<think>" + " Wait ".join([words(10)] * 4) + "</think> \\boxed{5}"
+
+    def script(prompt: str, j: int):
+        if prompt.endswith("\\boxed{"):
+            return Trace("7}", logprob=probe_logprob)
+        return chain[len(prompt.split("assistant\n", 1)[1]) :] if "assistant\n" in prompt else chain
+
+    return script
+
+
+def test_early_exit_stops_at_a_confident_probe():
+    engine = FakeEngine(deer_script(-0.01))
+    r = build_strategy("early-exit", {"min_gap": "4"}).run(engine, P1, SPEC)
+    assert r.extra["exited_early"] and r.answer == "7"
+    pos, answer, conf = r.extra["trials"][0]
+    assert answer == "7" and conf == pytest.approx(math.exp(-0.01))
+    full = build_strategy("greedy", {}).run(engine, P1, SPEC)
+    assert r.tokens.thinking < full.tokens.generated
+
+
+def test_early_exit_keeps_reasoning_when_probes_are_unsure():
+    engine = FakeEngine(deer_script(-2.0))
+    r = build_strategy("early-exit", {"min_gap": "4", "threshold": "0.5"}).run(engine, P1, SPEC)
+    assert not r.extra["exited_early"] and r.answer == "5"
+    assert len(r.extra["trials"]) == 3  # one probe per "Wait"
+    assert all(conf < 0.5 for _, _, conf in r.extra["trials"])
+
+
+# ---------------------------------------------------------------- deepconf
+
+
+def conf_script(lps, answers, length=20):
+    """Traces handed out in request order (warm-up first, then the streamed ones)."""
+    traces = [Trace(plain(length, a), logprob=lp) for lp, a in zip(lps, answers, strict=True)]
+    calls = iter(range(10**6))
+    return lambda prompt, j: traces[next(calls) % len(traces)]
+
+
+def test_deepconf_offline_drops_low_confidence_traces():
+    engine = FakeEngine(conf_script([-0.01, -2.0, -2.0, -0.01], ["5", "6", "6", "5"]))
+    r = build_strategy("deepconf", {"k": "4", "keep": "0.5"}).run(engine, P1, SPEC)
+    assert sorted(r.extra["kept"]) == [0, 3] and r.answer == "5"
+    confs = r.extra["confidences"]
+    assert confs[0] > confs[1]  # peaked top-k = confident
+    assert r.votes == {"5": pytest.approx(2 * confs[0])}
+
+
+def test_deepconf_online_aborts_traces_below_the_warmup_bar():
+    engine = FakeEngine(conf_script([-0.01, -0.01, -2.0, -0.01], ["5", "5", "6", "5"], length=30))
+    r = build_strategy("deepconf", {"k": "4", "warmup": "2", "mode": "online", "window": "8"}).run(
+        engine, P1, SPEC
+    )
+    assert r.extra["aborted"] == [2]
+    assert r.completions[2].num_tokens == 8  # stopped as soon as its first window was full
+    assert r.tokens.generated == sum(c.num_tokens for c in r.completions)
+    assert r.answer == "5"
+
+
+# ---------------------------------------------------------------- accounting invariants, every strategy
+
+SMALL = {
+    "majority": {"k": "3"},
+    "best-of-n": {"n": "3", "score": "confidence"},
+    "short-m@k": {"k": "3", "m": "2"},
+    "fractured": {"n": "2", "H": "2"},
+    "entropy-branch": {"threshold": "0.5"},
+    "budget-forcing": {"budget": "6", "min_thinking": "4"},
+    "early-exit": {"min_gap": "2"},
+    "deepconf": {"k": "3", "mode": "online", "warmup": "1", "window": "2"},
+}
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_token_accounting_is_complete(name):
+    traces = [thinking(7, "5"), plain(3, "5") + " Wait ok", thinking(11, "6")]
+    ent = [Trace(t, entropies=[1.0] * 40) for t in traces]
+    engine = FakeEngine(per_sample(ent))
+    results = build_strategy(name, SMALL.get(name, {})).run_batch(engine, [P1, P2], SPEC)
+    assert len(results) == 2
+    for r in results:
+        t = r.tokens
+        assert t.generated == sum(c.num_tokens for c in r.completions)
+        assert t.prefilled == sum(c.prompt_tokens for c in r.completions)
+        assert t.thinking + t.answer == t.generated
+        assert 0 < t.sequential <= t.generated
+        assert 0 <= r.wall_s <= r.extra["batch_wall_s"] + 1e-6
+        assert r.answer is None or r.answer in r.votes
+
+
+def test_greedy_and_run_equals_run_batch_of_one():
+    engine = FakeEngine(per_sample([plain(3, "5")]))
+    strat = build_strategy("greedy", {})
+    a = strat.run(engine, P1, SPEC)
+    b = strat.run_batch(engine, [P1], SPEC)[0]
+    assert a.answer == b.answer == "5" and a.tokens == b.tokens
+    assert strat.run_batch(engine, [], SPEC) == []

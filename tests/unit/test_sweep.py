@@ -1,0 +1,338 @@
+"""Budget sweeps: config/grid/units, truncation reuse equals separate runs, run dirs, resume, summaries."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import replace
+
+import pytest
+
+from evals.report import NOT_REPRODUCIBLE, summarize
+from evals.runner import RunDir, RunDirError, run_sweep
+from evals.sweep import (
+    EvalConfig,
+    StrategyEntry,
+    SweepEngine,
+    WorkUnit,
+    load_config,
+    truncate,
+    work_units,
+)
+from reasoner.engines.fake import FakeEngine, Trace
+from reasoner.strategies import build_strategy
+from reasoner.types import Problem, SampleSpec
+
+PROBLEMS = [Problem(f"p{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(5)]
+
+
+def script(prompt: str, j: int) -> Trace | str:
+    """Deterministic chains of varied length per (prompt, sample): some end before small budgets, some not;
+    some think in tags. Forced answers (after the cue) answer 4."""
+    if prompt.endswith("\\boxed{"):
+        return "4}"
+    h = zlib.crc32(prompt.encode()) + 7 * j
+    body = " ".join(["a"] * (2 + h % 23))
+    answer = f"\\boxed{{{h % 3 * 2}}}"
+    if h % 4 == 0:
+        return f"<think>{body}</think> {answer}"
+    return Trace(f"{body} {answer}", eos=h % 5 != 0)
+
+
+@pytest.fixture
+def fake():
+    return FakeEngine(script)
+
+
+def same(a, b) -> None:
+    """Two StrategyResults agree on everything but time."""
+    assert a.answer == b.answer and a.votes == b.votes and a.tokens == b.tokens
+    assert len(a.completions) == len(b.completions)
+    for x, y in zip(a.completions, b.completions, strict=True):
+        assert (x.token_ids, x.text, x.finish_reason, x.think_end) == (
+            y.token_ids,
+            y.text,
+            y.finish_reason,
+            y.think_end,
+        )
+        assert x.logprobs == y.logprobs and x.prompt_tokens == y.prompt_tokens
+
+
+# ---------------------------------------------------------------- truncation reuse
+
+
+@pytest.mark.parametrize(
+    "name, params, derivable",
+    [
+        ("greedy", {}, True),
+        ("sample", {}, True),
+        ("majority", {"k": "4"}, True),
+        ("best-of-n", {"n": "3"}, True),
+        ("short-m@k", {"k": "4", "m": "2", "mode": "simulated"}, True),
+        ("deepconf", {"k": "4", "window": "4"}, True),
+        ("short-m@k", {"k": "4", "m": "1", "mode": "live"}, False),  # aborted chains: regenerated per budget
+    ],
+)
+def test_truncation_equals_separate_runs(fake, name, params, derivable):
+    """Each budget answered from one max-budget generation equals a run at that budget; strategies whose
+    requests cannot be replayed run again, with the same results."""
+    strategy = build_strategy(name, params)
+    spec = SampleSpec(max_tokens=32, temperature=0.7, seed=11)
+    proxy = SweepEngine(fake)
+    proxy.set_owners({})
+    strategy.run_batch(proxy, PROBLEMS, spec)
+    spent = proxy.spent
+    for budget in (24, 9, 5, 1):
+        via_replay = strategy.run_batch(proxy, PROBLEMS, replace(spec, max_tokens=budget))
+        direct = strategy.run_batch(fake, PROBLEMS, replace(spec, max_tokens=budget))
+        for a, b in zip(via_replay, direct, strict=True):
+            same(a, b)
+    assert (proxy.spent == spent) == derivable, "derivable budgets must not generate"
+    assert proxy.served > 0
+
+
+def test_budget_forcing_reuses_the_capped_thinking(fake):
+    """Budget forcing: thinking replayed from the largest budget, only the forced answers are generated."""
+    spec = SampleSpec(max_tokens=64, temperature=0.7, seed=3)
+    proxy = SweepEngine(fake)
+    entry = StrategyEntry.parse("budget-forcing", 4)
+    entry.build(32).run_batch(proxy, PROBLEMS, spec)
+    before = proxy.spent
+    for budget in (16, 4):
+        via_replay = entry.build(budget).run_batch(proxy, PROBLEMS, spec)
+        direct = entry.build(budget).run_batch(fake, PROBLEMS, spec)
+        for a, b in zip(via_replay, direct, strict=True):
+            same(a, b)
+        forced = sum(r.completions[-1].num_tokens for r in direct if r.extra["forced"])
+        assert proxy.spent - before == forced
+        before = proxy.spent
+
+
+def test_truncation_on_the_tiny_model(hf_engine):
+    """Greedy and seeded sampling on a real (tiny) model: replayed budgets equal separate runs."""
+    problems = PROBLEMS[:3]
+    for name, params in [("greedy", {}), ("majority", {"k": "2"})]:
+        strategy = build_strategy(name, params)
+        spec = SampleSpec(max_tokens=12, temperature=1.0, seed=5)
+        proxy = SweepEngine(hf_engine)
+        strategy.run_batch(proxy, problems, spec)
+        for budget in (7, 3):
+            via_replay = strategy.run_batch(proxy, problems, replace(spec, max_tokens=budget))
+            direct = strategy.run_batch(hf_engine, problems, replace(spec, max_tokens=budget))
+            for a, b in zip(via_replay, direct, strict=True):
+                same(a, b)
+
+
+def test_reuse_off_and_spent_by_owner(fake):
+    from reasoner.prompts import render
+
+    proxy = SweepEngine(fake, reuse=False)
+    proxy.set_owners({p.id: render(fake.tokenizer, p.question) for p in PROBLEMS})
+    strategy = build_strategy("majority", {"k": "2"})
+    spec = SampleSpec(max_tokens=16, seed=1)
+    results = strategy.run_batch(proxy, PROBLEMS, spec)
+    strategy.run_batch(proxy, PROBLEMS, replace(spec, max_tokens=8))
+    assert proxy.served == 0
+    spent = proxy.take_spent()
+    assert set(spent) == {p.id for p in PROBLEMS} and sum(spent.values()) == proxy.spent
+    assert spent["p0"] >= results[0].tokens.generated
+
+
+def test_truncate_marks_length_and_recomputes_think_end(fake):
+    ids = fake.tokenizer.encode("<think> a a a</think> \\boxed{2}", add_special_tokens=False)
+    c = fake.generate([ids[:0] or [1]], SampleSpec(max_tokens=40, seed=0))[0][0]
+    cut = truncate(fake.tokenizer, c, 3, "length")
+    assert cut.num_tokens == 3 and cut.finish_reason == "length" and cut.token_ids == c.token_ids[:3]
+    assert truncate(fake.tokenizer, c, c.num_tokens, c.finish_reason) is c
+
+
+# ---------------------------------------------------------------- config, entries, grid
+
+
+def test_strategy_entries_labels_and_errors():
+    assert StrategyEntry.parse("greedy", 4).label == "greedy"
+    assert StrategyEntry.parse("majority", 4).label == "majority:k=4"
+    assert StrategyEntry.parse("majority:k=8", 4).label == "majority:k=8"
+    assert StrategyEntry.parse("short-m@k:m=1,mode=simulated", 6).label == "short-m@k:k=6,m=1,mode=simulated"
+    assert (
+        StrategyEntry.parse({"name": "best-of-n", "score": "logprob"}, 2).label
+        == "best-of-n:n=2,score=logprob"
+    )
+    assert StrategyEntry.parse("budget-forcing", 4).build(77).config.budget == 77
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
+        StrategyEntry.parse("nope", 4)
+    with pytest.raises(ValueError, match="expected key=value, got 'k'"):
+        StrategyEntry.parse("majority:k", 4)
+    with pytest.raises(ValueError, match="'budget' comes from the budgets"):
+        StrategyEntry.parse("budget-forcing:budget=5", 4)
+    with pytest.raises(ValueError, match="unknown parameter 'kk'"):
+        EvalConfig(strategies=["majority:kk=3"])
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("budgets", [64, 0], "budgets must be an integer >= 1, got 0"),
+        ("budgets", [], "budgets must be a non-empty list"),
+        ("seeds", [1, 1], "seeds must be distinct"),
+        ("n", 0, "n must be an integer >= 1"),
+        ("temperature", -1.0, "temperature must be >= 0"),
+        ("strategies", ["greedy", "greedy"], "strategies must be distinct"),
+    ],
+)
+def test_config_validation_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        EvalConfig(**{field: value})
+
+
+def test_config_normalises_budgets_and_seeds():
+    cfg = EvalConfig(budgets=[256, "64", 128], seeds=3, strategies="greedy")
+    assert cfg.budgets == [64, 128, 256] and cfg.seeds == [3] and cfg.strategies == ["greedy"]
+
+
+def test_yaml_config_loading(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "model: tiny-random-qwen2\nbudgets: [32, 16]\nstrategies:\n  - greedy\n"
+        "  - {name: short-m@k, m: 1, mode: simulated}\nn: 3\n"
+    )
+    cfg = load_config(path, {"seeds": [0, 1]})
+    assert cfg.model == "tiny-random-qwen2" and cfg.budgets == [16, 32] and cfg.seeds == [0, 1]
+    assert cfg.strategies == ["greedy", "short-m@k:k=3,m=1,mode=simulated"]
+    assert EvalConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_yaml_unknown_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: smollm2-135m\nbudget: [64]\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: unknown config key 'budget'; valid keys: model, "):
+        load_config(path)
+
+
+def test_work_units_grid_and_seeds():
+    units = work_units(PROBLEMS, [0, 1], batch_size=2)
+    assert [(u.index, u.seed, [p.id for p in u.problems]) for u in units[:3]] == [
+        (0, 0, ["p0", "p1"]),
+        (1, 0, ["p2", "p3"]),
+        (2, 0, ["p4"]),
+    ]
+    assert len(units) == 6 and {u.seed for u in units[3:]} == {1}
+    keys = units[0].keys(["greedy", "majority:k=4"], [64, 128])
+    assert len(keys) == 2 * 2 * 2 and ("majority:k=4", 128, "p1", 0) in keys
+    # the sampling seed depends on (seed, problems), not on where the unit sits in a run
+    moved = WorkUnit(index=7, seed=0, problems=units[0].problems)
+    assert moved.spec_seed == units[0].spec_seed != units[3].spec_seed
+    assert len({u.spec_seed for u in units}) == len(units)
+
+
+# ---------------------------------------------------------------- run dir, resume, summary
+
+
+def test_run_dir_torn_tail_and_duplicates(tmp_path):
+    run = RunDir(tmp_path)
+    row = {"strategy": "greedy", "budget": 8, "problem_id": "p0", "seed": 0}
+    run.append([row, {**row, "problem_id": "p1"}])
+    with run.samples_path.open("a") as f:
+        f.write('{"strategy": "greedy", "bud')  # a crash mid-write
+    assert [r["problem_id"] for r in run.read_rows()] == ["p0", "p1"]
+    run.append([row, {**row, "problem_id": "p2"}])  # cuts the torn tail first; a duplicate key is ignored
+    lines = run.samples_path.read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(line) for line in lines)
+    assert [r["problem_id"] for r in run.read_rows()] == ["p0", "p1", "p2"]
+
+
+def test_run_dir_config_mismatch_and_modes(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(RunDirError, match="nothing to resume"):
+        run.prepare(EvalConfig(), "resume")
+    assert run.prepare(EvalConfig(), "auto") == 0
+    with pytest.raises(RunDirError, match=r"budgets: \[64, 128, 256\] -> \[8\]\); rerun with --fresh"):
+        run.prepare(EvalConfig(budgets=[8]), "auto")
+    assert run.prepare(EvalConfig(budgets=[8]), "fresh") == 0
+    assert run.load_config().budgets == [8]
+
+
+def _cfg(**kw) -> EvalConfig:
+    base = dict(
+        model="fake",
+        benchmark="arith",
+        limit=5,
+        budgets=[6, 12, 24],
+        seeds=[0, 1],
+        batch_size=2,
+        strategies=["greedy", "majority:k=3", "short-m@k:k=3,m=1,mode=simulated"],
+    )
+    return EvalConfig(**(base | kw))
+
+
+def _strip(summary: dict) -> dict:
+    for cell in summary["cells"]:
+        for key in NOT_REPRODUCIBLE:
+            cell.pop(key)
+    return summary
+
+
+def test_sweep_resume_equals_uninterrupted(tmp_path, fake):
+    cfg = _cfg()
+    full = RunDir(tmp_path / "full")
+    full.prepare(cfg)
+    stats = run_sweep(cfg, full, engine=fake, progress=False)
+    assert stats.units_run == stats.units_total == 6 and stats.rows_written == 3 * 3 * 5 * 2
+    assert stats.spent_tokens < sum(r["tokens"]["generated"] for r in full.read_rows())
+    # a crash: only the first 20 rows made it, the last one torn
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "config.yaml").write_bytes(full.config_path.read_bytes())
+    lines = full.samples_path.read_text().splitlines(keepends=True)
+    (cut / "samples.jsonl").write_text("".join(lines[:20]) + lines[20][:30])
+    resumed = RunDir(cut)
+    assert resumed.prepare(cfg) == 20
+    again = run_sweep(cfg, resumed, engine=fake, progress=False)
+    assert 0 < again.units_run < 6 and again.rows_written == len(lines) - 20
+    rows = resumed.read_rows()
+    assert len(rows) == len(resumed.samples_path.read_text().splitlines()) == len(lines)
+    assert _strip(summarize(rows, cfg.to_dict())) == _strip(summarize(full.read_rows(), cfg.to_dict()))
+    assert run_sweep(cfg, resumed, engine=fake, progress=False).units_run == 0
+
+
+def test_summary_metrics_on_known_rows():
+    def row(pid, seed, correct, samples, generated):
+        return {
+            "strategy": "majority:k=2",
+            "budget": 8,
+            "problem_id": pid,
+            "seed": seed,
+            "correct": correct,
+            "tokens": {
+                "generated": generated,
+                "thinking": 0,
+                "answer": generated,
+                "sequential": 4,
+                "prefilled": 10,
+            },
+            "samples": [{"tokens": 4, "finish": f, "answer": a, "correct": c} for a, c, f in samples],
+            "spent": generated // 2,
+            "wall_s": 0.1,
+            "measured_s": 0.05,
+        }
+
+    rows = [
+        row("a", 0, True, [("1", True, "stop"), ("2", False, "length")], 8),
+        row("a", 1, False, [("2", False, "stop"), ("2", False, "stop")], 8),
+        row("b", 0, False, [(None, False, "length"), (None, False, "length")], 8),
+        row("b", 1, False, [("3", False, "stop"), ("3", False, "stop")], 8),
+    ]
+    s = summarize(rows)
+    (cell,) = s["cells"]
+    assert cell["accuracy"] == pytest.approx((0.5 + 0.0) / 2)
+    assert cell["sample_acc"] == pytest.approx((1 / 4 + 0) / 2)
+    assert cell["pass@1"] == pytest.approx(0.125) and cell["pass@4"] == pytest.approx(0.5)
+    assert cell["maj@2"] == pytest.approx(0.25)  # row a/0 votes "1" (first of a tie): correct
+    assert cell["truncated"] == pytest.approx(3 / 8)
+    assert (
+        cell["generated"] == 8
+        and cell["tokens_per_correct"] == 32
+        and cell["acc_per_1k"] == pytest.approx(1000 / 32)
+    )
+    assert s["cost"] == {"spent_tokens": 16, "separate_tokens": 32, "ratio": 0.5}
+    assert cell["pareto"] and s["pareto"][0]["strategy"] == "majority:k=2"
