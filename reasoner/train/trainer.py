@@ -1,0 +1,185 @@
+"""The RL trainer: TRL's GRPOTrainer with our hooks (``reasoner.train.hooks.GRPOHooks``), and its set-up.
+
+The ONLY module that imports ``trl`` / ``peft``, always inside functions: ``trainer_class()`` builds the
+subclass on first use, so importing this module (or ``reasoner``) stays light. ``validate_trainer_args``
+checks a recipe's ``trainer:`` section against TRL's ``GRPOConfig`` fields; ``build_trainer`` loads the model
+(LoRA through PEFT when ``lora.enabled``), the tokenizer, the rollout source and the dataset.
+
+What the hooks add to a TRL step (details in ``reasoner/train/hooks.py``): generation through ``rollout_func``
+from a rollout source with weight sync after each optimizer step, pruning substitution, DAPO dynamic sampling
+with refill, our advantage normalisation (group | batch (DLER) | none) and D3S selection as a loss mask.
+TRL's loss does the rest (``loss_type``, ``epsilon`` / ``epsilon_high`` clip-higher, ``beta``).
+Papers: DLER arXiv 2510.15110, D3S arXiv 2509.22115, DAPO arXiv 2503.14476.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import logging
+import os
+import typing
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reasoner.config import ConfigError, LoraConfig, RecipeConfig
+from reasoner.train.hooks import GRPOHooks
+from reasoner.train.rollout import RolloutSource, make_rollout_source
+from reasoner.types import Problem
+
+log = logging.getLogger(__name__)
+_OWNED = {
+    "use_vllm": "generation goes through our rollout source: set rollout.engine=vllm|hf instead",
+    "reward_weights": "set each reward's weight in the rewards: list instead",
+    "remove_unused_columns": "the trainer needs the problem_id column; it always sets False",
+}
+
+
+def _quiet_trl() -> None:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    warnings.filterwarnings("ignore", message="TRL currently supports vLLM versions")
+
+
+@functools.cache
+def grpo_field_types() -> dict[str, Any]:
+    """TRL ``GRPOConfig`` init fields -> type hint (``Any`` where a hint cannot be resolved)."""
+    _quiet_trl()
+    from trl import GRPOConfig
+
+    try:
+        hints = typing.get_type_hints(GRPOConfig)
+    except Exception:  # unresolvable forward references: fall back to the raw annotations
+        hints = {}
+    fields = {}
+    for f in dataclasses.fields(GRPOConfig):
+        if f.init:
+            hint = hints.get(f.name, f.type)
+            fields[f.name] = Any if isinstance(hint, str) else hint
+    return fields
+
+
+def validate_trainer_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Check ``trainer:`` keys against GRPOConfig's fields and coerce values to their types."""
+    from pydantic import TypeAdapter, ValidationError
+
+    fields = grpo_field_types()
+    out = {}
+    for key, value in args.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown key 'trainer.{key}': not a TRL GRPOConfig field{hint}")
+        if key in _OWNED and not (key in ("use_vllm", "remove_unused_columns") and value is False):
+            raise ConfigError(f"trainer.{key}: {_OWNED[key]}")
+        try:
+            out[key] = TypeAdapter(fields[key]).validate_python(value)
+        except ValidationError as err:
+            msg = err.errors()[0]["msg"]
+            raise ConfigError(f"trainer.{key}: {msg} (got {value!r})") from None
+        except Exception:  # a hint pydantic cannot build a validator for: pass the value through
+            out[key] = value
+    return out
+
+
+def grpo_config(recipe: RecipeConfig) -> Any:
+    """The TRL ``GRPOConfig`` of a recipe: ``trainer:`` plus what the other sections imply."""
+    from trl import GRPOConfig
+
+    kwargs = validate_trainer_args(dict(recipe.trainer))
+    kwargs.setdefault("output_dir", str(Path("runs") / (recipe.name or "reasoner")))
+    kwargs.setdefault("logging_steps", 1)
+    kwargs.setdefault("report_to", "none")
+    if not torch.cuda.is_available():
+        kwargs.setdefault("bf16", False)
+    kwargs["remove_unused_columns"] = False
+    kwargs["reward_weights"] = [r.weight for r in recipe.rewards]
+    args = GRPOConfig(**kwargs)
+    k = recipe.advantages.d3s.sample_k
+    if recipe.advantages.d3s.enabled and k is not None and k > args.num_generations:
+        raise ConfigError(
+            f"advantages.d3s.sample_k={k} exceeds trainer.num_generations={args.num_generations}"
+        )
+    return args
+
+
+def lora_config(cfg: LoraConfig) -> Any:
+    """A PEFT ``LoraConfig`` for the recipe's ``lora`` section (None when disabled)."""
+    if not cfg.enabled:
+        return None
+    from peft import LoraConfig as PeftLoraConfig
+
+    return PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )  # fmt: skip
+
+
+@functools.cache
+def trainer_class() -> type:
+    """``ReasonerGRPOTrainer``: our mixin over TRL's GRPOTrainer (imports trl on first call)."""
+    _quiet_trl()
+    from trl import GRPOTrainer
+
+    return type("ReasonerGRPOTrainer", (GRPOHooks, GRPOTrainer), {"__doc__": GRPOHooks.__doc__})
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Reward names made unique (``accuracy``, ``accuracy_2``) so TRL's per-reward metrics do not collide."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+def build_trainer(
+    recipe: RecipeConfig,
+    *,
+    reward_funcs: Sequence[Callable[..., list[float | None]]],
+    problems: Sequence[Problem],
+    rollout: RolloutSource | None = None,
+    callbacks: Sequence[Any] = (),
+    quiet: bool = False,
+) -> Any:
+    """A ready ``ReasonerGRPOTrainer`` for ``recipe``: model, tokenizer, LoRA, dataset, rollout source."""
+    _quiet_trl()
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasoner.models import resolve
+    from reasoner.train.metrics import MetricsLogger
+
+    if len(reward_funcs) != len(recipe.rewards):
+        raise ValueError(
+            f"{len(reward_funcs)} reward functions for {len(recipe.rewards)} rewards in the recipe"
+        )
+    args = grpo_config(recipe)
+    path = resolve(recipe.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, recipe.model.dtype))
+    if rollout is None:
+        r = recipe.rollout
+        rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed, workers=r.workers,
+                                      max_model_len=r.max_model_len)  # fmt: skip
+    rows = [{"prompt": p.question, "problem_id": p.id, "answer": p.answer} for p in problems]
+    metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=quiet)
+    trainer = trainer_class()(
+        model=model, reward_funcs=list(reward_funcs), args=args, train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer, peft_config=lora_config(recipe.lora), callbacks=[metrics, *callbacks],
+        recipe=recipe, problems=problems, rollout=rollout,
+        reward_names=unique_names([r.name for r in recipe.rewards]),
+    )  # fmt: skip
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for noisy in (
+        ProgressCallback,
+        PrinterCallback,
+    ):  # they print every log dict; MetricsLogger prints a line
+        trainer.remove_callback(noisy)
+    return trainer

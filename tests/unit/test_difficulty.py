@@ -1,0 +1,123 @@
+"""Difficulty: pass-rate tracker, pruning schedule, Difficulty-Aware DLER caps (reasoner/train/difficulty.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reasoner.train.difficulty import (
+    DifficultyState,
+    PassRateTracker,
+    PromptPruner,
+    da_cap,
+    pass_rate_histogram,
+)
+
+
+def test_tracker_running_mean_over_samples():
+    t = PassRateTracker()
+    assert t.rate("a") is None
+    assert t.update("a", [True, False, False, False]) == pytest.approx(0.25)
+    assert t.update("a", [True, True]) == pytest.approx(3 / 6)
+    assert t.samples["a"] == 6 and t.groups["a"] == 2 and len(t) == 1
+
+
+def test_tracker_ema():
+    t = PassRateTracker(momentum=0.5)
+    t.update("a", [False, False])
+    assert t.update("a", [True, True]) == pytest.approx(0.5)
+    assert t.update("a", [True, True]) == pytest.approx(0.75)
+
+
+@given(st.lists(st.lists(st.booleans(), min_size=1, max_size=8), min_size=1, max_size=10))
+def test_tracker_mean_equals_pooled_fraction(groups):
+    t = PassRateTracker()
+    for g in groups:
+        t.update("p", g)
+    flat = [c for g in groups for c in g]
+    assert t.rate("p") == pytest.approx(sum(flat) / len(flat))
+    assert 0.0 <= t.rate("p") <= 1.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 2])
+def test_tracker_rejects_bad_momentum(bad):
+    with pytest.raises(ValueError, match="momentum"):
+        PassRateTracker(momentum=bad)
+
+
+def test_tracker_rejects_empty_group():
+    with pytest.raises(ValueError):
+        PassRateTracker().update("a", [])
+
+
+def test_histogram_bins_and_edges():
+    assert pass_rate_histogram([0.0, 0.19, 0.2, 0.5, 0.99, 1.0], bins=5) == [2, 1, 1, 0, 2]
+    assert pass_rate_histogram([], bins=3) == [0, 0, 0]
+    with pytest.raises(ValueError):
+        pass_rate_histogram([0.5], bins=0)
+
+
+@pytest.mark.parametrize("outcome", [[True] * 4, [False] * 4])
+def test_pruner_skips_uniform_prompts_then_revisits(outcome):
+    p = PromptPruner(skip_epochs=2)
+    assert p.observe("a", outcome, epoch=0) is True
+    assert p.is_skipped("a", 0) and p.is_skipped("a", 1)
+    assert not p.is_skipped("a", 2)  # revisited after skip_epochs
+    assert "a" not in p.pruned  # forgotten: the next group decides again
+    assert not p.is_skipped("a", 3)
+
+
+def test_pruner_keeps_mixed_prompts():
+    p = PromptPruner(skip_epochs=1)
+    assert p.observe("a", [True, False], epoch=0) is False
+    assert not p.is_skipped("a", 0)
+
+
+def test_pruner_min_seen_needs_consecutive_uniform_groups():
+    p = PromptPruner(skip_epochs=1, min_seen=2)
+    assert p.observe("a", [True, True], 0) is False
+    assert p.observe("a", [False, False], 0) is False  # a different kind restarts the streak
+    assert p.observe("a", [True, False], 0) is False  # mixed resets
+    assert p.observe("a", [True, True], 1) is False
+    assert p.observe("a", [True, True], 1) is True
+    assert p.is_skipped("a", 1) and not p.is_skipped("a", 2)
+
+
+@pytest.mark.parametrize("args", [(0, 1), (1, 0)])
+def test_pruner_rejects_bad_args(args):
+    with pytest.raises(ValueError):
+        PromptPruner(*args)
+
+
+@pytest.mark.parametrize(
+    ("rate", "cap"), [(None, 4000), (0.0, 4000), (0.5, 2500), (1.0, 1000), (1.5, 1000), (-1.0, 4000)]
+)
+def test_da_cap_linear_in_pass_rate(rate, cap):
+    assert da_cap(rate, 4000, 1000) == cap
+
+
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_da_cap_tightens_for_easier_prompts(a, b):
+    lo, hi = sorted((a, b))
+    assert 1000 <= da_cap(hi, 4000, 1000) <= da_cap(lo, 4000, 1000) <= 4000
+
+
+@pytest.mark.parametrize(("max_length", "min_length"), [(100, 200), (100, 0)])
+def test_da_cap_rejects_bad_bounds(max_length, min_length):
+    with pytest.raises(ValueError):
+        da_cap(0.5, max_length, min_length)
+
+
+def test_state_round_trips_through_json():
+    state = DifficultyState(PassRateTracker(), PromptPruner(skip_epochs=3, min_seen=1))
+    state.observe("a", [True, True], epoch=1)
+    state.observe("b", [True, False], epoch=1)
+    state.stream_pos = 17
+    restored = DifficultyState(PassRateTracker(), PromptPruner(skip_epochs=3, min_seen=1))
+    restored.load_state_dict(json.loads(json.dumps(state.state_dict())))
+    assert restored.state_dict() == state.state_dict()
+    assert restored.tracker.rate("b") == 0.5 and restored.pruner.is_skipped("a", 2)
+    assert restored.stream_pos == 17
