@@ -134,8 +134,14 @@ class Engine(ABC):
         self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
     ) -> list[list[Completion]]:
         """Generate ``spec.n`` completions for every prompt; result[i][j] is sample j of prompt i."""
-        flat = Stream(self.start(prompts, spec, entropies=entropies), len(prompts) * spec.n).drain()
+        flat = Stream(self.start_batch(prompts, spec, entropies=entropies), len(prompts) * spec.n).drain()
         return [flat[i * spec.n : (i + 1) * spec.n] for i in range(len(prompts))]
+
+    def start_batch(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Session:
+        """The session ``generate`` drains: ``start`` unless an engine has a cheaper non-streaming mode."""
+        return self.start(prompts, spec, entropies=entropies)
 
     def stream(
         self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False

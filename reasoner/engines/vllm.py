@@ -50,6 +50,7 @@ class VLLMSession(Session):
     """Requests in flight inside the engine; ``step`` is one ``LLMEngine.step``."""
 
     def __init__(self, engine: VLLMEngine, k: int, top_k: int, want_entropy: bool):
+        """``k``: logprobs requested per position; ``top_k``: how many of them to report."""
         self._engine = engine
         self._k, self._top_k = k, top_k
         self._llm_engine = engine.llm.llm_engine
@@ -162,7 +163,7 @@ class VLLMEngine(Engine):
         self.tokenizer = self.llm.get_tokenizer()
         self.device = "cuda" if on_gpu else "cpu"
 
-    def _params(self, spec: SampleSpec, j: int, k: int) -> Any:
+    def _params(self, spec: SampleSpec, j: int, k: int, *, final_only: bool) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -175,15 +176,27 @@ class VLLMEngine(Engine):
             seed=sample_seed(spec, j),
             stop=list(spec.stop) or None,
             logprobs=k,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=RequestOutputKind.FINAL_ONLY if final_only else RequestOutputKind.DELTA,
         )
 
     def start(
         self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
     ) -> Session:
+        return self._start(prompts, spec, entropies=entropies, final_only=False)
+
+    def start_batch(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Session:
+        """For ``generate``: vLLM's final-only outputs (what ``LLM.generate`` uses); nobody reads per-step
+        deltas there, so the engine does not build them."""
+        return self._start(prompts, spec, entropies=entropies, final_only=True)
+
+    def _start(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool, final_only: bool
+    ) -> VLLMSession:
         k = max(spec.logprobs_k, ENTROPY_TOPK if entropies else 0)
         session = VLLMSession(self, k, top_k=spec.logprobs_k, want_entropy=entropies)
-        params = [self._params(spec, j, k) for j in range(spec.n)]
+        params = [self._params(spec, j, k, final_only=final_only) for j in range(spec.n)]
         for i, prompt in enumerate(prompts):
             for j in range(spec.n):
                 session.add(i * spec.n + j, prompt, params[j])
