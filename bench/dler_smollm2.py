@@ -9,7 +9,7 @@ the initial model is measured the same way. Evaluation uses the trainer's rollou
 final weights after training.
 
     .venv/bin/python bench/dler_smollm2.py [--steps 40] [--eval-problems 60] [--eval-samples 4]
-        [--engine vllm] [--json out.json] [key=value overrides for both recipes ...]
+        [--engine vllm] [--json out.json] [key=value | RECIPE:key=value overrides ...]
 
 A 135M model is far from the paper's setting (DeepSeek-R1-Distill-Qwen-1.5B, cap 4000): expect the length
 effect to show, and accuracy to move little either way.
@@ -66,9 +66,23 @@ def train_and_eval(recipe: str, overrides: list[str], args, problems, out_dir: s
     return result
 
 
+def recipe_overrides(overrides: list[str], recipe: str) -> list[str]:
+    """The overrides for ``recipe``: plain ``key=value`` ones and those prefixed ``recipe:``."""
+    out = []
+    for item in overrides:
+        head, _, rest = item.partition(":")
+        if rest and "=" not in head:
+            if head == recipe:
+                out.append(rest)
+        else:
+            out.append(item)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("overrides", nargs="*", help="key=value overrides applied to both recipes")
+    ap.add_argument("overrides", nargs="*", help="key=value overrides applied to every recipe; RECIPE:key=value "
+                    "applies to that recipe only (e.g. dler:rewards.0.params.max_length=48)")  # fmt: skip
     ap.add_argument("--steps", type=int, default=40, help="training steps per recipe")
     ap.add_argument("--engine", default="vllm", choices=["vllm", "hf"])
     ap.add_argument("--eval-problems", type=int, default=60, help="held-out arith test problems")
@@ -85,8 +99,7 @@ def main() -> None:
     held_out = list(
         load_benchmark("arith", split="test", n=args.eval_problems, seed=0, levels=(1, 2)).problems
     )
-    common = [f"trainer.max_steps={args.steps}", f"rollout.engine={args.engine}", "trainer.save_strategy=no",
-              *args.overrides]  # fmt: skip
+    common = [f"trainer.max_steps={args.steps}", f"rollout.engine={args.engine}", "trainer.save_strategy=no"]
     results: dict[str, dict[str, float]] = {}
     source = make_rollout_source(args.engine, "smollm2-135m", dtype="float32")
     try:
@@ -97,7 +110,8 @@ def main() -> None:
         source.close()
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in args.recipes:
-            results[recipe] = train_and_eval(recipe, common, args, held_out, os.path.join(tmp, recipe))
+            overrides = [*common, *recipe_overrides(args.overrides, recipe)]
+            results[recipe] = train_and_eval(recipe, overrides, args, held_out, os.path.join(tmp, recipe))
     print(f"held-out: {len(held_out)} arith test problems x {args.eval_samples} samples, "
           f"max {args.eval_max_tokens} tokens; {args.steps} training steps per recipe")  # fmt: skip
     print(f"{'model':<10} {'accuracy':>9} {'mean len':>9} {'truncated':>10} {'train s':>8}")

@@ -57,7 +57,7 @@ def trl_fields(args: argparse.Namespace, out: str) -> dict:
         output_dir=out, max_steps=args.steps, learning_rate=1e-6, num_generations=args.n,
         per_device_train_batch_size=args.prompts * args.n, max_completion_length=args.max_tokens,
         temperature=1.0, loss_type="dapo", epsilon_high=0.28, beta=0.0, save_strategy="no",
-        logging_steps=1, report_to="none", bf16=False, seed=0,
+        logging_steps=1, report_to="none", bf16=args.bf16, use_cpu=args.bf16, seed=0,
     )  # fmt: skip
 
 
@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=2, help="prompts per step")
     ap.add_argument("--n", type=int, default=4, help="completions per prompt (num_generations)")
     ap.add_argument("--max-tokens", type=int, default=128, help="max_completion_length")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast in both trainers' updates (GRPOConfig.bf16; "
+                    "AMX on recent Xeons); weights stay float32")  # fmt: skip
     args = ap.parse_args()
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -121,15 +123,16 @@ def main() -> None:
     problems = list(load_benchmark("arith", split="train", n=64, seed=0, levels=(1, 2)).problems)
     with tempfile.TemporaryDirectory() as tmp:
         ours, split = run_ours(args, problems, os.path.join(tmp, "ours"))
+        ours_load = os.getloadavg()[1]  # 5-minute load average over (most of) the run
         plain = run_trl(args, problems, os.path.join(tmp, "trl"))
+        trl_load = os.getloadavg()[1]
     ours_step, trl_step = statistics.median(ours.steps[1:]), statistics.median(plain.steps[1:])
-    load = os.getloadavg()[0]
     print(f"model {args.model}, {args.prompts} prompts x {args.n} samples, max {args.max_tokens} tokens, "
-          f"{args.steps - 1} timed steps, load average {load:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+          f"{args.steps - 1} timed steps, {os.cpu_count()} CPUs")  # fmt: skip
     print(f"plain TRL (transformers generate): {trl_step:.2f} s/step, mean length "
-          f"{statistics.mean(plain.lengths):.0f} tokens")  # fmt: skip
+          f"{statistics.mean(plain.lengths):.0f} tokens, 5-min load average {trl_load:.1f}")  # fmt: skip
     print(f"ours (vLLM rollouts):             {ours_step:.2f} s/step, mean length "
-          f"{statistics.mean(ours.lengths):.0f} tokens")  # fmt: skip
+          f"{statistics.mean(ours.lengths):.0f} tokens, 5-min load average {ours_load:.1f}")  # fmt: skip
     print("ours, mean split (s): " + ", ".join(f"{k} {v:.3f}" for k, v in split.items()))
     share = split.get("advantages", 0.0) / split["step"]
     print(f"ratio ours / TRL step time: {ours_step / trl_step:.2f} (target <= 0.7)")
