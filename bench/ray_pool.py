@@ -86,6 +86,7 @@ def main() -> None:
     import ray
 
     cpus = os.cpu_count() or 1
+    os.environ.setdefault("RAY_worker_niceness", "0")  # workers at the in-process engine's priority
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     path = resolve(args.model)
     weights = driver_weights(path)

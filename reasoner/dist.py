@@ -96,6 +96,9 @@ def ensure_ray(address: str | None = None, *, debug: bool = False) -> bool:
         log.info("ray: connecting to %s", address)
         ray.init(address=address, log_to_driver=debug)
     else:
+        # Ray starts worker processes at nice 15; in a local run the workers ARE the job (rollouts), so
+        # they get the driver's priority unless the user set otherwise.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=debug)
     return True
 

@@ -95,6 +95,21 @@ def test_grpo_two_steps_through_pool_sync_matches_trainer(pool, tmp_path: Path):
     assert set(pool.last_versions) == {1}  # step 2 generated with the weights of step 1
 
 
+def test_recipe_workers_override_trains_through_a_pool(ray_local, tmp_path: Path):
+    """``reasoner train grpo rollout.workers=2 ray.*=...``: the recipe's own pool, built from the config."""
+    from reasoner.dist import RolloutPool
+    from reasoner.train.cli import train_recipe
+
+    overrides = [*TINY, "rollout.workers=2", "ray.num_cpus=0.5", "ray.placement=null", "ray.sync_timeout_s=120",
+                 f"trainer.output_dir={tmp_path}"]  # fmt: skip
+    trainer = train_recipe("grpo", overrides, quiet=True)
+    assert trainer.state.global_step == 2
+    pool = trainer.rollout
+    assert isinstance(pool, RolloutPool) and pool.sync_timeout_s == 120 and pool.transport == "object_store"
+    assert pool.version == 2 and pool.worker_versions == [2, 2]  # both workers got both syncs
+    assert pool.actors == []  # train_recipe built the pool, so it released it
+
+
 def test_killed_worker_is_restarted_and_generate_completes(pool):
     import ray
 
