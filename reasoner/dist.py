@@ -13,7 +13,8 @@ Design:
   still pending is waited for (bounded by ``sync_timeout_s``); with no eligible worker ``generate`` raises
   ``StaleWeightsError`` rather than using old weights.
 - ``sync_weights(named_tensors, version)``: on CPU / object-store transport one ``ray.put`` of the state dict
-  and N ``load_weights`` calls reading that one object; on GPUs (``transport="nccl"``) a torch NCCL group
+  (as numpy arrays, ``to_wire``, so workers map it zero-copy) and N ``load_weights`` calls reading that one
+  object; on GPUs (``transport="nccl"``) a torch NCCL group
   (driver rank 0, workers 1..N, built from a ``TCPStore``) broadcasts each tensor. Every wait is bounded: a
   worker that misses ``sync_timeout_s`` raises ``SyncTimeoutError`` naming it (index, actor id, version).
 - Fault tolerance: actors have ``max_restarts``; a worker that dies mid-call is pinged, re-created if Ray
@@ -71,6 +72,35 @@ def state_checksum(named_tensors: Iterable[tuple[str, Any]], names: Iterable[str
     return digest.hexdigest()
 
 
+def to_wire(named_tensors: Iterable[tuple[str, Any]]) -> list[tuple[str, str, Any]]:
+    """Tensors as ``(name, dtype, numpy array)`` for ``ray.put``: Ray stores numpy arrays out of band and
+    workers read them zero-copy from the object store (torch tensors would be pickled and copied). bfloat16,
+    which numpy lacks, travels as its int16 bit pattern."""
+    import torch
+
+    out = []
+    for name, t in named_tensors:
+        t = t.detach().to("cpu").contiguous()
+        bits = t.view(torch.int16) if t.dtype == torch.bfloat16 else t
+        out.append((name, str(t.dtype).removeprefix("torch."), bits.numpy()))
+    return out
+
+
+def from_wire(packed: Iterable[tuple[str, str, Any]]) -> list[tuple[str, Any]]:
+    """Inverse of ``to_wire``: read-only tensors over the object store's buffers (engines copy them in)."""
+    import warnings
+
+    import torch
+
+    out = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for name, dtype, array in packed:
+            t = torch.from_numpy(array)
+            out.append((name, t.view(torch.bfloat16) if dtype == "bfloat16" else t))
+    return out
+
+
 def split_sizes(total: int, weights: Sequence[float]) -> list[int]:
     """Split ``total`` items into ``len(weights)`` contiguous chunk sizes proportional to ``weights``
     (largest remainder; sizes sum to ``total``)."""
@@ -125,10 +155,10 @@ class _Worker:
         groups = self.engine.generate(prompts, spec, entropies=entropies)
         return self.version, groups, time.perf_counter() - t0
 
-    def load_weights(self, named_tensors: list[tuple[str, Any]], version: int) -> int:
+    def load_weights(self, packed: list[tuple[str, str, Any]], version: int) -> int:
         if self.load_delay_s:
             time.sleep(self.load_delay_s)  # test-only: a slow link
-        self.engine.load_weights(named_tensors)
+        self.engine.load_weights(from_wire(packed))
         self.version = version
         return version
 
@@ -326,8 +356,7 @@ class RolloutPool:
         if self.transport == "nccl":
             refs = self._nccl_push(named, version)
         else:
-            named = [(n, t.to("cpu").contiguous()) for n, t in named]
-            self._weights_ref = ray.put(named)
+            self._weights_ref = ray.put(to_wire(named))
             refs = {r: a.load_weights.remote(self._weights_ref, version) for r, a in enumerate(self.actors)}
         self._pending.update(refs)
         deadline = time.monotonic() + self.sync_timeout_s
