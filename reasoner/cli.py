@@ -2,6 +2,8 @@
 
 Subcommands:
   decode QUESTION   run a decoding strategy on one question; print traces, tokens, votes and the answer
+  merge             DLER update-selective merge (or linear interpolation) of a base and a tuned model
+  distill METHOD    build short chain-of-thought SFT datasets (shortest-correct, dap)
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     from reasoner.train.cli import add_parsers as add_train
 
     add_train(sub)
+    from reasoner.train.merge_cli import add_parsers as add_merge
+
+    add_merge(sub)
+    from reasoner.distill.cli import add_parsers as add_distill
+
+    add_distill(sub)
     from evals.cli import add_parsers
 
     add_parsers(sub)
@@ -258,4 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package module's main, not this __main__ copy, so that the CLIError raised by subcommand modules
+    # (``from reasoner.cli import CLIError``) is the class main() catches under ``python -m reasoner.cli``.
+    from reasoner.cli import main as _main
+
+    sys.exit(_main())

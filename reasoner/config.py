@@ -50,7 +50,8 @@ _Loader.add_implicit_resolver(
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
 
 
-def _yaml(text: str) -> Any:
+def parse_yaml(text: str) -> Any:
+    """YAML 1.2 scalars (see ``_Loader``): how recipes and override values are read."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
@@ -270,7 +271,7 @@ def recipe_path(recipe: str | Path, recipes_dir: Path | None = None) -> Path:
 def parse_value(text: str) -> Any:
     """An override value: a YAML scalar or flow collection; ``1e-6`` style floats are floats."""
     try:
-        return _yaml(text) if text.strip() else ""
+        return parse_yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         return text
 
@@ -373,6 +374,18 @@ def build_config(
     return config
 
 
+def read_recipe_tree(recipe: str | Path, recipes_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The YAML tree of a recipe (name or path), checked to be a mapping; errors name the file."""
+    path = recipe_path(recipe, recipes_dir)
+    try:
+        tree = parse_yaml(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of sections, got {type(tree).__name__}")
+    return path, tree
+
+
 def load_recipe(
     recipe: str | Path,
     overrides: Sequence[str] = (),
@@ -381,12 +394,6 @@ def load_recipe(
     recipes_dir: Path | None = None,
 ) -> RecipeConfig:
     """Load ``recipe`` (a name in ``recipes/`` or a YAML path), apply ``key=value`` overrides, validate."""
-    path = recipe_path(recipe, recipes_dir)
-    try:
-        tree = _yaml(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {err}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"recipe {str(path)!r} must be a mapping of sections, got {type(tree).__name__}")
+    path, tree = read_recipe_tree(recipe, recipes_dir)
     tree.setdefault("name", path.stem)
     return build_config(tree, overrides, trainer_validator=trainer_validator)

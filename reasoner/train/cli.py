@@ -1,4 +1,5 @@
-"""``reasoner train RECIPE [key=value ...]``: run an RL recipe (TRL GRPO + our rollouts and advantages).
+"""``reasoner train RECIPE [key=value ...]``: run an RL recipe (TRL GRPO + our rollouts and advantages), or
+an SFT recipe (``kind: sft``, TRL SFTTrainer on a ``reasoner distill`` dataset, ``reasoner.train.sft``).
 
 RECIPE is a recipe name (``recipes/NAME.yaml``: grpo, dler, dler_da, d3s, l1_exact, kimi, ...) or a path to
 a YAML file; ``key=value`` arguments override it with dotted keys (``trainer.learning_rate=1e-6
@@ -27,12 +28,43 @@ log = logging.getLogger(__name__)
 __all__ = ["add_parsers", "build_rewards", "cmd_train", "load_problems", "train_recipe"]
 
 
+DESCRIPTION = """\
+Run an RL recipe on TRL's GRPOTrainer with our rollouts (vLLM or transformers), advantages and curriculum.
+
+RECIPE: a name in recipes/ ({recipes}) or a path to a YAML file.
+KEY=VALUE: dotted overrides; an unknown key or a badly typed value is an error that names it. Sections:
+  model.name, model.dtype                   the policy (Hub id, local dir, smollm2-135m, tiny-random-qwen2)
+  data.*                                    training problems (benchmark arith|gsm8k|..., split, n, levels)
+  rollout.engine=vllm|hf, rollout.workers=N generation engine; N > 0: a Ray pool of N engine actors
+  ray.address, ray.num_cpus, ray.num_gpus   the pool: cluster (or $RAY_ADDRESS), resources per worker,
+  ray.placement, ray.max_lag, ...           placement, off-policy lag, sync_timeout_s, max_restarts
+  rewards.<i>.name|weight|params.*          reward functions (accuracy, truncation, l1_exact, kimi, ...)
+  advantages.normalize=group|batch|none     + advantages.dynamic_sampling.*, advantages.d3s.*
+  difficulty.*                              pass-rate tracking, prune.*, da_dler.* (Difficulty-Aware DLER)
+  lora.enabled, lora.r, lora.alpha, ...     train a LoRA adapter (merged weights go to the engine)
+  trainer.*                                 TRL GRPOConfig fields, passed through (learning_rate,
+                                            num_generations, epsilon_high, loss_type, save_steps, report_to)
+
+Checkpoints: trainer.output_dir/checkpoint-N every trainer.save_steps steps, with the difficulty state;
+--resume continues from the latest one at the same step, data order and difficulty state.
+Metrics: <output_dir>/metrics.jsonl (one JSON line per logging step) and a console line per step.
+
+SFT recipes (kind: sft, e.g. sft_short) train TRL's SFTTrainer on a dataset from `reasoner distill`; their
+sections are model.*, data.path|split|limit, lora.* and trainer.* (TRL SFTConfig fields).
+
+example: reasoner train dler model.name=tiny-random-qwen2 rollout.engine=hf trainer.max_steps=2
+"""
+
+
 def add_parsers(subparsers: Any) -> None:
     """Add the ``train`` subcommand to ``reasoner``'s subparsers."""
+    from reasoner.config import RECIPES_DIR
+
+    recipes = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))) or "none found"
     p = subparsers.add_parser(
         "train",
         help="run an RL recipe (GRPO, DLER, DA-DLER, D3S, L1, Kimi, ...) on TRL's GRPOTrainer",
-        description=__doc__.split("\n\nThis module")[0],
+        description=DESCRIPTION.format(recipes=recipes),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("recipe", help="recipe name in recipes/ (e.g. grpo, dler) or a path to a recipe YAML file")
@@ -88,11 +120,31 @@ def build_rewards(specs: Sequence[RewardSpec]) -> list:
     return funcs
 
 
-def resolved_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> RecipeConfig:
-    """Load a recipe with overrides, ``trainer:`` checked against TRL's GRPOConfig."""
-    from reasoner.train.trainer import validate_trainer_args
+def resolved_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> Any:
+    """Load a recipe with overrides: RL recipes (``RecipeConfig``, ``trainer:`` checked against TRL's
+    GRPOConfig) or, for ``kind: sft``, SFT recipes (``reasoner.train.sft.SFTRecipeConfig``, SFTConfig)."""
+    from reasoner.train.sft import load_sft_recipe, recipe_kind
+    from reasoner.train.trainer import validate_sft_args, validate_trainer_args
 
+    if recipe_kind(recipe) == "sft":
+        return load_sft_recipe(recipe, overrides, trainer_validator=validate_sft_args)
     return load_recipe(recipe, overrides, trainer_validator=validate_trainer_args)
+
+
+def prepare_output_dir(output_dir: str, config: Any, resume: bool | str | None) -> Path:
+    """Create ``output_dir``, save the resolved recipe there (``recipe.yaml``); with ``--resume`` check that
+    a checkpoint exists."""
+    import yaml
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        if get_last_checkpoint(str(out)) is None:
+            raise ConfigError(f"--resume: no checkpoint-* directory in {str(out)!r}")
+    return out
 
 
 def train_recipe(
@@ -104,22 +156,20 @@ def train_recipe(
     quiet: bool = False,
 ) -> Any:
     """Run a recipe end to end; return the trainer (its state holds the step, metrics are on disk)."""
-    import yaml
 
+    from reasoner.train.sft import SFTRecipeConfig, train_sft
     from reasoner.train.trainer import build_trainer
 
-    config = recipe if isinstance(recipe, RecipeConfig) else resolved_recipe(recipe, overrides)
+    if isinstance(recipe, RecipeConfig | SFTRecipeConfig):
+        config = recipe
+    else:
+        config = resolved_recipe(recipe, overrides)
+    if isinstance(config, SFTRecipeConfig):  # kind: sft -> TRL SFTTrainer on a distilled dataset
+        return train_sft(config, resume=resume, quiet=quiet)
     problems = load_problems(config.data)
     funcs = build_rewards(config.rewards)
     trainer = build_trainer(config, reward_funcs=funcs, problems=problems, rollout=rollout, quiet=quiet)
-    out = Path(trainer.args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    if resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        if get_last_checkpoint(str(out)) is None:
-            raise ConfigError(f"--resume: no checkpoint-* directory in {str(out)!r}")
+    out = prepare_output_dir(trainer.args.output_dir, config, resume)
     log.info("training %s: %d problems, output %s", config.name or "recipe", len(problems), out)
     try:
         trainer.train(resume_from_checkpoint=resume)

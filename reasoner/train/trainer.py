@@ -1,7 +1,9 @@
 """The RL trainer: TRL's GRPOTrainer with our hooks (``reasoner.train.hooks.GRPOHooks``), and its set-up.
 
 The ONLY module that imports ``trl`` / ``peft``, always inside functions: ``trainer_class()`` builds the
-subclass on first use, so importing this module (or ``reasoner``) stays light. ``validate_trainer_args``
+subclass on first use, so importing this module (or ``reasoner``) stays light. SFT recipes
+(``reasoner.train.sft``) get TRL's ``SFTTrainer`` from ``build_sft_trainer``, their ``trainer:`` section checked
+against ``SFTConfig`` by ``validate_sft_args``. ``validate_trainer_args``
 checks a recipe's ``trainer:`` section against TRL's ``GRPOConfig`` fields; ``build_trainer`` loads the model
 (LoRA through PEFT when ``lora.enabled``), the tokenizer, the rollout source and the dataset.
 
@@ -45,37 +47,60 @@ def _quiet_trl() -> None:
     warnings.filterwarnings("ignore", message="TRL currently supports vLLM versions")
 
 
-@functools.cache
-def grpo_field_types() -> dict[str, Any]:
-    """TRL ``GRPOConfig`` init fields -> type hint (``Any`` where a hint cannot be resolved)."""
-    _quiet_trl()
-    from trl import GRPOConfig
-
+def _init_field_types(cls: type) -> dict[str, Any]:
+    """A TRL config dataclass's init fields -> type hint (``Any`` where a hint cannot be resolved)."""
     try:
-        hints = typing.get_type_hints(GRPOConfig)
+        hints = typing.get_type_hints(cls)
     except Exception:  # unresolvable forward references: fall back to the raw annotations
         hints = {}
     fields = {}
-    for f in dataclasses.fields(GRPOConfig):
+    for f in dataclasses.fields(cls):
         if f.init:
             hint = hints.get(f.name, f.type)
             fields[f.name] = Any if isinstance(hint, str) else hint
     return fields
 
 
+@functools.cache
+def grpo_field_types() -> dict[str, Any]:
+    """TRL ``GRPOConfig`` init fields -> type hint (``Any`` where a hint cannot be resolved)."""
+    _quiet_trl()
+    from trl import GRPOConfig
+
+    return _init_field_types(GRPOConfig)
+
+
+@functools.cache
+def sft_field_types() -> dict[str, Any]:
+    """TRL ``SFTConfig`` init fields -> type hint (``Any`` where a hint cannot be resolved)."""
+    _quiet_trl()
+    from trl import SFTConfig
+
+    return _init_field_types(SFTConfig)
+
+
 def validate_trainer_args(args: dict[str, Any]) -> dict[str, Any]:
     """Check ``trainer:`` keys against GRPOConfig's fields and coerce values to their types."""
+    for key, value in args.items():
+        if key in _OWNED and not (key in ("use_vllm", "remove_unused_columns") and value is False):
+            raise ConfigError(f"trainer.{key}: {_OWNED[key]}")
+    return _coerce_args(args, grpo_field_types(), "GRPOConfig")
+
+
+def validate_sft_args(args: dict[str, Any]) -> dict[str, Any]:
+    """Check an SFT recipe's ``trainer:`` keys against TRL SFTConfig's fields and coerce values to their types."""
+    return _coerce_args(args, sft_field_types(), "SFTConfig")
+
+
+def _coerce_args(args: dict[str, Any], fields: dict[str, Any], config_name: str) -> dict[str, Any]:
     from pydantic import TypeAdapter, ValidationError
 
-    fields = grpo_field_types()
     out = {}
     for key, value in args.items():
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown key 'trainer.{key}': not a TRL GRPOConfig field{hint}")
-        if key in _OWNED and not (key in ("use_vllm", "remove_unused_columns") and value is False):
-            raise ConfigError(f"trainer.{key}: {_OWNED[key]}")
+            raise ConfigError(f"unknown key 'trainer.{key}': not a TRL {config_name} field{hint}")
         try:
             out[key] = TypeAdapter(fields[key]).validate_python(value)
         except ValidationError as err:
@@ -165,8 +190,9 @@ def build_trainer(
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, recipe.model.dtype))
     if rollout is None:
         r = recipe.rollout
+        pool = recipe.ray.model_dump() if r.workers > 0 else {}
         rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed, workers=r.workers,
-                                      max_model_len=r.max_model_len)  # fmt: skip
+                                      max_model_len=r.max_model_len, **pool)  # fmt: skip
     rows = [{"prompt": p.question, "problem_id": p.id, "answer": p.answer} for p in problems]
     metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=quiet)
     trainer = trainer_class()(
@@ -182,4 +208,55 @@ def build_trainer(
         PrinterCallback,
     ):  # they print every log dict; MetricsLogger prints a line
         trainer.remove_callback(noisy)
+    return trainer
+
+
+# ---------------------------------------------------------------- SFT (reasoner.train.sft recipes)
+
+
+def sft_config(recipe: Any) -> Any:
+    """The TRL ``SFTConfig`` of an SFT recipe (``reasoner.train.sft.SFTRecipeConfig``): ``trainer:`` plus
+    our defaults (output under runs/<name>, log every step, no report backends, fp32 on CPU)."""
+    _quiet_trl()
+    from trl import SFTConfig
+
+    kwargs = validate_sft_args(dict(recipe.trainer))
+    kwargs.setdefault("output_dir", str(Path("runs") / (recipe.name or "sft")))
+    kwargs.setdefault("logging_steps", 1)
+    kwargs.setdefault("report_to", "none")
+    if not torch.cuda.is_available():
+        kwargs.setdefault("bf16", False)
+    return SFTConfig(**kwargs)
+
+
+def build_sft_trainer(
+    recipe: Any, dataset: Any, *, callbacks: Sequence[Any] = (), quiet: bool = False
+) -> Any:
+    """A ready TRL ``SFTTrainer`` for an SFT recipe: model, tokenizer (pad = eos when unset), LoRA, dataset.
+
+    Metrics go to ``<output_dir>/metrics.jsonl`` (one JSON line per logging step) as for RL recipes.
+    """
+    _quiet_trl()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    from reasoner.models import resolve
+    from reasoner.train.metrics import MetricsLogger
+
+    args = sft_config(recipe)
+    path = resolve(recipe.model.name)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, recipe.model.dtype))
+    metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=True)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+        peft_config=lora_config(recipe.lora), callbacks=[metrics, *callbacks],
+    )  # fmt: skip
+    if quiet:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        for noisy in (ProgressCallback, PrinterCallback):
+            trainer.remove_callback(noisy)
     return trainer

@@ -1,0 +1,140 @@
+"""Shortest-correct distillation: sample N answers per problem, keep the shortest verified-correct one.
+
+The cheapest way to a short chain-of-thought training set (rejection sampling with a length preference, as in
+the "shortest correct" SFT baselines of the concise-reasoning literature, e.g. Munkhbat et al. 2025, arXiv
+2502.20122): for problem p with samples y_1..y_N, lengths L_j in tokens and correctness c_j (``reasoner.verify``
+against the gold answer),
+
+    keep(p) = argmin_{j : c_j and y_j finished} L_j      (ties: the lowest sample index)
+
+and problems without a correct, finished sample are skipped (counted). Truncated samples (finish reason
+``length``) are never kept: training on them would teach the model not to stop. Lengths are model tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reasoner.distill.data import RecordLog, sft_row
+from reasoner.prompts import ANSWER_INSTRUCTION, render
+from reasoner.types import Problem, SampleSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["distill_shortest", "shortest_correct_index", "shortest_rows", "shortest_stats"]
+
+
+def shortest_correct_index(
+    lengths: Sequence[int], correct: Sequence[bool], finished: Sequence[bool] | None = None
+) -> int | None:
+    """Index of the shortest sample that is correct (and finished, when given); ties -> lowest index."""
+    if len(lengths) != len(correct) or (finished is not None and len(finished) != len(lengths)):
+        raise ValueError("lengths, correct and finished must have the same length")
+    done = finished if finished is not None else [True] * len(lengths)
+    candidates = [j for j in range(len(lengths)) if correct[j] and done[j]]
+    return min(candidates, key=lambda j: (lengths[j], j)) if candidates else None
+
+
+def _record(problem: Problem, completions: Sequence[Any], verdicts: Sequence[Any]) -> dict[str, Any]:
+    lengths = [c.num_tokens for c in completions]
+    correct = [bool(v.correct) for v in verdicts]
+    finished = [c.finish_reason == "stop" for c in completions]
+    best = shortest_correct_index(lengths, correct, finished)
+    return {
+        "id": problem.id,
+        "question": problem.question,
+        "answer": problem.answer,
+        "kept": best is not None,
+        "completion": None if best is None else completions[best].text,
+        "num_tokens": None if best is None else lengths[best],
+        "sample_tokens": lengths,
+        "sample_correct": correct,
+        "sample_finished": finished,
+    }
+
+
+def distill_shortest(
+    engine: Any,
+    problems: Sequence[Problem],
+    spec: SampleSpec,
+    records: RecordLog,
+    *,
+    instruction: str | None = ANSWER_INSTRUCTION,
+    system: str | None = None,
+    batch_size: int = 8,
+    on_done: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run shortest-correct selection over ``problems`` not yet in ``records``; return all records.
+
+    ``engine`` is a ``reasoner.engines`` engine; ``spec.n`` samples per problem; ``batch_size`` problems per
+    generate call (each batch is appended to ``records`` when graded, so an interrupted run resumes).
+    ``on_done(k)`` is called after each batch with the number of problems it finished (progress bars).
+    """
+    from reasoner.verify import grade_many
+
+    done = records.done_ids()
+    todo = [p for p in problems if p.id not in done]
+    log.info("shortest-correct: %d problems to do, %d done", len(todo), len(problems) - len(todo))
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        prompts = [
+            render(engine.tokenizer, p.question, instruction=instruction, system=system) for p in batch
+        ]
+        groups = engine.generate(prompts, spec)
+        golds = [p.answer for p, g in zip(batch, groups, strict=True) for _ in g]
+        verdicts = grade_many(golds, [c.text for g in groups for c in g])
+        out, i = [], 0
+        for problem, group in zip(batch, groups, strict=True):
+            out.append(_record(problem, group, verdicts[i : i + len(group)]))
+            i += len(group)
+        records.append(out)
+        if on_done is not None:
+            on_done(len(batch))
+    wanted = {p.id for p in problems}
+    return [r for r in records.read() if r["id"] in wanted]
+
+
+def shortest_rows(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    instruction: str | None = ANSWER_INSTRUCTION,
+    system: str | None = None,
+) -> list[dict[str, Any]]:
+    """SFT rows (prompt-completion) for the problems that kept a sample."""
+    rows = []
+    for r in records:
+        if r["kept"]:
+            row = sft_row(r["question"], r["completion"], instruction=instruction, system=system)
+            rows.append(row | {"id": r["id"], "question": r["question"], "answer": r["answer"],
+                               "num_tokens": r["num_tokens"]})  # fmt: skip
+    return rows
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(statistics.fmean(values), 2) if values else None
+
+
+def shortest_stats(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts and mean lengths (tokens): all samples, correct samples, kept (shortest correct) samples."""
+    lengths = [n for r in records for n in r["sample_tokens"]]
+    correct = [
+        n for r in records for n, ok in zip(r["sample_tokens"], r["sample_correct"], strict=True) if ok
+    ]
+    kept = [r["num_tokens"] for r in records if r["kept"]]
+    samples = len(lengths)
+    return {
+        "method": "shortest-correct",
+        "problems": len(records),
+        "samples": samples,
+        "correct_samples": len(correct),
+        "sample_accuracy": round(len(correct) / samples, 4) if samples else None,
+        "truncated_samples": sum(not f for r in records for f in r["sample_finished"]),
+        "kept": len(kept),
+        "skipped_no_correct": len(records) - len(kept),
+        "mean_tokens_all": _mean(lengths),
+        "mean_tokens_correct": _mean(correct),
+        "mean_tokens_kept": _mean(kept),
+    }
