@@ -11,8 +11,19 @@ final weights after training.
     .venv/bin/python bench/dler_smollm2.py [--steps 40] [--eval-problems 60] [--eval-samples 4]
         [--engine vllm] [--json out.json] [key=value | RECIPE:key=value overrides ...]
 
-A 135M model is far from the paper's setting (DeepSeek-R1-Distill-Qwen-1.5B, cap 4000): expect the length
-effect to show, and accuracy to move little either way.
+A 135M model is far from the paper's setting (DeepSeek-R1-Distill-Qwen-1.5B, cap 4000). Measured on a
+2-core CPU (29 min wall, with other jobs running), 40 held-out problems x 4 samples:
+
+    .venv/bin/python bench/dler_smollm2.py --steps 12 --eval-problems 40 trainer.learning_rate=2e-5 \
+        trainer.temperature=0.7 trainer.bf16=true trainer.use_cpu=true "data.levels=[1]" \
+        dler:rewards.0.params.max_length=64
+
+    initial  accuracy 0.094  mean length 114.5 tokens
+    grpo     accuracy 0.087  mean length 130.3 tokens
+    dler     accuracy 0.281  mean length  10.9 tokens   (0.10x the length, +18.8 points)
+
+DLER taught the model to answer directly (``\boxed{}`` first); at this scale the "thinking" it removed was
+mostly noise, which is why accuracy rose rather than held.
 """
 
 from __future__ import annotations
