@@ -111,16 +111,24 @@ def _coerce_args(args: dict[str, Any], fields: dict[str, Any], config_name: str)
     return out
 
 
-def grpo_config(recipe: RecipeConfig) -> Any:
-    """The TRL ``GRPOConfig`` of a recipe: ``trainer:`` plus what the other sections imply."""
-    from trl import GRPOConfig
-
-    kwargs = validate_trainer_args(dict(recipe.trainer))
-    kwargs.setdefault("output_dir", str(Path("runs") / (recipe.name or "reasoner")))
+def _common_defaults(kwargs: dict[str, Any], name: str) -> dict[str, Any]:
+    """Our defaults for TRL configs: output under runs/<name>, a log line every step, no report backends; without
+    CUDA fp32 unless ``bf16`` is asked for, and then bf16 autocast on the CPU (``use_cpu``)."""
+    kwargs.setdefault("output_dir", str(Path("runs") / name))
     kwargs.setdefault("logging_steps", 1)
     kwargs.setdefault("report_to", "none")
     if not torch.cuda.is_available():
         kwargs.setdefault("bf16", False)
+        if kwargs["bf16"]:
+            kwargs.setdefault("use_cpu", True)
+    return kwargs
+
+
+def grpo_config(recipe: RecipeConfig) -> Any:
+    """The TRL ``GRPOConfig`` of a recipe: ``trainer:`` plus what the other sections imply."""
+    from trl import GRPOConfig
+
+    kwargs = _common_defaults(validate_trainer_args(dict(recipe.trainer)), recipe.name or "reasoner")
     kwargs["remove_unused_columns"] = False
     kwargs["reward_weights"] = [r.weight for r in recipe.rewards]
     args = GRPOConfig(**kwargs)
@@ -220,12 +228,7 @@ def sft_config(recipe: Any) -> Any:
     _quiet_trl()
     from trl import SFTConfig
 
-    kwargs = validate_sft_args(dict(recipe.trainer))
-    kwargs.setdefault("output_dir", str(Path("runs") / (recipe.name or "sft")))
-    kwargs.setdefault("logging_steps", 1)
-    kwargs.setdefault("report_to", "none")
-    if not torch.cuda.is_available():
-        kwargs.setdefault("bf16", False)
+    kwargs = _common_defaults(validate_sft_args(dict(recipe.trainer)), recipe.name or "sft")
     return SFTConfig(**kwargs)
 
 

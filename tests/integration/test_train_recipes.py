@@ -118,3 +118,18 @@ def test_cli_print_config_applies_overrides(capsys):
     assert main(["train", "dler", "trainer.learning_rate=1e-6", "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["trainer"]["learning_rate"] == 1e-6 and printed["advantages"]["normalize"] == "batch"
+
+
+def test_bf16_without_cuda_means_cpu_autocast(tmp_path):
+    """``trainer.bf16=true`` on a machine without CUDA: TRL refuses bf16 unless ``use_cpu``; we imply it."""
+    import torch
+
+    from reasoner.train.cli import resolved_recipe
+    from reasoner.train.trainer import grpo_config
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only behaviour")
+    args = grpo_config(resolved_recipe("grpo", ["trainer.bf16=true", f"trainer.output_dir={tmp_path}"]))
+    assert args.bf16 and args.use_cpu
+    args = grpo_config(resolved_recipe("grpo", [f"trainer.output_dir={tmp_path}"]))
+    assert not args.bf16 and not args.use_cpu
