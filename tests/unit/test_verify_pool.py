@@ -212,6 +212,10 @@ EQUIVALENT = [
     ("0.5", r"\frac{1}{2}", True),
     ("x=3", "3", True),
     ("3", "x = 3", True),
+    ("34 + 33 = 69", "34 + 33 = 77", False),  # two false equations are not the same answer
+    ("34 + 33 = 67", "67", True),
+    ("y = 2x + 1", "y=1+2x", True),
+    (r"x \le 3", r"x \le 4", False),
     ("1,234", "1234", True),
     ("4", "5", False),
     (r"\{1,2\}", r"\{2,1\}", True),
