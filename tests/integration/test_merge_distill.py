@@ -98,19 +98,27 @@ def test_merged_dir_loads_in_vllm_with_the_same_greedy_output(tiny_model, tuned_
     ok, why = vllm_available()
     if not ok:
         pytest.skip(why)
-    from reasoner.engines.vllm import VLLMEngine
-    from reasoner.prompts import render
     from reasoner.train.merge import merge_models
 
     out = tmp_path / "merged"
     merge_models(tiny_model, tuned_model, out, keep=0.5, scope="global")
-    engine = VLLMEngine(str(out), dtype="float32", max_model_len=512)
-    try:
-        prompts = [render(engine.tokenizer, q) for q in QUESTIONS]
-        vllm_ids = [g[0].token_ids for g in engine.generate(prompts, GREEDY)]
-    finally:
-        engine.close()
-    assert vllm_ids == _greedy_ids(str(out))
+    # In a fresh process: closing a second in-process vLLM engine tears down vLLM's global parallel state,
+    # which would break the session-wide vLLM engine other test modules share.
+    script = f"""
+import json
+from reasoner.engines.vllm import VLLMEngine
+from reasoner.prompts import render
+from reasoner.types import SampleSpec
+engine = VLLMEngine({str(out)!r}, dtype="float32", max_model_len=512)
+prompts = [render(engine.tokenizer, q) for q in {QUESTIONS!r}]
+spec = SampleSpec(n=1, max_tokens={GREEDY.max_tokens}, temperature=0.0)
+print("IDS=" + json.dumps([list(g[0].token_ids) for g in engine.generate(prompts, spec)]))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("IDS="))
+    vllm_ids = [tuple(x) for x in json.loads(line[4:])]
+    assert vllm_ids == [tuple(x) for x in _greedy_ids(str(out))]
 
 
 def test_merge_alpha_interpolates(tiny_model, tuned_model, tmp_path):
