@@ -16,7 +16,17 @@ Tiny smoke run (seconds; a random model, so only the plumbing is meaningful):
         --eval-samples 2 --eval-max-tokens 16 trainer.max_completion_length=16 data.n=12 \\
         advantages.dynamic_sampling.max_rounds=1
 
-A 135M model is far from the paper's setting (DeepSeek-R1-Distill-Qwen-1.5B): expect small length effects.
+Measured on a 2-core CPU (10 min 45 s), 40 held-out problems x 4 samples, max 256 tokens:
+
+    .venv/bin/python bench/merge_tradeoff.py --steps 12 --eval-problems 40 trainer.learning_rate=2e-5 \
+        trainer.temperature=0.7 trainer.bf16=true "data.levels=[1]" rewards.0.params.max_length=64
+
+    model        accuracy  mean len  |delta|^2 kept
+    base            0.094     114.5       0%
+    tuned (DLER)    0.281      10.9     100%
+    merged 0.1      0.150      46.5    32.2%
+    merged 0.3      0.269      16.9    70.1%
+    merged 0.5      0.281      13.3    89.5%
 """
 
 from __future__ import annotations
