@@ -31,63 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 
-from reasoner.types import SampleSpec
-
-
-def evaluate(source, tokenizer, problems, samples: int, max_tokens: int) -> dict[str, float]:
-    """Accuracy (avg@samples), mean length (tokens) and truncation rate of ``source`` on ``problems``."""
-    from reasoner.prompts import render
-    from reasoner.verify import grade_many
-
-    prompts = [render(tokenizer, p.question) for p in problems]
-    spec = SampleSpec(n=samples, max_tokens=max_tokens, temperature=0.7, seed=1234)
-    t0 = time.perf_counter()
-    groups = source.generate(prompts, spec)
-    flat = [(p, c) for p, g in zip(problems, groups, strict=True) for c in g]
-    verdicts = grade_many([p.answer for p, _ in flat], [c.text for _, c in flat])
-    return {
-        "accuracy": statistics.mean(float(v.correct) for v in verdicts),
-        "mean_length": statistics.mean(c.num_tokens for _, c in flat),
-        "truncated": statistics.mean(float(c.finish_reason == "length") for _, c in flat),
-        "eval_s": time.perf_counter() - t0,
-    }
-
-
-def train_and_eval(recipe: str, overrides: list[str], args, problems, out_dir: str) -> dict[str, float]:
-    from reasoner.train.cli import resolved_recipe, train_recipe
-    from reasoner.train.rollout import make_rollout_source
-
-    config = resolved_recipe(recipe, [*overrides, f"trainer.output_dir={out_dir}"])
-    r = config.rollout
-    source = make_rollout_source(r.engine, config.model.name, dtype=config.model.dtype, seed=r.seed,
-                                 max_model_len=r.max_model_len)  # fmt: skip
-    try:
-        t0 = time.perf_counter()
-        trainer = train_recipe(config, rollout=source, quiet=False)
-        result = {"train_s": time.perf_counter() - t0, "steps": trainer.state.global_step}
-        result |= evaluate(
-            source, trainer.processing_class, problems, args.eval_samples, args.eval_max_tokens
-        )
-    finally:
-        source.close()
-    return result
-
-
-def recipe_overrides(overrides: list[str], recipe: str) -> list[str]:
-    """The overrides for ``recipe``: plain ``key=value`` ones and those prefixed ``recipe:``."""
-    out = []
-    for item in overrides:
-        head, _, rest = item.partition(":")
-        if rest and "=" not in head:
-            if head == recipe:
-                out.append(rest)
-        else:
-            out.append(item)
-    return out
+from common import evaluate, recipe_overrides, train_and_eval
 
 
 def main() -> None:
@@ -122,7 +68,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in args.recipes:
             overrides = [*common, *recipe_overrides(args.overrides, recipe)]
-            results[recipe] = train_and_eval(recipe, overrides, args, held_out, os.path.join(tmp, recipe))
+            results[recipe] = train_and_eval(recipe, overrides, held_out, os.path.join(tmp, recipe),
+                                             samples=args.eval_samples, max_tokens=args.eval_max_tokens)  # fmt: skip
     print(f"held-out: {len(held_out)} arith test problems x {args.eval_samples} samples, "
           f"max {args.eval_max_tokens} tokens; {args.steps} training steps per recipe")  # fmt: skip
     print(f"{'model':<10} {'accuracy':>9} {'mean len':>9} {'truncated':>10} {'train s':>8}")

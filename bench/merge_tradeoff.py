@@ -5,7 +5,7 @@ when RL data is scarce: the merge should keep the base's accuracy and most of th
 script trains ``recipes/dler.yaml`` for ``--steps`` steps from ``--model``, merges the result into the base with
 ``reasoner.train.merge.merge_models`` at each ``--keeps`` fraction, and measures base, tuned and merged models on
 held-out problems (arith test split, disjoint from train): accuracy (avg@n, verified with ``reasoner.verify``),
-mean response length in tokens and truncation rate (``evaluate`` from ``bench/dler_smollm2.py``). One table.
+mean response length in tokens and truncation rate (``evaluate`` from ``bench/common.py``). One table.
 
     .venv/bin/python bench/merge_tradeoff.py [--steps 40] [--keeps 0.1 0.3 0.5] [--scope tensor]
         [--eval-problems 60] [--eval-samples 4] [--engine vllm] [--json out.json] [key=value DLER overrides ...]
@@ -34,13 +34,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dler_smollm2 import evaluate  # noqa: E402  (shared held-out evaluation)
+from common import evaluate
 
 
 def measure(path: str, args, problems) -> dict[str, float]:

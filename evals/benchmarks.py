@@ -17,6 +17,8 @@ skipped, logged as a warning with a count, and counted in ``LoadResult.skipped``
 
 ``arith`` (the toolkit's default) generates arithmetic and algebra problems offline with reasoning-gym
 (Stojanovski et al. 2025, arXiv 2505.24760) at difficulty levels 1-5, deterministic for a seed.
+``multistep`` generates the overthinking organism's chained-operation problems (levels 1-4: 2-5 operations,
+``reasoner.organism.problems``).
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import operator
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from reasoner.organism.problems import LEVELS, generate_multistep
 from reasoner.types import Problem
 
 logger = logging.getLogger(__name__)
@@ -344,10 +347,16 @@ def generate_arith(
 
 
 @dataclass(frozen=True)
-class ArithBenchmark:
-    """Offline arithmetic/algebra problems from reasoning-gym; ``data_dir`` is ignored."""
+class GeneratedBenchmark:
+    """Problems generated offline (``arith``: reasoning-gym; ``multistep``: ``reasoner.organism``);
+    ``data_dir`` is ignored. Options: ``n``, ``seed``, ``levels`` (default: all of the generator's)."""
 
-    name: str = "arith"
+    name: str
+    generate: Callable[..., list[Problem]]
+    """``generate(n, seed, levels, split) -> list[Problem]``, deterministic."""
+    levels: tuple[int, ...]
+    """The generator's difficulty levels."""
+    source: str
 
     def load(
         self,
@@ -357,18 +366,20 @@ class ArithBenchmark:
         *,
         n: int = 50,
         seed: int = 0,
-        levels: Sequence[int] = (1, 2, 3, 4, 5),
+        levels: Sequence[int] | None = None,
     ) -> LoadResult:
         count = n if limit is None else min(n, limit)
-        return LoadResult(generate_arith(count, seed, levels, split), 0, "reasoning-gym")
+        levels = self.levels if levels is None else levels
+        return LoadResult(self.generate(count, seed, levels, split), 0, self.source)
 
 
 # ---------------------------------------------------------------- registry
 
 _TEST_IS_TRAIN = {"test": "train"}  # these Hub datasets ship their test problems as a "train" split
 
-BENCHMARKS: dict[str, HubBenchmark | ArithBenchmark] = {
-    "arith": ArithBenchmark(),
+BENCHMARKS: dict[str, HubBenchmark | GeneratedBenchmark] = {
+    "arith": GeneratedBenchmark("arith", generate_arith, tuple(ARITH_LEVELS), "reasoning-gym"),
+    "multistep": GeneratedBenchmark("multistep", generate_multistep, LEVELS, "reasoner.organism"),
     "gsm8k": HubBenchmark("gsm8k", "openai/gsm8k", "gsm8k", hub_config="main"),
     "math500": HubBenchmark(
         "math500", "HuggingFaceH4/MATH-500", "boxed", id_key="unique_id", meta_keys=("subject", "level")
@@ -399,12 +410,17 @@ BENCHMARKS: dict[str, HubBenchmark | ArithBenchmark] = {
 """Benchmark name -> loader. Each has ``load(split, limit, data_dir, **options) -> LoadResult``."""
 
 
-def get_benchmark(name: str) -> HubBenchmark | ArithBenchmark:
+def get_benchmark(name: str) -> HubBenchmark | GeneratedBenchmark:
     """The registry entry for ``name``; ValueError listing the known names otherwise."""
     try:
         return BENCHMARKS[name]
     except KeyError:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}") from None
+
+
+def is_generated(name: str) -> bool:
+    """True for benchmarks generated offline (``arith``, ``multistep``): options n, seed, levels apply."""
+    return isinstance(BENCHMARKS.get(name), GeneratedBenchmark)
 
 
 def load_benchmark(
@@ -416,7 +432,7 @@ def load_benchmark(
 ) -> LoadResult:
     """Load a benchmark by name. ``data_dir`` defaults to ``$REASONER_DATA_DIR``; unset means the Hub.
 
-    ``options`` go to the benchmark's loader (``arith``: ``n``, ``seed``, ``levels``).
+    ``options`` go to the benchmark's loader (``arith``, ``multistep``: ``n``, ``seed``, ``levels``).
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")

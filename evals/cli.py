@@ -218,7 +218,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve_config(args: argparse.Namespace) -> tuple[Any, Path]:
     """The run's EvalConfig (defaults < run dir's saved config on --resume < --config < flags) and --out."""
-    from evals.benchmarks import DATA_DIR_ENV
+    from evals.benchmarks import DATA_DIR_ENV, is_generated
     from evals.runner import RunDir
     from evals.sweep import EvalConfig, load_config
 
@@ -231,7 +231,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[Any, Path]:
         config = EvalConfig.from_dict(overrides, base=RunDir(out).load_config())
     else:
         config = EvalConfig.from_dict(overrides)
-    if config.data_dir is None and config.benchmark != "arith":
+    if config.data_dir is None and not is_generated(config.benchmark):
         config.data_dir = os.environ.get(DATA_DIR_ENV) or None
     return config, out or Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
 

@@ -4,6 +4,7 @@ Subcommands:
   decode QUESTION   run a decoding strategy on one question; print traces, tokens, votes and the answer
   merge             DLER update-selective merge (or linear interpolation) of a base and a tuned model
   distill METHOD    build short chain-of-thought SFT datasets (shortest-correct, dap)
+  organism data     SFT traces of the overthinking model organism (the ``overthinker`` alias)
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from reasoner.distill.cli import add_parsers as add_distill
 
     add_distill(sub)
+    from reasoner.organism.cli import add_parsers as add_organism
+
+    add_organism(sub)
     from evals.cli import add_parsers
 
     add_parsers(sub)

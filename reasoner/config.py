@@ -77,13 +77,13 @@ class DataConfig(_Section):
     split: str = "train"
     """Split to train on. Default train (arith's train split shares no problem with its test split)."""
     n: int = Field(256, ge=1)
-    """arith: number of problems generated. Default 256."""
+    """Generated benchmarks (arith, multistep): number of problems. Default 256."""
     levels: list[int] = [1, 2, 3]
-    """arith: difficulty levels 1-5 to cycle through. Default [1, 2, 3]."""
+    """Generated benchmarks: difficulty levels to cycle through (arith 1-5, multistep 1-4). Default [1, 2, 3]."""
     limit: int | None = Field(None, ge=1)
     """Other benchmarks: keep the first ``limit`` rows (None: all). Default None."""
     seed: int = 0
-    """arith: generator seed. Default 0."""
+    """Generated benchmarks: generator seed. Default 0."""
     data_dir: str | None = None
     """Local copies of Hub benchmarks (``<data_dir>/<name>/<split>.jsonl``); None: $REASONER_DATA_DIR or the Hub."""
     instruction: str | None = None

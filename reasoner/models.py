@@ -21,8 +21,9 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,18 @@ def _tiny_corpus() -> list[str]:
     return lines
 
 
-def build_tiny_tokenizer(vocab_size: int = 512):
-    """A byte-level BPE tokenizer trained on a small built-in corpus, with ChatML and think tokens."""
+def build_tiny_tokenizer(
+    vocab_size: int = 512, corpus: Iterable[str] | None = None, *, split_digits: bool = False
+):
+    """A byte-level BPE tokenizer trained on ``corpus`` (default: a small built-in one), with ChatML and
+    think tokens. ``split_digits``: every digit is its own token (arithmetic is learnt digit by digit)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AddedToken, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    digits = pre_tokenizers.Digits(individual_digits=True)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([digits, byte_level]) if split_digits else byte_level
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -78,7 +84,7 @@ def build_tiny_tokenizer(vocab_size: int = 512):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_tiny_corpus(), trainer=trainer)
+    tok.train_from_iterator(_tiny_corpus() if corpus is None else corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=None,
@@ -92,12 +98,15 @@ def build_tiny_tokenizer(vocab_size: int = 512):
     return fast
 
 
-def build_tiny_model(arch: str, out_dir: Path, seed: int = 0) -> Path:
-    """Build a random-weight Qwen2 or Llama model (2 layers, hidden 64, head_dim 32) into ``out_dir``."""
+def build_tiny_model(
+    arch: str, out_dir: Path, seed: int = 0, *, tokenizer: Any = None, **sizes: Any
+) -> Path:
+    """Build a random-weight Qwen2 or Llama model into ``out_dir`` (default 2 layers, hidden 64, head_dim
+    32, the built-in tiny tokenizer); ``sizes`` override config fields (hidden_size, num_hidden_layers, ...)."""
     import torch
     from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig, Qwen2Config
 
-    tok = build_tiny_tokenizer()
+    tok = build_tiny_tokenizer() if tokenizer is None else tokenizer
     common = dict(
         vocab_size=len(tok),
         hidden_size=64,
@@ -114,6 +123,7 @@ def build_tiny_model(arch: str, out_dir: Path, seed: int = 0) -> Path:
         bos_token_id=None,
         dtype="float32",
     )
+    common.update(sizes)
     config = Qwen2Config(**common) if arch == "qwen2" else LlamaConfig(**common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -159,8 +169,22 @@ def convert_smollm2(out_dir: Path) -> Path:
     return out_dir
 
 
+def _organism(name: str) -> Callable[[Path], Path]:
+    """Builder of an overthinking-organism alias. ``reasoner.organism`` trains (it imports ``reasoner.train``),
+    so it is imported only when the alias is built: the one place this L1 module reaches up."""
+
+    def build(out: Path) -> Path:
+        from reasoner.organism import build as organism
+
+        return getattr(organism, name)(out)
+
+    return build
+
+
 MODELS: dict[str, Callable[[Path], Path]] = {
     "smollm2-135m": convert_smollm2,
+    "overthinker": _organism("build_overthinker"),
+    "overthinker-init": _organism("build_init"),
     "tiny-random-qwen2": lambda out: build_tiny_model("qwen2", out),
     "tiny-random-llama": lambda out: build_tiny_model("llama", out),
 }

@@ -170,10 +170,10 @@ def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
                              trace_key=trace_field or "trace", id_key=args.id_field, limit=args.limit)  # fmt: skip
         except DistillError as err:
             raise CLIError(str(err)) from None
-    from evals.benchmarks import load_benchmark
+    from evals.benchmarks import is_generated, load_benchmark
 
     options: dict[str, Any] = {}
-    if args.benchmark == "arith":
+    if is_generated(args.benchmark):
         try:
             levels = tuple(int(x) for x in args.levels.split(","))
         except ValueError:

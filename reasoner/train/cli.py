@@ -88,10 +88,10 @@ def add_parsers(subparsers: Any) -> None:
 
 def load_problems(data: DataConfig) -> list:
     """Training problems for a recipe's ``data`` section (``evals.benchmarks``)."""
-    from evals.benchmarks import load_benchmark
+    from evals.benchmarks import is_generated, load_benchmark
 
     options: dict[str, Any] = {}
-    if data.benchmark == "arith":
+    if is_generated(data.benchmark):
         options = {"n": data.n, "seed": data.seed, "levels": tuple(data.levels)}
     try:
         result = load_benchmark(data.benchmark, split=data.split, limit=data.limit, data_dir=data.data_dir,

@@ -1,0 +1,94 @@
+"""``reasoner organism data``: write the overthinking organism's SFT traces (``recipes/sft_overthink.yaml``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """\
+Write multistep arithmetic problems (2-5 operations, levels 1-4) with reasoning-model traces: <think> steps,
+0..max-rechecks redundant "Wait, let me double-check ..." re-checks, some of which talk the trace out of the
+right answer (probability p-flip each), </think>, the answer in \\boxed{}. The output directory is a saved
+`datasets` dataset in TRL's conversational prompt-completion format (plus statistics columns and stats.json):
+what `reasoner train sft_overthink data.path=DIR` trains on. The `overthinker` model alias builds itself the
+same way with the defaults below.
+"""
+
+
+def _fraction(name: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not 0 <= value <= 1:
+            raise argparse.ArgumentTypeError(f"{name} must be in [0, 1], got {value}")
+        return value
+
+    return parse
+
+
+def _levels(text: str) -> list[int]:
+    from reasoner.organism.problems import LEVELS
+
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--levels must be comma-separated integers, got {text!r}") from None
+    if not levels or set(levels) - set(LEVELS) or len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(
+            f"--levels must be distinct values from {list(LEVELS)}, got {text!r}"
+        )
+    return levels
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``organism data`` on the ``reasoner`` subparsers."""
+    from reasoner.cli import _positive_int
+    from reasoner.organism.build import DATA_SEED, DEFAULT_TRACES
+    from reasoner.organism.traces import TraceConfig
+
+    defaults = TraceConfig()
+    o = subparsers.add_parser("organism", help="the overthinking model organism (a CPU testbed): its SFT data",
+                              description="The overthinking model organism; see each action's --help.")  # fmt: skip
+    actions = o.add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = actions.add_parser("data", help="write SFT traces with redundant re-checks", description=_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    d.add_argument("--out", required=True, help="output directory (a saved datasets dataset + stats.json)")
+    d.add_argument("--traces", type=_positive_int("--traces"), default=DEFAULT_TRACES,
+                   help="number of problems, one trace each. Default: %(default)s")  # fmt: skip
+    d.add_argument("--seed", type=int, default=DATA_SEED, help="problem and trace seed. Default: %(default)s")
+    d.add_argument("--levels", type=_levels, default="1,2,3,4",
+                   help="difficulty levels (level L has L+1 operations), cycled. Default: %(default)s")  # fmt: skip
+    d.add_argument("--max-rechecks", type=int, default=defaults.max_rechecks,
+                   help="re-checks per trace are uniform on 0..max-rechecks. Default: %(default)s")  # fmt: skip
+    d.add_argument("--p-full", type=_fraction("--p-full"), default=defaults.p_full,
+                   help="probability a re-check redoes the whole chain. Default: %(default)s")  # fmt: skip
+    d.add_argument("--p-flip", type=_fraction("--p-flip"), default=defaults.p_flip,
+                   help="per re-check probability of a false correction. Default: %(default)s")  # fmt: skip
+    d.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    d.set_defaults(func=cmd_data)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from reasoner.cli import CLIError
+    from reasoner.organism.build import write_sft_data
+    from reasoner.organism.traces import TraceConfig
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise CLIError(f"--out: {str(out)!r} is not empty (pass --force to overwrite)")
+    if args.max_rechecks < 0:
+        raise CLIError(f"--max-rechecks must be >= 0, got {args.max_rechecks}")
+    config = TraceConfig(args.max_rechecks, args.p_full, args.p_flip)
+    levels = args.levels if isinstance(args.levels, list) else _levels(args.levels)
+    stats = write_sft_data(out, args.traces, args.seed, levels, config)
+    from rich.console import Console
+
+    Console().print_json(json.dumps(stats))
+    return 0

@@ -1,0 +1,132 @@
+"""Synthetic multi-step arithmetic problems for the overthinking organism (stdlib only, deterministic).
+
+A problem is a start value and 2-5 operations applied left to right ("Start with 7. Add 5, then multiply by
+3, then subtract 4. What is the result?"); level L has L + 1 operations. Operands are single digits 2-9 and
+every intermediate value stays in [0, 99], so each step is one fact a small model can learn (2-digit +- 1
+digit, products up to 99) and the difficulty comes from chaining them. Problems are a pure function of
+(split, seed, level, index), so a larger ``n`` extends a smaller one; ``train`` and ``test`` are disjoint by
+construction (a hash of the question text decides its side).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reasoner.types import Problem
+
+LEVELS = (1, 2, 3, 4)
+"""Difficulty levels; level L chains L + 1 operations (2-5)."""
+MAX_VALUE = 99
+"""Every intermediate value stays in [0, MAX_VALUE]."""
+HELD_OUT_BUCKETS = 10
+"""One question in this many (by a hash of its text) belongs to the test split, the others to train."""
+_VERBS = {"+": "add {b}", "-": "subtract {b}", "*": "multiply by {b}"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation: ``left op operand = result``."""
+
+    left: int
+    op: str
+    operand: int
+
+    @property
+    def result(self) -> int:
+        return apply(self.left, self.op, self.operand)
+
+    def line(self, result: int | None = None) -> str:
+        """``"12 * 3 = 36"`` (or with a stated, possibly wrong, ``result``)."""
+        return f"{self.left} {self.op} {self.operand} = {self.result if result is None else result}"
+
+
+def apply(left: int, op: str, operand: int) -> int:
+    """``left op operand`` for op in + - *."""
+    if op == "+":
+        return left + operand
+    if op == "-":
+        return left - operand
+    if op == "*":
+        return left * operand
+    raise ValueError(f"unknown operation {op!r}")
+
+
+def _next_step(rng: random.Random, value: int) -> Step:
+    options = [("+", b) for b in range(2, 10) if value + b <= MAX_VALUE]
+    options += [("-", b) for b in range(2, 10) if value - b >= 0]
+    muls = [("*", b) for b in range(2, 10) if value * b <= MAX_VALUE and value > 1]
+    # Multiplication is rarer among the options; weight it up so chains use all three operations.
+    op, b = rng.choice(options + muls * 3 if muls else options)
+    return Step(value, op, b)
+
+
+def chain(start: int, ops: Sequence[tuple[str, int]]) -> list[Step]:
+    """The steps of applying ``ops`` to ``start`` left to right."""
+    steps, value = [], start
+    for op, b in ops:
+        steps.append(Step(value, op, b))
+        value = steps[-1].result
+    return steps
+
+
+def question_text(start: int, steps: Sequence[Step]) -> str:
+    """``"Start with 7. Add 5, then multiply by 3, then subtract 4. What is the result?"``."""
+    verbs = [_VERBS[s.op].format(b=s.operand) for s in steps]
+    body = ", then ".join(verbs)
+    return f"Start with {start}. {body[0].upper()}{body[1:]}. What is the result?"
+
+
+def held_out(question: str) -> bool:
+    """Whether ``question`` belongs to the held-out side: crc32 of its text is 0 mod ``HELD_OUT_BUCKETS``."""
+    return zlib.crc32(question.encode()) % HELD_OUT_BUCKETS == 0
+
+
+def make_problem(split: str, seed: int, level: int, index: int) -> Problem:
+    """Problem ``index`` of ``level`` in ``split`` for ``seed`` (a pure function of these four).
+
+    ``test`` problems are drawn until ``held_out(question)``, ``train`` problems until not, so the two
+    splits never share a question (1 in ``HELD_OUT_BUCKETS`` questions is held out); other split names
+    draw freely.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    rng = random.Random(zlib.crc32(f"multistep/{split}/{seed}/{level}/{index}".encode()))
+    while True:
+        value = rng.randint(2, 30)
+        start, steps = value, []
+        for _ in range(level + 1):
+            steps.append(_next_step(rng, value))
+            value = steps[-1].result
+        question = question_text(start, steps)
+        if split not in ("train", "test") or held_out(question) == (split == "test"):
+            break
+    ops = [[s.op, s.operand] for s in steps]
+    meta = dict(benchmark="multistep", split=split, level=level, seed=seed, index=index, start=start, ops=ops)
+    pid = f"multistep-{split}-s{seed}-L{level}-{index}"
+    return Problem(pid, question, str(value), meta)
+
+
+def steps_of(problem: Problem) -> list[Step]:
+    """The solution steps of a multistep problem (from its ``meta``)."""
+    return chain(problem.meta["start"], [(op, b) for op, b in problem.meta["ops"]])
+
+
+def generate_multistep(
+    n: int = 50, seed: int = 0, levels: Sequence[int] = LEVELS, split: str = "test"
+) -> list[Problem]:
+    """``n`` problems cycling through ``levels`` (problem i has level ``levels[i % len(levels)]``).
+
+    Deterministic in (n, seed, levels, split); ids (``multistep-<split>-s<seed>-L<level>-<index>``) do not
+    depend on ``n``. ``train`` and ``test`` never share a question (``make_problem``); within a split a
+    question can repeat (level 1 has a few thousand distinct questions).
+    """
+    levels = tuple(levels)
+    unknown = sorted(set(levels) - set(LEVELS))
+    if not levels or unknown or len(set(levels)) != len(levels):
+        raise ValueError(f"levels must be distinct values from {list(LEVELS)}, got {list(levels)}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return [make_problem(split, seed, levels[i % len(levels)], i // len(levels)) for i in range(n)]
