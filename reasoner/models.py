@@ -98,9 +98,7 @@ def build_tiny_tokenizer(
     return fast
 
 
-def build_tiny_model(
-    arch: str, out_dir: Path, seed: int = 0, *, tokenizer: Any = None, **sizes: Any
-) -> Path:
+def build_tiny_model(arch: str, out_dir: Path, seed: int = 0, *, tokenizer: Any = None, **sizes: Any) -> Path:
     """Build a random-weight Qwen2 or Llama model into ``out_dir`` (default 2 layers, hidden 64, head_dim
     32, the built-in tiny tokenizer); ``sizes`` override config fields (hidden_size, num_hidden_layers, ...)."""
     import torch

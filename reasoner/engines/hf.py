@@ -72,7 +72,10 @@ class HFSession(Session):
             )
             pos = (self.mask.cumsum(-1) - 1).clamp(min=0)
             self.cache = DynamicCache()
-            out = model(input_ids=ids, attention_mask=self.mask, position_ids=pos, past_key_values=self.cache)
+            # use_cache explicitly: trainers save checkpoints with config.use_cache=False, and then the
+            # cache would silently stay empty (every step would see one token).
+            out = model(input_ids=ids, attention_mask=self.mask, position_ids=pos, past_key_values=self.cache,
+                        use_cache=True)  # fmt: skip
             self.pos = pos[:, -1:]
         else:
             self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=-1)
@@ -82,6 +85,7 @@ class HFSession(Session):
                 attention_mask=self.mask,
                 position_ids=self.pos,
                 past_key_values=self.cache,
+                use_cache=True,
             )
         self.cache = out.past_key_values
         return out.logits[:, -1, :].float()

@@ -148,5 +148,6 @@ def train_sft(
         "sft %s: %d rows from %s, output %s", config.name or "recipe", len(dataset), config.data.path, out
     )
     trainer.train(resume_from_checkpoint=resume)
+    trainer.model.config.use_cache = True  # trainers turn the KV cache off; the saved model is for generation
     trainer.save_model(str(out))
     return trainer

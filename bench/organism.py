@@ -1,0 +1,229 @@
+"""The overthinking organism on held-out problems: do the seed papers' effects show? (opt-in, ~20-40 min).
+
+One table, on held-out ``multistep`` test problems (disjoint from the organism's training questions by
+construction), vLLM engine, temperature 1.0 (the organism's trained distribution):
+
+1. the organism: accuracy (avg@8) and mean thinking length (tokens to ``</think>``) against the minimal
+   solution's thinking length (the same problems' zero-re-check traces, tokenized);
+2. shortest-of-8 vs longest-of-8: accuracy of each problem's chain with the least / most thinking among the
+   8 samples of the majority@8 run (short-m@k's premise, arXiv 2505.17813);
+3. majority@8 vs short-1@8 vs short-3@8 (live: real aborts): accuracy, generated tokens, wall time. Problems
+   go to the engine in chunks; every strategy runs on a chunk before the next chunk starts;
+4. before/after a short DLER run (``recipes/dler.yaml`` on the organism, arXiv 2510.15110): accuracy and mean
+   response length (avg@4 on the same problems).
+
+    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 30] [--json out.json] [key=value ...]
+
+``key=value`` arguments override the DLER recipe (after the bench's own organism settings, printed).
+The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
+
+Targets (issue [8]): organism accuracy >= 60% with thinking >= 3x minimal; shortest-of-8 more accurate than
+longest-of-8; DLER length <= 0.5x with accuracy >= -2 points; short-3@8 accuracy >= majority@8 at <= 0.75x
+its wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+
+from common import cpu_env, evaluate, train_and_eval
+
+from reasoner.types import Problem, SampleSpec, StrategyResult
+
+RUNS = {
+    "majority@8": ("majority", {"k": "8"}),
+    "short-1@8": ("short-m@k", {"k": "8", "m": "1"}),
+    "short-3@8": ("short-m@k", {"k": "8", "m": "3"}),
+}
+DLER_SETTINGS = [
+    "data.benchmark=multistep",
+    "data.levels=[1,2,3,4]",
+    "data.n=2000",
+    "rewards.0.params.max_length=96",  # about 1.5x the longest minimal solution
+    "trainer.max_completion_length=128",
+    "trainer.num_generations=8",
+    "trainer.per_device_train_batch_size=32",  # 4 prompts x 8 samples
+    "trainer.learning_rate=1e-4",
+    "trainer.temperature=1.0",
+    "trainer.save_strategy=no",
+    "rollout.engine=vllm",
+]
+"""The bench's DLER settings for a ~4M-parameter organism (the recipe's are for smollm2-135m)."""
+
+
+def thinking(c) -> int:
+    """Thinking tokens of a completion: up to ``</think>``, all of it when it never closed thinking."""
+    return c.num_tokens if c.think_end is None else c.think_end
+
+
+def minimal_thinking(tokenizer, problems: list[Problem]) -> float:
+    """Mean thinking tokens of the problems' minimal (zero re-check) traces, ``</think>`` included."""
+    from reasoner.organism.problems import steps_of
+    from reasoner.organism.traces import minimal_trace
+    from reasoner.prompts import THINK_END
+
+    lengths = []
+    for p in problems:
+        head = minimal_trace(steps_of(p)).split(THINK_END)[0] + THINK_END
+        lengths.append(len(tokenizer.encode(head, add_special_tokens=False)))
+    return statistics.mean(lengths)
+
+
+def strategies(engine, problems: list[Problem], spec: SampleSpec, chunk: int) -> dict[str, dict[str, float]]:
+    """Run the strategies chunk by chunk; sums per strategy plus the per-sample and shortest/longest stats."""
+    from reasoner.strategies import build_strategy
+    from reasoner.verify import grade_many
+
+    stats: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for lo in range(0, len(problems), chunk):
+        part = problems[lo : lo + chunk]
+        for label, (name, params) in RUNS.items():
+            t = time.perf_counter()
+            results = build_strategy(name, params).run_batch(engine, part, spec)
+            wall = time.perf_counter() - t
+            s = stats[label]
+            verdicts = grade_many([p.answer for p in part], [_boxed(r) for r in results])
+            s["problems"] += len(part)
+            s["correct"] += sum(v.correct for v in verdicts)
+            s["generated"] += sum(r.tokens.generated for r in results)
+            s["wall_s"] += wall
+            logging.info("chunk %d %s: %.1fs", lo // chunk, label, wall)
+            if label == "majority@8":
+                samples(stats["samples"], part, results)
+    return {k: dict(v) for k, v in stats.items()}
+
+
+def _boxed(r: StrategyResult) -> str:
+    return "" if r.answer is None else f"\\boxed{{{r.answer}}}"
+
+
+def samples(s: dict[str, float], part: list[Problem], results: list[StrategyResult]) -> None:
+    """Per-sample accuracy and thinking, and the shortest-of-k / longest-of-k chains' accuracy."""
+    from reasoner.verify import grade_many
+
+    for p, r in zip(part, results, strict=True):
+        comps = r.completions
+        verdicts = grade_many([p.answer] * len(comps), [c.text for c in comps])
+        lengths = [thinking(c) for c in comps]
+        s["samples"] += len(comps)
+        s["sample_correct"] += sum(v.correct for v in verdicts)
+        s["thinking"] += sum(lengths)
+        s["unclosed"] += sum(c.think_end is None for c in comps)
+        s["shortest_correct"] += verdicts[lengths.index(min(lengths))].correct
+        s["longest_correct"] += verdicts[lengths.index(max(lengths))].correct
+        s["problems"] += 1
+
+
+def dler(args, model: str, problems: list[Problem], before: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Accuracy and mean length after ``--dler-steps`` DLER steps on the organism, with ``before``."""
+    overrides = [f"model.name={model}", "model.dtype=float32", f"trainer.max_steps={args.dler_steps}",
+                 *DLER_SETTINGS, *args.overrides]  # fmt: skip
+    logging.info("DLER overrides: %s", " ".join(overrides))
+    with tempfile.TemporaryDirectory(prefix="organism-dler-") as tmp:
+        after = train_and_eval("dler", overrides, problems, tmp, samples=4, max_tokens=args.max_tokens,
+                               temperature=args.temperature)  # fmt: skip
+    return {"before": before, "after": after}
+
+
+def report(org: dict[str, float], runs: dict[str, dict[str, float]], dl: dict | None, n: int) -> list[str]:
+    s = runs["samples"]
+    acc = 100 * s["sample_correct"] / s["samples"]
+    think = s["thinking"] / s["samples"]
+    ratio = think / org["minimal_thinking"]
+    short, long_ = 100 * s["shortest_correct"] / s["problems"], 100 * s["longest_correct"] / s["problems"]
+    lines = [
+        f"held-out: {n} multistep test problems (levels 1-4), 8 samples each, T={org['temperature']}",
+        f"organism accuracy (avg@8)      {acc:6.1f}%   target >= 60%: {_met(acc >= 60)}",
+        f"mean thinking tokens           {think:6.1f}    minimal solution {org['minimal_thinking']:.1f} -> "
+        f"{ratio:.2f}x (target >= 3x): {_met(ratio >= 3)}   unclosed <think>: {int(s['unclosed'])}",
+        f"shortest-of-8 accuracy         {short:6.1f}%   longest-of-8 {long_:.1f}%: {_met(short > long_)}",
+        "",
+        f"{'strategy':<12}{'acc%':>7}{'generated':>11}{'x maj':>7}{'wall s':>9}{'x maj':>7}",
+    ]
+    base = runs["majority@8"]
+    for label in RUNS:
+        r = runs[label]
+        lines.append(
+            f"{label:<12}{100 * r['correct'] / r['problems']:>7.1f}{int(r['generated']):>11}"
+            f"{r['generated'] / base['generated']:>7.2f}{r['wall_s']:>9.1f}{r['wall_s'] / base['wall_s']:>7.2f}"
+        )
+    s3 = runs["short-3@8"]
+    ok = s3["correct"] >= base["correct"] and s3["wall_s"] <= 0.75 * base["wall_s"]
+    lines.append(f"short-3@8 >= majority@8 accuracy at <= 0.75x wall: {_met(ok)}")
+    if dl:
+        b, a = dl["before"], dl["after"]
+        lines += [
+            "",
+            f"{'DLER':<12}{'acc%':>7}{'mean len':>10}{'thinking':>10}{'truncated':>10}{'train s':>9}",
+        ]
+        for name, r in (("before", b), (f"after {int(a['steps'])} st", a)):
+            lines.append(f"{name:<12}{100 * r['accuracy']:>7.1f}{r['mean_length']:>10.1f}{r['mean_thinking']:>10.1f}"
+                         f"{r['truncated']:>10.3f}{r.get('train_s', 0):>9.0f}")  # fmt: skip
+        cut, dacc = a["mean_length"] / b["mean_length"], 100 * (a["accuracy"] - b["accuracy"])
+        lines.append(f"DLER length {cut:.2f}x (target <= 0.5x), accuracy {dacc:+.1f} points (target >= -2): "
+                     f"{_met(cut <= 0.5 and dacc >= -2)}")  # fmt: skip
+    return lines
+
+
+def _met(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "overrides", nargs="*", help="key=value overrides of the DLER recipe (after DLER_SETTINGS)"
+    )
+    ap.add_argument(
+        "--model", default="overthinker", help="the organism (alias or directory). Default: %(default)s"
+    )
+    ap.add_argument("--problems", type=int, default=100, help="held-out test problems. Default: %(default)s")
+    ap.add_argument("--chunk", type=int, default=10, help="problems per strategy batch. Default: %(default)s")
+    ap.add_argument("--max-tokens", type=int, default=700, help="max tokens per sample. Default: %(default)s")
+    ap.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature. Default: %(default)s"
+    )
+    ap.add_argument("--seed", type=int, default=0, help="sampling seed. Default: %(default)s")
+    ap.add_argument(
+        "--dler-steps", type=int, default=30, help="DLER steps; 0 skips DLER. Default: %(default)s"
+    )
+    ap.add_argument("--json", help="also write the raw numbers here")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cpu_env()
+    from evals.benchmarks import load_benchmark
+    from reasoner.engines import load_engine
+    from reasoner.models import resolve
+
+    t0 = time.perf_counter()
+    model = resolve(args.model)
+    logging.info("model %s ready in %.0fs: %s", args.model, time.perf_counter() - t0, model)
+    problems = list(load_benchmark("multistep", split="test", n=args.problems, seed=0).problems)
+    engine = load_engine("vllm", model, dtype="float32", seed=args.seed)
+    try:
+        engine.generate([[1, 2, 3]], SampleSpec(n=2, max_tokens=8))  # warm-up
+        spec = SampleSpec(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+        org = {
+            "minimal_thinking": minimal_thinking(engine.tokenizer, problems),
+            "temperature": args.temperature,
+        }
+        runs = strategies(engine, problems, spec, args.chunk)
+        if args.dler_steps > 0:
+            before = evaluate(engine, engine.tokenizer, problems, 4, args.max_tokens, args.temperature)
+    finally:
+        engine.close()
+    dl = dler(args, model, problems, before) if args.dler_steps > 0 else None
+    print("\n".join(report(org, runs, dl, len(problems))))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "organism": org, "runs": runs, "dler": dl}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""A tiny overthinking organism trained in seconds: the recipe, data and alias path work end to end.
+
+The real organism (``overthinker``: ~4M parameters, 40,000 traces, ~30 min) is measured by
+``bench/organism.py``; here a 2-layer model learns the trace format from a few dozen traces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from reasoner.organism.problems import generate_multistep
+from reasoner.organism.traces import TraceConfig
+from reasoner.prompts import THINK_END, THINK_START
+from reasoner.types import SampleSpec
+
+TINY = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+            num_key_value_heads=2, head_dim=32)  # fmt: skip
+FORMAT = re.compile(rf"^{THINK_START}\n.+?\n{THINK_END}\nThe answer is \\boxed\{{-?\d+\}}\.$", re.S)
+
+
+@pytest.fixture(scope="module")
+def tiny_organism(tmp_path_factory) -> Path:
+    from reasoner.organism.build import build_init, write_sft_data
+    from reasoner.train.sft import load_sft_recipe, train_sft
+
+    tmp = tmp_path_factory.mktemp("organism")
+    build_init(tmp / "init", **TINY)
+    stats = write_sft_data(tmp / "data", 48, seed=5, config=TraceConfig(max_rechecks=2))
+    assert stats["rows"] == 48 and json.loads((tmp / "data" / "stats.json").read_text()) == stats
+    config = load_sft_recipe("sft_overthink", [
+        f"model.name={tmp / 'init'}", f"data.path={tmp / 'data'}", f"trainer.output_dir={tmp / 'out'}",
+        "trainer.max_steps=100", "trainer.learning_rate=3e-3", "trainer.per_device_train_batch_size=8",
+        "trainer.bf16=false", "trainer.warmup_steps=0", "trainer.lr_scheduler_type=constant",
+    ])  # fmt: skip
+    trainer = train_sft(config, quiet=True)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses[-1] < 0.5 * losses[0]
+    return tmp / "out"
+
+
+def test_tiny_organism_writes_think_span_then_boxed_answer(tiny_organism):
+    from reasoner.engines.hf import HFEngine
+    from reasoner.prompts import render
+
+    engine = HFEngine(str(tiny_organism), dtype="float32")
+    problems = generate_multistep(4, seed=0, split="test")
+    groups = engine.generate([render(engine.tokenizer, p.question) for p in problems],
+                             SampleSpec(n=2, max_tokens=300, temperature=0.7, seed=0))  # fmt: skip
+    for group in groups:
+        for c in group:
+            assert c.finish_reason == "stop", c.text
+            assert FORMAT.match(c.text), c.text
+            assert c.think_end is not None and 0 < c.think_end < c.num_tokens
+
+
+def test_organism_aliases_resolve_through_the_cache(tmp_path, monkeypatch):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from reasoner import models
+
+    monkeypatch.setenv("REASONER_CACHE", str(tmp_path))
+    path = models.resolve("overthinker-init")
+    assert Path(path) == tmp_path / "models" / "overthinker-init-v1"
+    config = AutoConfig.from_pretrained(path)
+    assert (config.model_type, config.num_hidden_layers, config.hidden_size, config.head_dim) == (
+        "qwen2",
+        4,
+        256,
+        64,
+    )
+    tok = AutoTokenizer.from_pretrained(path)
+    assert tok.convert_tokens_to_ids(THINK_END) != tok.unk_token_id
+    assert "overthinker" in models.MODELS

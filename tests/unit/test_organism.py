@@ -1,0 +1,173 @@
+"""The overthinking organism's data: multistep problems, traces with re-checks and false corrections."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from reasoner.organism.problems import (
+    LEVELS,
+    MAX_VALUE,
+    Step,
+    apply,
+    generate_multistep,
+    held_out,
+    make_problem,
+    question_text,
+    steps_of,
+)
+from reasoner.organism.traces import RECHECK, TraceConfig, minimal_trace, write_trace
+from reasoner.prompts import THINK_END, THINK_START
+
+EQUATION = re.compile(r"(-?\d+) ([+*-]) (\d+) = (-?\d+)")
+
+
+def test_problems_are_deterministic_and_extend():
+    small = generate_multistep(12, seed=3, split="train")
+    large = generate_multistep(40, seed=3, split="train")
+    assert large[:12] == small
+    assert generate_multistep(12, seed=4, split="train") != small
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_level_sets_operations_and_values_stay_in_range(level):
+    for p in generate_multistep(60, seed=0, levels=[level]):
+        steps = steps_of(p)
+        assert len(steps) == level + 1 and p.meta["level"] == level
+        assert all(0 <= s.result <= MAX_VALUE and 2 <= s.operand <= 9 for s in steps)
+        assert p.answer == str(steps[-1].result)
+        assert p.question == question_text(p.meta["start"], steps)
+
+
+def test_train_and_test_never_share_a_question():
+    train = generate_multistep(3000, seed=0, split="train")
+    test = generate_multistep(300, seed=0, split="test")
+    assert all(held_out(p.question) for p in test)
+    assert not any(held_out(p.question) for p in train)
+    assert not {p.question for p in train} & {p.question for p in test}
+    assert Counter(p.meta["level"] for p in test) == {lvl: 75 for lvl in LEVELS}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"levels": [5]}, "levels"),
+        ({"levels": []}, "levels"),
+        ({"levels": [1, 1]}, "levels"),
+        ({"n": -1}, "n"),
+    ],
+)
+def test_bad_generator_arguments_name_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate_multistep(**kwargs)
+    with pytest.raises(ValueError, match="level"):
+        make_problem("test", 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("left", "op", "operand", "result"),
+    [(12, "*", 3, 36), (36, "-", 4, 32), (7, "+", 5, 12), (2, "-", 9, -7)],
+)
+def test_step_arithmetic(left, op, operand, result):
+    assert apply(left, op, operand) == result == Step(left, op, operand).result
+    assert Step(left, op, operand).line() == f"{left} {op} {operand} = {result}"
+
+
+def test_minimal_trace_is_exactly_the_steps():
+    steps = [Step(7, "+", 5), Step(12, "*", 3), Step(36, "-", 4)]
+    assert minimal_trace(steps) == (
+        f"{THINK_START}\n7 + 5 = 12\n12 * 3 = 36\n36 - 4 = 32\n{THINK_END}\nThe answer is \\boxed{{32}}."
+    )
+    assert (
+        question_text(7, steps)
+        == "Start with 7. Add 5, then multiply by 3, then subtract 4. What is the result?"
+    )
+
+
+def _traces(n: int, config: TraceConfig, seed: int = 0):
+    rng = random.Random(seed)
+    problems = generate_multistep(n, seed=seed, split="train")
+    return [(p, write_trace(steps_of(p), rng, config)) for p in problems]
+
+
+@pytest.mark.parametrize("config", [TraceConfig(), TraceConfig(max_rechecks=3, p_full=1.0, p_flip=0.0)])
+def test_trace_format_and_bookkeeping(config):
+    for p, t in _traces(300, config):
+        think, _, answer_part = t.text.partition(THINK_END)
+        assert think.startswith(f"{THINK_START}\n") and THINK_END not in answer_part
+        assert answer_part == f"\nThe answer is \\boxed{{{t.answer}}}."
+        assert think.count(RECHECK) == t.rechecks <= config.max_rechecks
+        assert t.flipped == (str(t.answer) != p.answer)
+
+
+def test_only_the_false_correction_states_a_wrong_fact():
+    """Re-checks never confirm a wrong value: the one false equation follows 'Hmm, no:'."""
+    flips = 0
+    for _, t in _traces(400, TraceConfig(p_flip=0.3)):
+        for line in t.text.split("\n"):
+            for m in EQUATION.finditer(line):
+                true = apply(int(m[1]), m[2], int(m[3])) == int(m[4])
+                flip = line[: m.start()].endswith("Hmm, no: ")
+                assert true != flip, line
+                flips += flip
+    assert flips > 50
+
+
+def test_no_flips_means_always_right_and_certain_flips_mean_wrong():
+    assert all(not t.flipped for _, t in _traces(200, TraceConfig(p_flip=0.0)))
+    traces = _traces(200, TraceConfig(max_rechecks=4, p_full=0.0, p_flip=1.0))
+    assert all(t.flipped == (t.rechecks > 0) for _, t in traces)
+
+
+def test_longer_traces_are_more_often_wrong():
+    traces = [t for _, t in _traces(4000, TraceConfig())]
+    by_n = {n: [t.flipped for t in traces if t.rechecks == n] for n in range(9)}
+    wrong = {n: sum(v) / len(v) for n, v in by_n.items() if v}
+    assert wrong[0] == 0.0
+    assert wrong[1] < wrong[4] < wrong[8]
+    assert 0.10 < sum(t.flipped for t in traces) / len(traces) < 0.25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"max_rechecks": -1}, "max_rechecks"), ({"p_full": 1.5}, "p_full"), ({"p_flip": -0.1}, "p_flip")],
+)
+def test_trace_config_errors_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        TraceConfig(**kwargs)
+
+
+def test_sft_rows_are_conversational_prompt_completion():
+    from reasoner.organism.build import sft_rows
+    from reasoner.prompts import ANSWER_INSTRUCTION
+
+    rows = sft_rows(8, seed=1)
+    assert len(rows) == 8
+    for r in rows:
+        assert r["prompt"][0]["role"] == "user" and r["prompt"][0]["content"].endswith(ANSWER_INSTRUCTION)
+        assert r["completion"][0]["role"] == "assistant"
+        assert r["completion"][0]["content"].startswith(THINK_START)
+        assert r["minimal"].count("\n") <= r["completion"][0]["content"].count("\n")
+    assert rows == sft_rows(8, seed=1)
+
+
+def test_multistep_is_a_generated_benchmark():
+    from evals.benchmarks import is_generated, load_benchmark
+
+    result = load_benchmark("multistep", split="test", n=6, seed=0, levels=[2])
+    assert len(result) == 6 and all(p.meta["level"] == 2 for p in result)
+    assert is_generated("multistep") and is_generated("arith") and not is_generated("gsm8k")
+
+
+def test_organism_tokenizer_splits_digits_and_keeps_think_tags():
+    from reasoner.organism.build import build_tokenizer
+
+    tok = build_tokenizer()
+    ids = tok.encode("<think>\n123 + 4 = 127\n</think>", add_special_tokens=False)
+    pieces = [tok.decode([i]) for i in ids]
+    assert pieces[0] == "<think>" and pieces[-1] == "</think>"
+    assert {"1", "2", "3", "4", "7"} <= {p.strip() for p in pieces}
+    assert tok.decode(ids) == "<think>\n123 + 4 = 127\n</think>"
