@@ -37,7 +37,7 @@ def run_ours(engine: VLLMEngine, prompts: list[list[int]], spec: SampleSpec) -> 
 def run_raw(
     engine: VLLMEngine, prompts: list[list[int]], spec: SampleSpec, *, same_work: bool
 ) -> tuple[int, float]:
-    """Raw ``LLM.generate``. ``same_work``: the requests our engine issues (one per sample, seed ``seed + j``,
+    """Raw ``LLM.generate``. ``same_work``: the requests our engine issues (one per sample, seed ``sample_seed``,
     sampled-token logprob), so both sides generate identical tokens; else one request with ``n`` and no logprobs.
     """
     from vllm import SamplingParams
@@ -45,8 +45,11 @@ def run_raw(
     common = dict(max_tokens=spec.max_tokens, temperature=spec.temperature, top_p=spec.top_p)
     if same_work:
         inputs = [{"prompt_token_ids": p} for p in prompts for _ in range(spec.n)]
-        params = [SamplingParams(n=1, seed=sample_seed(spec, j), logprobs=0, **common) for j in range(spec.n)]
-        params = params * len(prompts)
+        params = [
+            SamplingParams(n=1, seed=sample_seed(spec, j, p), logprobs=0, **common)
+            for p in prompts
+            for j in range(spec.n)
+        ]
     else:
         inputs = [{"prompt_token_ids": p} for p in prompts]
         params = SamplingParams(n=spec.n, seed=spec.seed, **common)

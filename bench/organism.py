@@ -12,7 +12,7 @@ construction), vLLM engine, temperature 1.0 (the organism's trained distribution
 4. before/after a short DLER run (``recipes/dler.yaml`` on the organism, arXiv 2510.15110): accuracy and mean
    response length (avg@4 on the same problems).
 
-    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 30] [--json out.json] [key=value ...]
+    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 40] [--json out.json] [key=value ...]
 
 ``key=value`` arguments override the DLER recipe (after the bench's own organism settings, printed).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
@@ -45,8 +45,8 @@ DLER_SETTINGS = [
     "data.benchmark=multistep",
     "data.levels=[1,2,3,4]",
     "data.n=2000",
-    "rewards.0.params.max_length=96",  # about 1.5x the longest minimal solution
-    "trainer.max_completion_length=128",
+    "rewards.0.params.max_length=72",  # the longest minimal solution (level 4) is 64 tokens
+    "trainer.max_completion_length=96",
     "trainer.num_generations=8",
     "trainer.per_device_train_batch_size=32",  # 4 prompts x 8 samples
     "trainer.learning_rate=1e-4",
@@ -191,7 +191,7 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0, help="sampling seed. Default: %(default)s")
     ap.add_argument(
-        "--dler-steps", type=int, default=30, help="DLER steps; 0 skips DLER. Default: %(default)s"
+        "--dler-steps", type=int, default=40, help="DLER steps; 0 skips DLER. Default: %(default)s"
     )
     ap.add_argument("--json", help="also write the raw numbers here")
     args = ap.parse_args()

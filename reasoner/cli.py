@@ -72,7 +72,12 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
         "--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy. Default: 0.7"
     )
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]. Default: 1.0")
-    p.add_argument("--seed", type=int, default=0, help="base seed; sample j uses seed + j. Default: 0")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="base seed; sample j of a prompt is seeded from (seed, j, prompt). Default: 0",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ Design:
   vLLM or transformers). ``generate(prompts, spec)`` splits the prompt list into contiguous chunks, one per
   eligible worker, sized by each worker's measured throughput (``split_sizes``); all ``spec.n`` samples of a
   prompt stay on one worker (prefix caching), and results come back in prompt order. Sample ``j`` of a prompt
-  is seeded ``spec.seed + j`` on every engine, so the split does not change what is sampled.
+  is seeded from (``spec.seed``, j, prompt) on every engine, so the split does not change what is sampled.
 - Weight versions: every chunk returns the version of the weights that produced it. A worker is eligible
   when ``pool.version - worker_version <= max_lag`` (off-policy lag, default 0); a worker whose load is
   still pending is waited for (bounded by ``sync_timeout_s``); with no eligible worker ``generate`` raises

@@ -42,7 +42,9 @@ class SampleSpec:
     top_k: int = 0
     """Keep only the k most likely tokens; 0 (or -1) disables."""
     seed: int | None = None
-    """Base seed; sample i of a request uses ``seed + i``. None: not reproducible."""
+    """Base seed; sample j of a prompt uses its own seed, a hash of (seed, j, prompt token ids)
+    (``reasoner.engines.base.sample_seed``), so different prompts get independent random streams. None: not
+    reproducible."""
     stop: tuple[str, ...] = ()
     """Stop strings; the matched string is not included in the text."""
     logprobs_k: int = 0

@@ -111,7 +111,12 @@ def _add_engine_args(p: argparse.ArgumentParser, model_flag: str) -> None:
                    help="vllm, hf (transformers) or auto (vllm where it imports). Default: auto")  # fmt: skip
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weights dtype; auto = the model's own (float32 on CPU with hf). Default: auto")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (sample j uses seed + j). Default: 0")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="sampling seed (sample j of a prompt is seeded from seed, j and the prompt). Default: 0",
+    )
     p.add_argument("--batch-size", type=_int_at_least("--batch-size", 1), default=8,
                    help="problems per generate call; records are written after each batch. Default: 8")  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help=_OUT_HELP)

@@ -1,7 +1,7 @@
 """The engine protocol: generate, continue, stream + abort, reload weights (DESIGN section 3).
 
 Every engine is built on one stepping primitive, a ``Session``: requests are added (one per sample, with
-its own seed ``spec.seed + j``), ``step()`` advances every live request by one scheduling step and reports
+its own seed, ``sample_seed(spec, j, prompt)``), ``step()`` advances every live request by one scheduling step and reports
 new tokens and finished completions, and ``abort()`` cancels requests, returning their partial work with
 finish reason ``abort``. ``Engine.generate`` drives a session to the end; ``Engine.stream`` hands the same
 session to the caller as an iterator of ``StreamEvent`` with ``abort``. Continuation is generation from
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,9 +165,18 @@ class Engine(ABC):
         self.close()
 
 
-def sample_seed(spec: SampleSpec, j: int) -> int | None:
-    """Seed of sample ``j``: ``spec.seed + j`` (None stays None)."""
-    return None if spec.seed is None else spec.seed + j
+def sample_seed(spec: SampleSpec, j: int, prompt: Sequence[int]) -> int | None:
+    """Seed of sample ``j`` of ``prompt``: a 31-bit hash of (``spec.seed``, ``j``, the prompt's token ids);
+    None stays None.
+
+    Mixing in the prompt gives every request its own random stream. With ``spec.seed + j`` alone, sample j of
+    every problem used the same random draws, so the samples of different problems were correlated: measured on
+    the overthinking organism (100 problems x 4 samples) avg@4 was 69% with seed 1234 and 81% with seed 0.
+    """
+    if spec.seed is None:
+        return None
+    data = array("q", [spec.seed, j, *prompt]).tobytes()
+    return zlib.crc32(data) & 0x7FFFFFFF
 
 
 def topk_entropy(top: dict[int, float]) -> float:

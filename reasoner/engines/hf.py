@@ -6,7 +6,8 @@ really saves compute. Logprobs are ``log_softmax`` of the raw logits (before tem
 ``raw_logprobs``), and entropies are exact over the full vocabulary: H = -sum_v p_v log p_v.
 
 Sampling follows vLLM's order: temperature, then top-k, then top-p; each sample has its own
-``torch.Generator`` seeded with ``spec.seed + j``, so a sample does not depend on what else is in the batch.
+``torch.Generator`` seeded with ``sample_seed(spec, j, prompt)``, so a sample does not depend on what else is in
+the batch.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class HFSession(Session):
         self.states = {i: _Partial(prompt_tokens=len(flat[i]), t0=time.perf_counter()) for i in self.rows}
         self.gens = {}
         for i in self.rows:
-            seed = sample_seed(spec, i % spec.n)
+            seed = sample_seed(spec, i % spec.n, flat[i])
             if seed is not None:
                 self.gens[i] = torch.Generator(device=engine.device).manual_seed(seed)
         self._prompts, self.cache, self.mask, self.pos, self.next_ids = flat, None, None, None, None

@@ -163,7 +163,7 @@ class VLLMEngine(Engine):
         self.tokenizer = self.llm.get_tokenizer()
         self.device = "cuda" if on_gpu else "cpu"
 
-    def _params(self, spec: SampleSpec, j: int, k: int, *, final_only: bool) -> Any:
+    def _params(self, spec: SampleSpec, seed: int | None, k: int, *, final_only: bool) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -173,7 +173,7 @@ class VLLMEngine(Engine):
             temperature=spec.temperature,
             top_p=spec.top_p,
             top_k=spec.top_k if spec.top_k > 0 else 0,
-            seed=sample_seed(spec, j),
+            seed=seed,
             stop=list(spec.stop) or None,
             logprobs=k,
             output_kind=RequestOutputKind.FINAL_ONLY if final_only else RequestOutputKind.DELTA,
@@ -196,10 +196,10 @@ class VLLMEngine(Engine):
     ) -> VLLMSession:
         k = max(spec.logprobs_k, ENTROPY_TOPK if entropies else 0)
         session = VLLMSession(self, k, top_k=spec.logprobs_k, want_entropy=entropies)
-        params = [self._params(spec, j, k, final_only=final_only) for j in range(spec.n)]
         for i, prompt in enumerate(prompts):
             for j in range(spec.n):
-                session.add(i * spec.n + j, prompt, params[j])
+                params = self._params(spec, sample_seed(spec, j, prompt), k, final_only=final_only)
+                session.add(i * spec.n + j, prompt, params)
         return session
 
     def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
