@@ -12,7 +12,7 @@ construction), vLLM engine, temperature 1.0 (the organism's trained distribution
 4. before/after a short DLER run (``recipes/dler.yaml`` on the organism, arXiv 2510.15110): accuracy and mean
    response length (avg@4 on the same problems).
 
-    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 40] [--json out.json] [key=value ...]
+    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 50] [--json out.json] [key=value ...]
 
 ``key=value`` arguments override the DLER recipe (after the bench's own organism settings, printed).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
@@ -45,7 +45,7 @@ DLER_SETTINGS = [
     "data.benchmark=multistep",
     "data.levels=[1,2,3,4]",
     "data.n=2000",
-    "rewards.0.params.max_length=72",  # the longest minimal solution (level 4) is 64 tokens
+    "rewards.0.params.max_length=84",  # the longest minimal solution (level 4) is 64 tokens
     "trainer.max_completion_length=96",
     "trainer.num_generations=8",
     "trainer.per_device_train_batch_size=32",  # 4 prompts x 8 samples
@@ -131,7 +131,24 @@ def dler(args, model: str, problems: list[Problem], before: dict[str, float]) ->
     return {"before": before, "after": after}
 
 
-def report(org: dict[str, float], runs: dict[str, dict[str, float]], dl: dict | None, n: int) -> list[str]:
+def report(org: dict[str, float], runs: dict | None, dl: dict | None, n: int) -> list[str]:
+    lines = _organism_lines(org, runs, n) if runs else [f"held-out: {n} multistep test problems (levels 1-4)"]
+    if dl:
+        b, a = dl["before"], dl["after"]
+        lines += [
+            "",
+            f"{'DLER':<12}{'acc%':>7}{'mean len':>10}{'thinking':>10}{'truncated':>10}{'train s':>9}",
+        ]
+        for name, r in (("before", b), (f"after {int(a['steps'])} st", a)):
+            lines.append(f"{name:<12}{100 * r['accuracy']:>7.1f}{r['mean_length']:>10.1f}{r['mean_thinking']:>10.1f}"
+                         f"{r['truncated']:>10.3f}{r.get('train_s', 0):>9.0f}")  # fmt: skip
+        cut, dacc = a["mean_length"] / b["mean_length"], 100 * (a["accuracy"] - b["accuracy"])
+        lines.append(f"DLER length {cut:.2f}x (target <= 0.5x), accuracy {dacc:+.1f} points (target >= -2): "
+                     f"{_met(cut <= 0.5 and dacc >= -2)}")  # fmt: skip
+    return lines
+
+
+def _organism_lines(org: dict[str, float], runs: dict[str, dict[str, float]], n: int) -> list[str]:
     s = runs["samples"]
     acc = 100 * s["sample_correct"] / s["samples"]
     think = s["thinking"] / s["samples"]
@@ -156,18 +173,6 @@ def report(org: dict[str, float], runs: dict[str, dict[str, float]], dl: dict | 
     s3 = runs["short-3@8"]
     ok = s3["correct"] >= base["correct"] and s3["wall_s"] <= 0.75 * base["wall_s"]
     lines.append(f"short-3@8 >= majority@8 accuracy at <= 0.75x wall: {_met(ok)}")
-    if dl:
-        b, a = dl["before"], dl["after"]
-        lines += [
-            "",
-            f"{'DLER':<12}{'acc%':>7}{'mean len':>10}{'thinking':>10}{'truncated':>10}{'train s':>9}",
-        ]
-        for name, r in (("before", b), (f"after {int(a['steps'])} st", a)):
-            lines.append(f"{name:<12}{100 * r['accuracy']:>7.1f}{r['mean_length']:>10.1f}{r['mean_thinking']:>10.1f}"
-                         f"{r['truncated']:>10.3f}{r.get('train_s', 0):>9.0f}")  # fmt: skip
-        cut, dacc = a["mean_length"] / b["mean_length"], 100 * (a["accuracy"] - b["accuracy"])
-        lines.append(f"DLER length {cut:.2f}x (target <= 0.5x), accuracy {dacc:+.1f} points (target >= -2): "
-                     f"{_met(cut <= 0.5 and dacc >= -2)}")  # fmt: skip
     return lines
 
 
@@ -191,8 +196,9 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0, help="sampling seed. Default: %(default)s")
     ap.add_argument(
-        "--dler-steps", type=int, default=40, help="DLER steps; 0 skips DLER. Default: %(default)s"
+        "--dler-steps", type=int, default=50, help="DLER steps; 0 skips DLER. Default: %(default)s"
     )
+    ap.add_argument("--only-dler", action="store_true", help="skip parts 1-3 (the strategies)")
     ap.add_argument("--json", help="also write the raw numbers here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -213,7 +219,7 @@ def main() -> None:
             "minimal_thinking": minimal_thinking(engine.tokenizer, problems),
             "temperature": args.temperature,
         }
-        runs = strategies(engine, problems, spec, args.chunk)
+        runs = None if args.only_dler else strategies(engine, problems, spec, args.chunk)
         if args.dler_steps > 0:
             before = evaluate(engine, engine.tokenizer, problems, 4, args.max_tokens, args.temperature)
     finally:

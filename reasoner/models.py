@@ -10,6 +10,9 @@ Built-in aliases (``MODELS`` registry):
 - ``tiny-random-qwen2`` / ``tiny-random-llama``: random-weight models built in code in about a second
   (byte-level BPE tokenizer trained on a small built-in corpus, ChatML chat template, ``<think>`` tags as
   added tokens, head_dim 32 so vLLM's CPU attention accepts them). For fast tests only.
+- ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~4M
+  Qwen2 trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~35 min on 2 CPU cores), and its
+  random-weight starting point.
 
 Cache: ``$REASONER_CACHE`` (default ``~/.cache/reasoner``) / ``models`` / ``<alias>``.
 """
