@@ -20,19 +20,6 @@ same way with the defaults below.
 """
 
 
-def _fraction(name: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not 0 <= value <= 1:
-            raise argparse.ArgumentTypeError(f"{name} must be in [0, 1], got {value}")
-        return value
-
-    return parse
-
-
 def _levels(text: str) -> list[int]:
     from reasoner.organism.problems import LEVELS
 
@@ -52,6 +39,7 @@ def add_parsers(subparsers: Any) -> None:
     from reasoner.cli import _positive_int
     from reasoner.organism.build import DATA_SEED, DEFAULT_TRACES
     from reasoner.organism.traces import TraceConfig
+    from reasoner.train.merge_cli import fraction
 
     defaults = TraceConfig()
     o = subparsers.add_parser("organism", help="the overthinking model organism (a CPU testbed): its SFT data",
@@ -67,9 +55,9 @@ def add_parsers(subparsers: Any) -> None:
                    help="difficulty levels (level L has L+1 operations), cycled. Default: %(default)s")  # fmt: skip
     d.add_argument("--max-rechecks", type=int, default=defaults.max_rechecks,
                    help="re-checks per trace are uniform on 0..max-rechecks. Default: %(default)s")  # fmt: skip
-    d.add_argument("--p-full", type=_fraction("--p-full"), default=defaults.p_full,
+    d.add_argument("--p-full", type=fraction("--p-full"), default=defaults.p_full,
                    help="probability a re-check redoes the whole chain. Default: %(default)s")  # fmt: skip
-    d.add_argument("--p-flip", type=_fraction("--p-flip"), default=defaults.p_flip,
+    d.add_argument("--p-flip", type=fraction("--p-flip"), default=defaults.p_flip,
                    help="per re-check probability of a false correction. Default: %(default)s")  # fmt: skip
     d.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     d.set_defaults(func=cmd_data)
@@ -86,8 +74,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.max_rechecks < 0:
         raise CLIError(f"--max-rechecks must be >= 0, got {args.max_rechecks}")
     config = TraceConfig(args.max_rechecks, args.p_full, args.p_flip)
-    levels = args.levels if isinstance(args.levels, list) else _levels(args.levels)
-    stats = write_sft_data(out, args.traces, args.seed, levels, config)
+    stats = write_sft_data(out, args.traces, args.seed, args.levels, config)
     from rich.console import Console
 
     Console().print_json(json.dumps(stats))
