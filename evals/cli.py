@@ -80,7 +80,8 @@ def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
 def _add_eval_parser(sub: Any) -> None:
     from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV
     from evals.sweep import EvalConfig
-    from reasoner.cli import _add_model_args, _positive_int
+    from reasoner.argtypes import positive_int
+    from reasoner.cli import _add_model_args
 
     d = argparse.Namespace(
         **{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(EvalConfig)}
@@ -143,7 +144,7 @@ def _add_eval_parser(sub: Any) -> None:
         "-n",
         "--k",
         dest="n",
-        type=_positive_int("-n"),
+        type=positive_int("-n"),
         metavar="N",
         help="samples per problem for strategies with a k or n parameter that the entry does not "
         f"set (majority, short-m@k, best-of-n, deepconf, fractured). Default: {d.n}",
@@ -156,7 +157,7 @@ def _add_eval_parser(sub: Any) -> None:
     p.add_argument("--top-p", type=float, help=f"nucleus sampling mass in (0, 1]. Default: {d.top_p}")
     p.add_argument(
         "--batch-size",
-        type=_positive_int("--batch-size"),
+        type=positive_int("--batch-size"),
         metavar="P",
         help=f"problems per engine call (one work unit; part of a run's identity). Default: {d.batch_size}",
     )

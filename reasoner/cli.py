@@ -16,24 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from reasoner.argtypes import positive_int
+
 log = logging.getLogger("reasoner")
 
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
-
-
-def _positive_int(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
-        return value
-
-    return parse
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -61,10 +50,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-n", type=_positive_int("-n"), default=1, help="samples per question (>= 1). Default: 1")
+    p.add_argument("-n", type=positive_int("-n"), default=1, help="samples per question (>= 1). Default: 1")
     p.add_argument(
         "--max-tokens",
-        type=_positive_int("--max-tokens"),
+        type=positive_int("--max-tokens"),
         default=512,
         help="max generated tokens per sample. Default: 512",
     )

@@ -36,10 +36,9 @@ def _levels(text: str) -> list[int]:
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``organism data`` on the ``reasoner`` subparsers."""
-    from reasoner.cli import _positive_int
+    from reasoner.argtypes import fraction, positive_int
     from reasoner.organism.build import DATA_SEED, DEFAULT_TRACES
     from reasoner.organism.traces import TraceConfig
-    from reasoner.train.merge_cli import fraction
 
     defaults = TraceConfig()
     o = subparsers.add_parser("organism", help="the overthinking model organism (a CPU testbed): its SFT data",
@@ -48,7 +47,7 @@ def add_parsers(subparsers: Any) -> None:
     d = actions.add_parser("data", help="write SFT traces with redundant re-checks", description=_DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     d.add_argument("--out", required=True, help="output directory (a saved datasets dataset + stats.json)")
-    d.add_argument("--traces", type=_positive_int("--traces"), default=DEFAULT_TRACES,
+    d.add_argument("--traces", type=positive_int("--traces"), default=DEFAULT_TRACES,
                    help="number of problems, one trace each. Default: %(default)s")  # fmt: skip
     d.add_argument("--seed", type=int, default=DATA_SEED, help="problem and trace seed. Default: %(default)s")
     d.add_argument("--levels", type=_levels, default="1,2,3,4",

@@ -114,6 +114,21 @@ def steps_of(problem: Problem) -> list[Step]:
     return chain(problem.meta["start"], [(op, b) for op, b in problem.meta["ops"]])
 
 
+def check_levels(n: int, levels: Sequence[int], known: Sequence[int]) -> tuple[int, ...]:
+    """Validate a generated benchmark's ``n`` and ``levels`` (distinct values from ``known``); the levels.
+
+    Shared by the generators that cycle problem i through ``levels[i % len(levels)]`` (``multistep``,
+    ``evals.arith``); errors name the argument and the value.
+    """
+    levels = tuple(levels)
+    unknown = sorted(set(levels) - set(known))
+    if not levels or unknown or len(set(levels)) != len(levels):
+        raise ValueError(f"levels must be distinct values from {sorted(known)}, got {list(levels)}")
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return levels
+
+
 def generate_multistep(
     n: int = 50, seed: int = 0, levels: Sequence[int] = LEVELS, split: str = "test"
 ) -> list[Problem]:
@@ -123,10 +138,5 @@ def generate_multistep(
     depend on ``n``. ``train`` and ``test`` never share a question (``make_problem``); within a split a
     question can repeat (level 1 has a few thousand distinct questions).
     """
-    levels = tuple(levels)
-    unknown = sorted(set(levels) - set(LEVELS))
-    if not levels or unknown or len(set(levels)) != len(levels):
-        raise ValueError(f"levels must be distinct values from {list(LEVELS)}, got {list(levels)}")
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    levels = check_levels(n, levels, LEVELS)
     return [make_problem(split, seed, levels[i % len(levels)], i // len(levels)) for i in range(n)]

@@ -8,9 +8,10 @@ naming the flag or tensor and exits 2.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
+
+from reasoner.argtypes import fraction
 
 DESCRIPTION = """\
 Merge a tuned model into its base and write a Hugging Face directory that both engines (hf, vllm) load.
@@ -30,21 +31,6 @@ examples:
   reasoner merge --base deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --tuned runs/dler-1.5b --keep 0.1 \\
       --scope global --out runs/dler-1.5b-merged
   reasoner merge --base smollm2-135m --tuned runs/dler --alpha 0.5 --out runs/dler-lerp-0.5"""
-
-
-def fraction(flag: str):
-    """argparse type: a float in [0, 1], errors naming ``flag``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a number in [0, 1], got {text!r}") from None
-        if math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise argparse.ArgumentTypeError(f"{flag} must be in [0, 1], got {text}")
-        return value
-
-    return parse
 
 
 def add_parsers(subparsers: Any) -> None:

@@ -1,4 +1,4 @@
-"""Tests for evals.benchmarks: gold normalisation, local loaders on the shared data, the Hub call, arith."""
+"""Tests for evals.benchmarks: gold normalisation, local loaders on the shared data, the Hub call, evals.arith."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from evals import benchmarks
+from evals import arith, benchmarks
+from evals.arith import ARITH_LEVELS, generate_arith
 from evals.benchmarks import (
-    ARITH_LEVELS,
     BENCHMARKS,
     DATA_DIR_ENV,
     HubBenchmark,
     canonical_number,
-    generate_arith,
     gold_answer,
     last_boxed,
     load_benchmark,
@@ -268,7 +267,7 @@ def test_arith_rechecks_gold_exactly() -> None:
     bad = {"answer": "-1", "metadata": {"expression": "-33 / 179"}}
     good = {"answer": "-40", "metadata": {"expression": "( 49 + 11 ) / 3 + -60"}}
     equation = {"answer": "12", "metadata": {"equation": "3 - 16*x = -189", "variable": "x"}}
-    assert [benchmarks._arith_gold_ok(item) for item in (bad, good, equation)] == [False, True, True]
+    assert [arith._arith_gold_ok(item) for item in (bad, good, equation)] == [False, True, True]
 
 
 def test_arith_through_the_registry() -> None:
