@@ -51,8 +51,14 @@ def test_unknown_names_list_aliases(name):
 
 @pytest.mark.parametrize(
     "kwargs, field",
-    [({"n": 0}, "n"), ({"max_tokens": -1}, "max_tokens"), ({"temperature": -0.1}, "temperature"),
-     ({"top_p": 0}, "top_p"), ({"top_k": -2}, "top_k"), ({"logprobs_k": 21}, "logprobs_k")],
+    [
+        ({"n": 0}, "n"),
+        ({"max_tokens": -1}, "max_tokens"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_k": -2}, "top_k"),
+        ({"logprobs_k": 21}, "logprobs_k"),
+    ],
 )
 def test_sample_spec_validation_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=f"SampleSpec.{field} must be"):
