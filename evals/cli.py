@@ -15,6 +15,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from reasoner.argtypes import positive_int
+
 log = logging.getLogger("reasoner")
 
 _EVAL_DESCRIPTION = """\
@@ -61,12 +63,9 @@ def _limit(text: str) -> int:
     if text.lower() in ("all", "0", "none"):
         return 0  # all problems (None in the config)
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--limit must be an integer or 'all', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--limit must be >= 1 (or 'all'), got {value}")
-    return value
+        return positive_int("--limit")(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"--limit must be an integer >= 1 or 'all', got {text!r}") from None
 
 
 def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
@@ -80,7 +79,6 @@ def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
 def _add_eval_parser(sub: Any) -> None:
     from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV
     from evals.sweep import EvalConfig
-    from reasoner.argtypes import positive_int
     from reasoner.cli import _add_model_args
 
     d = argparse.Namespace(
