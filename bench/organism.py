@@ -12,7 +12,7 @@ construction), vLLM engine, temperature 1.0 (the organism's trained distribution
 4. before/after a short DLER run (``recipes/dler.yaml`` on the organism, arXiv 2510.15110): accuracy and mean
    response length (avg@4 on the same problems).
 
-    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 50] [--json out.json] [key=value ...]
+    .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 100] [--json out.json] [key=value ...]
 
 ``key=value`` arguments override the DLER recipe (after the bench's own organism settings, printed).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
@@ -200,7 +200,7 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0, help="sampling seed. Default: %(default)s")
     ap.add_argument(
-        "--dler-steps", type=int, default=50, help="DLER steps; 0 skips DLER. Default: %(default)s"
+        "--dler-steps", type=int, default=100, help="DLER steps; 0 skips DLER. Default: %(default)s"
     )
     ap.add_argument("--only-dler", action="store_true", help="skip parts 1-3 (the strategies)")
     ap.add_argument("--json", help="also write the raw numbers here")
