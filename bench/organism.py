@@ -1,4 +1,4 @@
-"""The overthinking organism on held-out problems: do the seed papers' effects show? (opt-in, ~20-40 min).
+"""The overthinking organism on held-out problems: do the seed papers' effects show? (opt-in, ~20 min).
 
 One table, on held-out ``multistep`` test problems (disjoint from the organism's training questions by
 construction), vLLM engine, temperature 1.0 (the organism's trained distribution):
@@ -17,9 +17,9 @@ construction), vLLM engine, temperature 1.0 (the organism's trained distribution
 ``key=value`` arguments override the DLER recipe (after the bench's own organism settings, printed).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
 
-Measured (2-core CPU, idle machine; README "The overthinking organism" has the table): accuracy 78.1%, thinking
-3.02x minimal; shortest-of-8 92.0% vs longest-of-8 62.0%; majority@8 93.0% / 106.9 s, short-3@8 93.0% / 52.6 s
-(0.49x); DLER (cap 84, 50 steps, ``--only-dler``) length 0.57x at +4.7 points.
+Measured (2-core CPU, idle machine, ~18 min; README "The overthinking organism" has the table): accuracy 78.1%,
+thinking 3.02x minimal; shortest-of-8 92.0% vs longest-of-8 62.0%; majority@8 93.0% / 85.9 s, short-3@8
+93.0% / 40.9 s (0.48x); DLER (cap 84, 100 steps) length 0.45x at +8.3 points.
 
 Targets (issue [8]): organism accuracy >= 60% with thinking >= 3x minimal; shortest-of-8 more accurate than
 longest-of-8; DLER length <= 0.5x with accuracy >= -2 points; short-3@8 accuracy >= majority@8 at <= 0.75x
