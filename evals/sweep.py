@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasoner.engines.base import Engine, Session, StreamEvent, cut_at_stop
+from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, cut_at_stop
 from reasoner.prompts import THINK_END, delimiter_ids, think_end_index
 from reasoner.types import Completion, Problem, SampleSpec
 
@@ -368,7 +368,7 @@ class RecordingSession(Session):
         self.inner.close()
 
 
-class ReplaySession(Session):
+class ReplaySession(ListSession):
     """Replays recorded completions one token per step, cut at ``spec.max_tokens``; aborts keep the prefix."""
 
     def __init__(self, owner: SweepEngine, record: list[Completion], spec: SampleSpec):
@@ -396,19 +396,5 @@ class ReplaySession(Session):
         self.live = still
         return events
 
-    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
-        indices = list(indices)
-        live = set(self.live)
-        tok = self.e.tokenizer
-        out = [
-            truncate(tok, self.plans[i], self.pos[i], "abort", self.spec.stop) if i in live else None
-            for i in indices
-        ]
-        self.live = [i for i in self.live if i not in set(indices)]
-        return out
-
-    def has_unfinished(self) -> bool:
-        return bool(self.live)
-
-    def close(self) -> None:
-        self.live = []
+    def _aborted(self, index: int) -> Completion:
+        return truncate(self.e.tokenizer, self.plans[index], self.pos[index], "abort", self.spec.stop)

@@ -69,6 +69,31 @@ class Session(ABC):
         """Abort whatever is still running (called when a stream is abandoned)."""
 
 
+class ListSession(Session):
+    """A session that keeps its live requests as a list of indices (``self.live``, set by the subclass);
+    ``abort`` asks the subclass for each live request's partial completion (``_aborted``)."""
+
+    live: list[int]
+
+    @abstractmethod
+    def _aborted(self, index: int) -> Completion:
+        """The partial completion of live request ``index``, finish reason ``abort``."""
+
+    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
+        indices = list(indices)
+        live = set(self.live)
+        out = [self._aborted(i) if i in live else None for i in indices]
+        dropped = set(indices)
+        self.live = [i for i in self.live if i not in dropped]
+        return out
+
+    def has_unfinished(self) -> bool:
+        return bool(self.live)
+
+    def close(self) -> None:
+        self.live = []
+
+
 class Stream(Iterator[StreamEvent]):
     """Iterator over a session's events. ``abort(indices)`` cancels requests; ``completions`` holds every
     request's final Completion (index order) once the stream is exhausted."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reasoner.engines.base import Engine, Session, StreamEvent, _Partial, cut_at_stop, finalize
+from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, _Partial, cut_at_stop, finalize
 from reasoner.types import Completion, SampleSpec
 
 
@@ -45,7 +45,7 @@ def _top_k(tok: int, logprob: float, k: int, vocab: int) -> dict[int, float]:
     return top
 
 
-class FakeSession(Session):
+class FakeSession(ListSession):
     def __init__(self, engine: FakeEngine, prompts: list[list[int]], spec: SampleSpec, entropies: bool):
         self.e, self.spec, self.want_entropy = engine, spec, entropies
         self.plans: dict[int, tuple[list[int], Trace]] = {}
@@ -105,17 +105,8 @@ class FakeSession(Session):
         self.e.steps += 1
         return events
 
-    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
-        indices = list(indices)
-        out = [self._finalize(self.states[i], "abort") if i in self.live else None for i in indices]
-        self.live = [i for i in self.live if i not in set(indices)]
-        return out
-
-    def has_unfinished(self) -> bool:
-        return bool(self.live)
-
-    def close(self) -> None:
-        self.live = []
+    def _aborted(self, index: int) -> Completion:
+        return self._finalize(self.states[index], "abort")
 
 
 class FakeEngine(Engine):

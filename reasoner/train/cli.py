@@ -131,22 +131,6 @@ def resolved_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> Any:
     return load_recipe(recipe, overrides, trainer_validator=validate_trainer_args)
 
 
-def prepare_output_dir(output_dir: str, config: Any, resume: bool | str | None) -> Path:
-    """Create ``output_dir``, save the resolved recipe there (``recipe.yaml``); with ``--resume`` check that
-    a checkpoint exists."""
-    import yaml
-
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "recipe.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    if resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        if get_last_checkpoint(str(out)) is None:
-            raise ConfigError(f"--resume: no checkpoint-* directory in {str(out)!r}")
-    return out
-
-
 def train_recipe(
     recipe: str | Path | RecipeConfig,
     overrides: Sequence[str] = (),
@@ -158,7 +142,7 @@ def train_recipe(
     """Run a recipe end to end; return the trainer (its state holds the step, metrics are on disk)."""
 
     from reasoner.train.sft import SFTRecipeConfig, train_sft
-    from reasoner.train.trainer import build_trainer
+    from reasoner.train.trainer import build_trainer, prepare_output_dir
 
     if isinstance(recipe, RecipeConfig | SFTRecipeConfig):
         config = recipe

@@ -137,12 +137,10 @@ def train_sft(
     callbacks: Sequence[Any] = (),
 ) -> Any:
     """Run an SFT recipe end to end; return the trainer (model and tokenizer saved to ``output_dir``)."""
-    from reasoner.train.trainer import build_sft_trainer
+    from reasoner.train.trainer import build_sft_trainer, prepare_output_dir
 
     dataset = load_sft_dataset(config.data)
     trainer = build_sft_trainer(config, dataset, callbacks=callbacks, quiet=quiet)
-    from reasoner.train.cli import prepare_output_dir
-
     out = prepare_output_dir(trainer.args.output_dir, config, resume)
     log.info(
         "sft %s: %d rows from %s, output %s", config.name or "recipe", len(dataset), config.data.path, out

@@ -263,3 +263,19 @@ def build_sft_trainer(
         for noisy in (ProgressCallback, PrinterCallback):
             trainer.remove_callback(noisy)
     return trainer
+
+
+def prepare_output_dir(output_dir: str, config: Any, resume: bool | str | None) -> Path:
+    """Create ``output_dir``, save the resolved recipe there (``recipe.yaml``); with ``--resume`` check that
+    a checkpoint exists."""
+    import yaml
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        if get_last_checkpoint(str(out)) is None:
+            raise ConfigError(f"--resume: no checkpoint-* directory in {str(out)!r}")
+    return out
