@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from reasoner.argtypes import positive_int
+from reasoner.argtypes import non_negative_int, positive_int
 
 log = logging.getLogger("reasoner")
 
@@ -77,7 +77,6 @@ def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
 
 
 def _add_eval_parser(sub: Any) -> None:
-    from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV
     from evals.sweep import EvalConfig
     from reasoner.cli import _add_model_args
 
@@ -100,10 +99,44 @@ def _add_eval_parser(sub: Any) -> None:
     _add_model_args(p)
     for dest in ("model", "engine", "dtype"):
         _config_default(p, dest, getattr(d, dest))
+    _add_problem_args(p, d)
+    _add_sweep_args(p, d)
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run directory. Default: runs/<config file name> with --config, else runs/eval-<timestamp>. "
+        "Rerunning with the same --out resumes",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="require a run in --out to continue (default: continue one if --out holds it); "
+        "without --config its saved config is used",
+    )
+    mode.add_argument(
+        "--fresh", action="store_true", help="discard the results already in --out and start over"
+    )
+    p.add_argument("--no-report", action="store_true", help="write summary.json/.csv only, not the HTML/PNGs")
+    p.add_argument(
+        "--workers",
+        type=non_negative_int("--workers"),
+        default=0,
+        metavar="N",
+        help="spread work units over N engine replicas in Ray actors (local Ray, or the cluster at "
+        "$RAY_ADDRESS); rows equal a single-engine run's. Default: 0 (one in-process engine)",
+    )
+    p.set_defaults(func=cmd_eval)
+
+
+def _add_problem_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None:
+    """Which problems: benchmark, split, where its files are, how many."""
+    from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV
+
     p.add_argument(
         "--benchmark",
         choices=sorted(BENCHMARKS),
-        help=f"benchmark (Hub id or --data-dir copy; arith is offline). Default: {d.benchmark}",
+        help=f"benchmark (Hub id or --data-dir copy; arith and multistep are generated offline). Default: {d.benchmark}",
     )
     p.add_argument("--split", help=f"benchmark split. Default: {d.split}")
     p.add_argument(
@@ -117,6 +150,10 @@ def _add_eval_parser(sub: Any) -> None:
         metavar="N|all",
         help=f"evaluate the first N problems of the split. Default: {d.limit}",
     )
+
+
+def _add_sweep_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None:
+    """What runs on each problem: strategies, budgets, seeds and sampling."""
     p.add_argument(
         "--strategies",
         nargs="+",
@@ -159,32 +196,6 @@ def _add_eval_parser(sub: Any) -> None:
         metavar="P",
         help=f"problems per engine call (one work unit; part of a run's identity). Default: {d.batch_size}",
     )
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        help="run directory. Default: runs/<config file name> with --config, else runs/eval-<timestamp>. "
-        "Rerunning with the same --out resumes",
-    )
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--resume",
-        action="store_true",
-        help="require a run in --out to continue (default: continue one if --out holds it); "
-        "without --config its saved config is used",
-    )
-    mode.add_argument(
-        "--fresh", action="store_true", help="discard the results already in --out and start over"
-    )
-    p.add_argument("--no-report", action="store_true", help="write summary.json/.csv only, not the HTML/PNGs")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="spread work units over N engine replicas in Ray actors (local Ray, or the cluster at "
-        "$RAY_ADDRESS); rows equal a single-engine run's. Default: 0 (one in-process engine)",
-    )
-    p.set_defaults(func=cmd_eval)
 
 
 _FLAG_KEYS = (

@@ -6,22 +6,30 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["fraction", "positive_int"]
+__all__ = ["fraction", "non_negative_int", "positive_int"]
 
 
-def positive_int(flag: str) -> Callable[[str], int]:
-    """argparse type: an integer >= 1, errors naming ``flag``."""
-
+def _int_at_least(flag: str, least: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be >= 1, got {value}")
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{flag} must be >= {least}, got {value}")
         return value
 
     return parse
+
+
+def positive_int(flag: str) -> Callable[[str], int]:
+    """argparse type: an integer >= 1, errors naming ``flag``."""
+    return _int_at_least(flag, 1)
+
+
+def non_negative_int(flag: str) -> Callable[[str], int]:
+    """argparse type: an integer >= 0, errors naming ``flag``."""
+    return _int_at_least(flag, 0)
 
 
 def fraction(flag: str) -> Callable[[str], float]:

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from reasoner.argtypes import fraction, positive_int
+from reasoner.argtypes import fraction, non_negative_int, positive_int
 
 
 @pytest.mark.parametrize(("text", "value"), [("1", 1), ("7", 7), ("+3", 3)])
@@ -21,6 +21,16 @@ def test_positive_int_accepts(text, value):
 def test_positive_int_rejects_naming_flag_and_value(text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         positive_int("-n")(text)
+
+
+@pytest.mark.parametrize(("text", "value"), [("0", 0), ("3", 3)])
+def test_non_negative_int_accepts_zero(text, value):
+    assert non_negative_int("--workers")(text) == value
+
+
+def test_non_negative_int_rejects_negative():
+    with pytest.raises(argparse.ArgumentTypeError, match="--workers must be >= 0, got -1"):
+        non_negative_int("--workers")("-1")
 
 
 @pytest.mark.parametrize(("text", "value"), [("0", 0.0), ("1", 1.0), ("0.25", 0.25), ("1e-1", 0.1)])
