@@ -118,7 +118,10 @@ def test_decode_human_view_tiny():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "no-such-alias"], "known aliases: overthinker, overthinker-init, smollm2-135m, tiny-random-llama, tiny-random-qwen2"),
+        (
+            ["--model", "no-such-alias"],
+            "known aliases: overthinker, overthinker-init, smollm2-135m, tiny-random-llama, tiny-random-qwen2",
+        ),
         (["-n", "0"], "-n must be >= 1, got 0"),
         (["--max-tokens", "-5"], "--max-tokens must be >= 1, got -5"),
         (["--temperature", "-1"], "temperature must be >= 0, got -1.0"),
