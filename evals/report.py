@@ -1,4 +1,5 @@
-"""Summaries and the HTML report of a run (plots: ``evals.plots``), computed from ``samples.jsonl`` alone (DESIGN section 7).
+"""Summaries and the HTML report of a run (plots: ``evals.plots``), computed from ``samples.jsonl`` alone
+(DESIGN section 7).
 
 Per (strategy, budget) cell, over its rows (one per problem and seed):
 
