@@ -9,12 +9,12 @@ construction), vLLM engine, temperature 1.0 (the organism's trained distribution
    8 samples of the majority@8 run (short-m@k's premise, arXiv 2505.17813);
 3. majority@8 vs short-1@8 vs short-3@8 (live: real aborts): accuracy, generated tokens, wall time. Problems
    go to the engine in chunks; every strategy runs on a chunk before the next chunk starts;
-4. before/after a short DLER run (``recipes/dler.yaml`` on the organism, arXiv 2510.15110): accuracy and mean
-   response length (avg@4 on the same problems).
+4. before/after a short DLER run (``recipes/dler_overthinker.yaml``: DLER, arXiv 2510.15110, on the
+   organism): accuracy and mean response length (avg@4 on the same problems).
 
     .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 100] [--json out.json] [key=value ...]
 
-``key=value`` arguments override the DLER recipe (after the bench's own organism settings, printed).
+``key=value`` arguments override the DLER recipe (``recipes/dler_overthinker.yaml``; the run logs them).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
 
 Measured (2-core CPU, idle machine, ~18 min; README "The overthinking organism" has the table): accuracy 78.1%,
@@ -45,20 +45,8 @@ RUNS = {
     "short-1@8": ("short-m@k", {"k": "8", "m": "1"}),
     "short-3@8": ("short-m@k", {"k": "8", "m": "3"}),
 }
-DLER_SETTINGS = [
-    "data.benchmark=multistep",
-    "data.levels=[1,2,3,4]",
-    "data.n=2000",
-    "rewards.0.params.max_length=84",  # the longest minimal solution (level 4) is 64 tokens
-    "trainer.max_completion_length=96",
-    "trainer.num_generations=8",
-    "trainer.per_device_train_batch_size=32",  # 4 prompts x 8 samples
-    "trainer.learning_rate=1e-4",
-    "trainer.temperature=1.0",
-    "trainer.save_strategy=no",
-    "rollout.engine=vllm",
-]
-"""The bench's DLER settings for a ~4M-parameter organism (the recipe's are for smollm2-135m)."""
+DLER_RECIPE = "dler_overthinker"
+"""``recipes/dler_overthinker.yaml``: DLER with settings for the ~4M-parameter organism (cap 84, lr 1e-4)."""
 
 
 def thinking(c) -> int:
@@ -126,11 +114,11 @@ def samples(s: dict[str, float], part: list[Problem], results: list[StrategyResu
 
 def dler(args, model: str, problems: list[Problem], before: dict[str, float]) -> dict[str, dict[str, float]]:
     """Accuracy and mean length after ``--dler-steps`` DLER steps on the organism, with ``before``."""
-    overrides = [f"model.name={model}", "model.dtype=float32", f"trainer.max_steps={args.dler_steps}",
-                 *DLER_SETTINGS, *args.overrides]  # fmt: skip
-    logging.info("DLER overrides: %s", " ".join(overrides))
+    overrides = [f"model.name={model}", f"trainer.max_steps={args.dler_steps}", "trainer.save_strategy=no",
+                 *args.overrides]  # fmt: skip
+    logging.info("DLER: recipe %s, overrides %s", DLER_RECIPE, " ".join(overrides))
     with tempfile.TemporaryDirectory(prefix="organism-dler-") as tmp:
-        after = train_and_eval("dler", overrides, problems, tmp, samples=4, max_tokens=args.max_tokens,
+        after = train_and_eval(DLER_RECIPE, overrides, problems, tmp, samples=4, max_tokens=args.max_tokens,
                                temperature=args.temperature)  # fmt: skip
     return {"before": before, "after": after}
 
@@ -186,9 +174,7 @@ def _met(ok: bool) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "overrides", nargs="*", help="key=value overrides of the DLER recipe (after DLER_SETTINGS)"
-    )
+    ap.add_argument("overrides", nargs="*", help="key=value overrides of recipes/dler_overthinker.yaml")
     ap.add_argument(
         "--model", default="overthinker", help="the organism (alias or directory). Default: %(default)s"
     )

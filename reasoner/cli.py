@@ -251,9 +251,22 @@ def _setup_logging(verbose: bool) -> None:
         hf_logging.disable_progress_bar()
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that ``key=value`` overrides may follow a flag (``reasoner train dler
+    --print-config trainer.max_steps=5``): argparse stops filling a ``nargs="*"`` positional at the first flag."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "overrides", None), list):
+        if all("=" in item and not item.startswith("-") for item in extra):
+            args.overrides.extend(extra)
+            extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     _setup_logging(args.verbose)
     try:
         return args.func(args)

@@ -110,14 +110,31 @@ def test_cli_rejects_unknown_keys_naming_them(capsys):
         assert named in capsys.readouterr().err
 
 
-def test_cli_print_config_applies_overrides(capsys):
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "dler", "trainer.learning_rate=1e-6", "trainer.max_steps=7", "--print-config"],
+        ["train", "dler", "--print-config", "trainer.learning_rate=1e-6", "trainer.max_steps=7"],
+        ["train", "dler", "trainer.learning_rate=1e-6", "--print-config", "trainer.max_steps=7"],
+    ],
+)
+def test_cli_print_config_applies_overrides_wherever_the_flag_is(argv, capsys):
     import yaml
 
     from reasoner.cli import main
 
-    assert main(["train", "dler", "trainer.learning_rate=1e-6", "--print-config"]) == 0
+    assert main(argv) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["trainer"]["learning_rate"] == 1e-6 and printed["advantages"]["normalize"] == "batch"
+    assert printed["trainer"]["learning_rate"] == 1e-6 and printed["trainer"]["max_steps"] == 7
+    assert printed["advantages"]["normalize"] == "batch"
+
+
+def test_cli_still_rejects_unknown_flags(capsys):
+    from reasoner.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "dler", "--print-config", "--bogus"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
 def test_bf16_without_cuda_means_cpu_autocast(tmp_path):
