@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reasoner.argtypes import positive_int
+
 log = logging.getLogger("reasoner")
 
 _OUT_HELP = (
@@ -48,19 +50,6 @@ example: reasoner distill dap --teacher deepseek-ai/DeepSeek-R1-Distill-Qwen-7B 
 _DAP_FLAGS = {"budgets": "--budgets", "fallback": "--fallback-level", "cap_factor": "--cap-factor"}
 
 
-def _int_at_least(name: str, least: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"{name} must be >= {least}, got {value}")
-        return value
-
-    return parse
-
-
 def parse_budgets(text: str) -> dict[str, int]:
     """``easy=256,medium=512,hard=1024`` -> ordered level -> budget (tokens)."""
     out: dict[str, int] = {}
@@ -87,7 +76,7 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
         "--data", metavar="PATH", help="problems from a JSONL/JSON file or a save_to_disk directory"
     )
     p.add_argument("--split", default="train", help="benchmark split. Default: %(default)s")
-    p.add_argument("--limit", type=_int_at_least("--limit", 1), default=None,
+    p.add_argument("--limit", type=positive_int("--limit"), default=None,
                    help="use the first N problems (arith: generate N). Default: all (arith: 64)")  # fmt: skip
     p.add_argument("--data-dir", default=None, help="local benchmark copies (<dir>/<name>/<split>.jsonl); "
                    "default $REASONER_DATA_DIR or the Hub")  # fmt: skip
@@ -117,7 +106,7 @@ def _add_engine_args(p: argparse.ArgumentParser, model_flag: str) -> None:
         default=0,
         help="sampling seed (sample j of a prompt is seeded from seed, j and the prompt). Default: 0",
     )
-    p.add_argument("--batch-size", type=_int_at_least("--batch-size", 1), default=8,
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=8,
                    help="problems per generate call; records are written after each batch. Default: 8")  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help=_OUT_HELP)
     p.add_argument("--fresh", action="store_true", help="discard this command's earlier output in --out")
@@ -135,8 +124,8 @@ def add_parsers(subparsers: Any) -> None:
                            description=_DESCRIPTION["shortest-correct"], formatter_class=fmt)  # fmt: skip
     _add_engine_args(s, "--model")
     _add_input_args(s)
-    s.add_argument("-n", type=_int_at_least("-n", 1), default=8, help="samples per problem. Default: 8")
-    s.add_argument("--max-tokens", type=_int_at_least("--max-tokens", 1), default=512,
+    s.add_argument("-n", type=positive_int("-n"), default=8, help="samples per problem. Default: 8")
+    s.add_argument("--max-tokens", type=positive_int("--max-tokens"), default=512,
                    help="max generated tokens per sample; truncated samples are never kept. Default: 512")  # fmt: skip
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature. Default: 0.7")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]. Default: 1.0")
@@ -154,7 +143,7 @@ def add_parsers(subparsers: Any) -> None:
     )
     a.add_argument("--cap-factor", type=float, default=1.5, help="rewrites stop at cap-factor x budget tokens "
                    "and are then rejected as truncated (>= 1). Default: 1.5")  # fmt: skip
-    a.add_argument("--trace-max-tokens", type=_int_at_least("--trace-max-tokens", 1), default=1024,
+    a.add_argument("--trace-max-tokens", type=positive_int("--trace-max-tokens"), default=1024,
                    help="cap for traces the teacher writes. Default: 1024")  # fmt: skip
     a.add_argument(
         "--temperature", type=float, default=0.0, help="teacher temperature; 0 = greedy. Default: 0"
