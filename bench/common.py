@@ -23,6 +23,11 @@ def cpu_env() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def thinking(c) -> int:
+    """Thinking tokens of a completion: up to ``</think>``, all of it when it never closed thinking."""
+    return c.num_tokens if c.think_end is None else c.think_end
+
+
 def evaluate(
     source, tokenizer, problems, samples: int, max_tokens: int, temperature: float = 0.7, seed: int = 1234
 ) -> dict[str, float]:
@@ -41,9 +46,7 @@ def evaluate(
     return {
         "accuracy": statistics.mean(float(v.correct) for v in verdicts),
         "mean_length": statistics.mean(c.num_tokens for _, c in flat),
-        "mean_thinking": statistics.mean(
-            c.num_tokens if c.think_end is None else c.think_end for _, c in flat
-        ),
+        "mean_thinking": statistics.mean(thinking(c) for _, c in flat),
         "truncated": statistics.mean(float(c.finish_reason == "length") for _, c in flat),
         "eval_s": time.perf_counter() - t0,
     }

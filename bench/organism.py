@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections import defaultdict
 
-from common import cpu_env, evaluate, train_and_eval
+from common import cpu_env, evaluate, thinking, train_and_eval
 
 from reasoner.types import Problem, SampleSpec, StrategyResult
 
@@ -47,11 +47,6 @@ RUNS = {
 }
 DLER_RECIPE = "dler_overthinker"
 """``recipes/dler_overthinker.yaml``: DLER with settings for the ~4M-parameter organism (cap 84, lr 1e-4)."""
-
-
-def thinking(c) -> int:
-    """Thinking tokens of a completion: up to ``</think>``, all of it when it never closed thinking."""
-    return c.num_tokens if c.think_end is None else c.think_end
 
 
 def minimal_thinking(tokenizer, problems: list[Problem]) -> float:

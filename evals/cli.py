@@ -136,7 +136,8 @@ def _add_problem_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None
     p.add_argument(
         "--benchmark",
         choices=sorted(BENCHMARKS),
-        help=f"benchmark (Hub id or --data-dir copy; arith and multistep are generated offline). Default: {d.benchmark}",
+        help="benchmark (Hub id or --data-dir copy; arith and multistep are generated offline). "
+        f"Default: {d.benchmark}",
     )
     p.add_argument("--split", help=f"benchmark split. Default: {d.split}")
     p.add_argument(

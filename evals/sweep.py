@@ -6,9 +6,9 @@ cheap and resumable:
 - **Truncation reuse** (``SweepEngine``): an engine proxy that records every finished batch of requests and
   answers a later request for the same prompts and sampling parameters with a smaller ``max_tokens`` B by
   replaying the recorded tokens cut at B (finish reason ``length`` where the recording ran longer). Engines
-  sample request j with its own seed from (``spec.seed``, j, prompt), so the first B tokens of a max-budget run are exactly
-  what a run with ``max_tokens = B`` produces: one generation at the largest budget answers every "stop at B"
-  budget of per-sample strategies (greedy, sample, majority, best-of-n, short-m@k simulated); identical
+  sample request j with its own seed from (``spec.seed``, j, prompt), so the first B tokens of a max-budget
+  run are exactly what a run with ``max_tokens = B`` produces: one generation at the largest budget answers
+  every "stop at B" budget of per-sample strategies (greedy, sample, majority, best-of-n, short-m@k simulated); identical
   requests of different strategies (majority@4 and short-1@4 share their 4 chains) are generated once; and
   strategies that force an answer (budget forcing: thinking capped at B, then ``</think>`` + answer cue)
   replay the capped thinking and only generate the forced answer from ``prompt + prefix`` (continue_from).

@@ -1,10 +1,10 @@
 """The engine protocol: generate, continue, stream + abort, reload weights (DESIGN section 3).
 
 Every engine is built on one stepping primitive, a ``Session``: requests are added (one per sample, with
-its own seed, ``sample_seed(spec, j, prompt)``), ``step()`` advances every live request by one scheduling step and reports
-new tokens and finished completions, and ``abort()`` cancels requests, returning their partial work with
-finish reason ``abort``. ``Engine.generate`` drives a session to the end; ``Engine.stream`` hands the same
-session to the caller as an iterator of ``StreamEvent`` with ``abort``. Continuation is generation from
+its own seed, ``sample_seed(spec, j, prompt)``), ``step()`` advances every live request by one scheduling
+step and reports new tokens and finished completions, and ``abort()`` cancels requests, returning their
+partial work with finish reason ``abort``. ``Engine.generate`` drives a session to the end;
+``Engine.stream`` hands the same session to the caller as an iterator of ``StreamEvent`` with ``abort``. Continuation is generation from
 ``prompt + partial`` token ids (``Engine.continue_from``), so prefix caching can reuse the shared prefix.
 
 Prompts are token ids (see ``reasoner.prompts.render``): both engines then see identical inputs.

@@ -21,22 +21,19 @@ same way with the defaults below.
 
 
 def _levels(text: str) -> list[int]:
-    from reasoner.organism.problems import LEVELS
+    from reasoner.organism.problems import LEVELS, check_levels
 
     try:
-        levels = [int(x) for x in text.split(",") if x.strip()]
+        return list(check_levels(0, [int(x) for x in text.split(",") if x.strip()], LEVELS))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--levels must be comma-separated integers, got {text!r}") from None
-    if not levels or set(levels) - set(LEVELS) or len(set(levels)) != len(levels):
         raise argparse.ArgumentTypeError(
-            f"--levels must be distinct values from {list(LEVELS)}, got {text!r}"
-        )
-    return levels
+            f"--levels must be distinct comma-separated values from {list(LEVELS)}, got {text!r}"
+        ) from None
 
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``organism data`` on the ``reasoner`` subparsers."""
-    from reasoner.argtypes import fraction, positive_int
+    from reasoner.argtypes import fraction, non_negative_int, positive_int
     from reasoner.organism.build import DATA_SEED, DEFAULT_TRACES
     from reasoner.organism.traces import TraceConfig
 
@@ -52,7 +49,7 @@ def add_parsers(subparsers: Any) -> None:
     d.add_argument("--seed", type=int, default=DATA_SEED, help="problem and trace seed. Default: %(default)s")
     d.add_argument("--levels", type=_levels, default="1,2,3,4",
                    help="difficulty levels (level L has L+1 operations), cycled. Default: %(default)s")  # fmt: skip
-    d.add_argument("--max-rechecks", type=int, default=defaults.max_rechecks,
+    d.add_argument("--max-rechecks", type=non_negative_int("--max-rechecks"), default=defaults.max_rechecks,
                    help="re-checks per trace are uniform on 0..max-rechecks. Default: %(default)s")  # fmt: skip
     d.add_argument("--p-full", type=fraction("--p-full"), default=defaults.p_full,
                    help="probability a re-check redoes the whole chain. Default: %(default)s")  # fmt: skip
@@ -70,8 +67,6 @@ def cmd_data(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise CLIError(f"--out: {str(out)!r} is not empty (pass --force to overwrite)")
-    if args.max_rechecks < 0:
-        raise CLIError(f"--max-rechecks must be >= 0, got {args.max_rechecks}")
     config = TraceConfig(args.max_rechecks, args.p_full, args.p_flip)
     stats = write_sft_data(out, args.traces, args.seed, args.levels, config)
     from rich.console import Console

@@ -85,7 +85,7 @@ def write_trace(steps: list[Step], rng: random.Random, config: TraceConfig | Non
         rechecks += 1
         full = flipped_at is None and rng.random() < config.p_full
         if full:
-            body = ". ".join(_believed(steps, values, i) for i in range(len(steps)))
+            body = ". ".join(_believed_step(steps, values, i).line() for i in range(len(steps)))
             lines.append(f"{RECHECK} everything. {body}. Yes.")
             continue
         i = rng.randint(first, len(steps) - 1)
@@ -106,10 +106,6 @@ def _believed_step(steps: list[Step], values: list[int], i: int) -> Step:
     """Step ``i`` as the trace currently sees it (its left operand is the believed previous value)."""
     left = steps[0].left if i == 0 else values[i - 1]
     return Step(left, steps[i].op, steps[i].operand)
-
-
-def _believed(steps: list[Step], values: list[int], i: int) -> str:
-    return _believed_step(steps, values, i).line()
 
 
 def _carry(steps: list[Step], values: list[int], i: int) -> str:

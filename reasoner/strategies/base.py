@@ -5,7 +5,8 @@ A strategy turns problems into ``StrategyResult`` s with an engine (DESIGN secti
 solves many, putting their requests into the same engine calls (on vLLM this is what makes wall time
 reasonable); ``run`` is ``run_batch`` of one. ``spec`` gives temperature, top_p, top_k, seed, stop and the
 per-request ``max_tokens``; the strategy's own config gives k, m, thresholds. ``spec.n`` is ignored: the
-config says how many samples. Sample j of a request uses its own seed from (``spec.seed``, j, prompt) (engines' rule, ``sample_seed``).
+config says how many samples. Sample j of a request uses its own seed from (``spec.seed``, j, prompt)
+(engines' rule, ``sample_seed``).
 
 Token accounting (``TokenCount``), the same for every strategy:
 
