@@ -243,7 +243,10 @@ def _setup_logging(verbose: bool) -> None:
             RichHandler(show_path=False, console=__import__("rich.console").console.Console(stderr=True))
         ],
     )
-    logging.getLogger("reasoner").setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_rank = int(os.environ.get("RANK", "0")) > 0  # one learner process of several: rank 0 reports
+    logging.getLogger("reasoner").setLevel(
+        logging.DEBUG if verbose else logging.WARNING if quiet_rank else logging.INFO
+    )
     if not verbose:
         from transformers.utils import logging as hf_logging
 

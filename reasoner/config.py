@@ -103,6 +103,15 @@ class RolloutConfig(_Section):
     """Base sampling seed; step s, round r samples with seed ``seed + 1_000_003 * s + 10_007 * r``. Default 0."""
     max_model_len: int = Field(2048, ge=16)
     """vLLM context length (prompt + completion tokens). Default 2048."""
+    sync_check_rows: int = Field(2, ge=0)
+    """Weight-sync check: rows per learner process whose sampled tokens are re-scored by the learner every step
+    (one no-grad forward pass over them); the mean and max |engine - learner| logprob gaps are logged as
+    ``sync/logprob_gap_mean|max``. 0 turns the check off. Default 2."""
+    max_logprob_gap: float | None = Field(0.5, gt=0)
+    """Stop the run (naming the step) when the mean sync-check gap exceeds this many nats per token: the engine
+    serves stale or wrong weights. fp32 engines agree with the learner to ~1e-5, bf16 ones to ~0.05; a skipped
+    sync after one step at a usable learning rate shows up as > 1. None: log only. Not applied to off-policy
+    pool rollouts (``ray.max_lag > 0``). Default 0.5."""
 
 
 class RayConfig(_Section):
@@ -126,6 +135,12 @@ class RayConfig(_Section):
     transport: Literal["auto", "object_store", "nccl"] = "auto"
     """Weight-sync path: object_store (one put, N loads) or nccl (GPU broadcast); auto picks nccl when workers
     have GPUs and CUDA is available. Default auto."""
+    learner_num_cpus: float = Field(1.0, ge=0)
+    """CPUs reserved per learner process when ``reasoner train --nproc N`` places the N learner ranks on the
+    Ray cluster (``address`` or ``$RAY_ADDRESS`` set). Default 1."""
+    learner_num_gpus: float = Field(0.0, ge=0)
+    """GPUs reserved per learner process on the Ray cluster (1 on GPU clusters: each rank then sees one GPU
+    and the ranks join over NCCL). Default 0."""
 
 
 class RewardSpec(_Section):

@@ -2,7 +2,8 @@
 
 The ONLY package that imports ``ray`` (always inside functions), so ``import reasoner`` stays light. Modules:
 ``common`` (Ray start, errors, chunk sizes), ``pool`` (``RolloutPool`` and its workers), ``mapping``
-(``map_with_engines`` for evaluation).
+(``map_with_engines`` for evaluation), ``ranks`` (``run_ranks``: torch.distributed learner ranks placed by Ray
+across nodes, without SSH or Slurm; its docstring holds the env contract).
 
 Design:
 - ``RolloutPool`` owns N Ray actors (``_Worker``), each holding one engine (``reasoner.engines.load_engine``:
@@ -34,6 +35,7 @@ Design:
 from __future__ import annotations
 
 from reasoner.dist.common import (
+    RankFailedError,
     StaleWeightsError,
     SyncTimeoutError,
     WorkerFailedError,
@@ -42,7 +44,9 @@ from reasoner.dist.common import (
 )
 from reasoner.dist.mapping import map_with_engines
 from reasoner.dist.pool import RolloutPool
+from reasoner.dist.ranks import run_ranks
 from reasoner.weights import from_wire, state_checksum, to_wire
 
-__all__ = ["RolloutPool", "StaleWeightsError", "SyncTimeoutError", "WorkerFailedError", "ensure_ray",
-           "from_wire", "map_with_engines", "split_sizes", "state_checksum", "to_wire"]  # fmt: skip
+__all__ = ["RankFailedError", "RolloutPool", "StaleWeightsError", "SyncTimeoutError", "WorkerFailedError",
+           "ensure_ray", "from_wire", "map_with_engines", "run_ranks", "split_sizes", "state_checksum",
+           "to_wire"]  # fmt: skip

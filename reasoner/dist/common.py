@@ -1,10 +1,12 @@
-"""Ray start-up, the pool's errors and its chunk sizing (``reasoner.dist``)."""
+"""Ray start-up, the errors of the pool and of ``run_ranks``, and the pool's chunk sizing (``reasoner.dist``)."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Sequence
+
+from reasoner.train.collective import RankFailedError  # one error for every launcher (local: train.launch)
 
 log = logging.getLogger("reasoner.dist")
 

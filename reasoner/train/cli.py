@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reasoner.argtypes import positive_int
 from reasoner.config import ConfigError, DataConfig, RecipeConfig, RewardSpec, load_recipe
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,15 @@ def add_parsers(subparsers: Any) -> None:
         help="continue from the latest checkpoint in trainer.output_dir (or from the CHECKPOINT directory)",
     )
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe as YAML and exit")
+    p.add_argument(
+        "--nproc",
+        type=positive_int("--nproc"),
+        default=1,
+        metavar="N",
+        help="data-parallel learner processes (default 1). Started here as torchrun would, or placed on the Ray "
+        "cluster when ray.address / $RAY_ADDRESS is set. trainer.per_device_train_batch_size is per process: "
+        "the global batch is N times it. Under torchrun / accelerate launch leave it out",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -175,7 +185,58 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.print_config:
             sys.stdout.write(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
             return 0
+        if args.nproc > 1:
+            return _launch(args, config)
         train_recipe(config, resume=args.resume)
     except ConfigError as err:
         raise CLIError(str(err)) from None
     return 0
+
+
+def _launch(args: argparse.Namespace, config: Any) -> int:
+    """``--nproc N``: rerun this command (without ``--nproc``) in N learner processes, locally or on Ray."""
+    import os
+
+    from reasoner.cli import CLIError
+    from reasoner.train.collective import RankFailedError
+    from reasoner.train.launch import launch_local, launched_rank
+
+    if launched_rank() is not None:
+        raise CLIError(f"--nproc {args.nproc}: this process was already started by a launcher (RANK is set)")
+    if isinstance(config, RecipeConfig):  # refuse here what every rank would refuse after starting up
+        from reasoner.train.hooks import check_data_parallel
+        from reasoner.train.trainer import grpo_defaults
+
+        trainer = {**grpo_defaults(), **config.trainer}
+        trainer["steps_per_generation"] = (
+            trainer["steps_per_generation"] or trainer["gradient_accumulation_steps"]
+        )
+        check_data_parallel(argparse.Namespace(**trainer), args.nproc)
+    argv = ["train", str(args.recipe), *args.overrides]
+    if args.resume is not None:
+        argv += ["--resume"] if args.resume is True else ["--resume", str(args.resume)]
+    if args.verbose:
+        argv.insert(0, "--verbose")
+    address = getattr(config, "ray", None) and (config.ray.address or os.environ.get("RAY_ADDRESS"))
+    try:
+        if address:
+            from reasoner.dist import run_ranks
+
+            r = config.ray
+            run_ranks(rank_main, (argv,), nproc=args.nproc, address=address, num_cpus=r.learner_num_cpus,
+                      num_gpus=r.learner_num_gpus, placement=r.placement)  # fmt: skip
+        else:
+            launch_local(rank_main, (argv,), nproc=args.nproc)
+    except RankFailedError as err:
+        raise CLIError(str(err)) from None
+    return 0
+
+
+def rank_main(argv: Sequence[str]) -> int:
+    """One learner process of ``--nproc``: the ``reasoner`` CLI on ``argv``; a non-zero exit raises."""
+    from reasoner.cli import main
+
+    code = main(list(argv))
+    if code:
+        raise SystemExit(code)
+    return code

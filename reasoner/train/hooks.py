@@ -14,9 +14,17 @@ One step, as TRL runs it, with our three hooks marked (*):
    TRL's ``tool_mask`` (a loss-only mask); TRL's loss (``loss_type``, ``epsilon``/``epsilon_high``
    clip-higher, ...) does the update.
 
+At N data-parallel processes (``reasoner.train.collective``) every rank sees the global batch: the prompt
+ids of all ranks are gathered, each rank generates and scores a contiguous share of the groups (per-request
+seeds make a sample independent of the rank that draws it), the shares are gathered, and every rank runs the
+same deterministic code on the whole batch (pruning substitution, dynamic sampling and its refill rounds, the
+pass-rate tracker, batch normalisation, D3S) before training on its own slice of whole groups. With a Ray
+rollout pool (``rollout.workers > 0``) rank 0 generates everything and syncs the pool's weights.
+
+After every weight sync the engine's logprobs of its sampled tokens are compared with the learner's
+(``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops the run (stale weights).
+
 Papers: DLER arXiv 2510.15110 (github NVlabs/DLER), D3S arXiv 2509.22115, DAPO arXiv 2503.14476.
-Multi-process (accelerate) training is not handled here: batch normalisation and dynamic sampling act on each
-process's share of the batch.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import torch
 from reasoner.advantages import rho_schedule
 from reasoner.config import ConfigError, RecipeConfig
 from reasoner.train.batch import Group, ProblemStream, RolloutBatch, Scorer, collect_batch
+from reasoner.train.collective import Collective, shard_bounds
 from reasoner.train.difficulty import (
     DifficultyState,
     PassRateTracker,
@@ -43,7 +52,7 @@ from reasoner.train.difficulty import (
     da_cap,
     pass_rate_histogram,
 )
-from reasoner.train.postprocess import process_advantages
+from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
 from reasoner.types import Problem, SampleSpec
 
@@ -51,7 +60,15 @@ log = logging.getLogger(__name__)
 STATE_FILE = "reasoner_state.json"
 """Our part of a checkpoint (difficulty tracker, pruner, refill stream position), next to TRL's files."""
 
-__all__ = ["STATE_FILE", "GRPOHooks", "merged_weights", "named_weights"]
+__all__ = [
+    "STATE_FILE",
+    "GRPOHooks",
+    "WeightSyncError",
+    "check_data_parallel",
+    "merged_weights",
+    "named_weights",
+    "token_logprobs",
+]
 
 
 def named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
@@ -73,16 +90,34 @@ def named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
 
 @contextlib.contextmanager
 def merged_weights(model: Any) -> Iterator[list[tuple[str, torch.Tensor]]]:
-    """The model's weights with any LoRA adapter merged in (unmerged again on exit)."""
+    """The model's full weights with any LoRA adapter merged in (unmerged again on exit).
+
+    A sharded learner is gathered first, so every rank must enter this together: FSDP2 (``fully_shard``,
+    accelerate ``fsdp_version: 2``) parameters are DTensors, made whole with ``full_tensor()``; DeepSpeed
+    ZeRO-3 parameters are gathered with ``deepspeed.zero.GatheredParameters`` for the duration."""
     peft = hasattr(model, "peft_config") and hasattr(model, "merge_adapter")
-    with torch.no_grad():
+    with torch.no_grad(), _zero3_gathered(model):
         if peft:
             model.merge_adapter()
         try:
-            yield named_weights(model)
+            yield [(name, _whole(t)) for name, t in named_weights(model)]
         finally:
             if peft:
                 model.unmerge_adapter()
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A DTensor shard (FSDP2) gathered into the full tensor (a collective); other tensors as they are."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
+def _zero3_gathered(model: Any) -> contextlib.AbstractContextManager:
+    params = [p for p in model.parameters() if hasattr(p, "ds_id")]  # DeepSpeed ZeRO-3 partitions
+    if not params:
+        return contextlib.nullcontext()
+    import deepspeed  # only present where accelerate runs DeepSpeed
+
+    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
 
 class GRPOHooks:
@@ -101,7 +136,9 @@ class GRPOHooks:
         self._prompt_cache: dict[str, list[int]] = {}
         self._pending: RolloutBatch | None = None
         self.last_batch: RolloutBatch | None = None
-        """The batch of the latest step (groups as trained, with their problems and reward columns)."""
+        """The global batch of the latest step (groups as trained, with their problems and reward columns)."""
+        self.last_processed: Processed | None = None
+        """Advantages and loss mask of the latest step's global batch (every rank holds the same)."""
         self._batch_inputs: list[dict] | None = None
         self._timers: dict[str, float] = defaultdict(float)
         super().__init__(*args, rollout_func=self._rollout, **kwargs)
@@ -117,6 +154,11 @@ class GRPOHooks:
         self._correct_index = self.reward_func_names.index(wanted)
         d3s = recipe.advantages.d3s
         self._want_entropies = d3s.enabled and min(d3s.rho_start, d3s.rho_end) < 1.0
+        self.comm = Collective(timeout_s=self.args.ddp_timeout)
+        check_data_parallel(self.args, self.comm.world)
+        if self.is_fsdp_enabled and not self.accelerator.is_fsdp2:
+            raise ConfigError("accelerate FSDP version 1 is not supported (its flat shards cannot be gathered "
+                              "for the weight sync): set fsdp_version: 2 in the accelerate config")  # fmt: skip
 
     # ------------------------------------------------------------ rollout (TRL's rollout_func)
 
@@ -124,8 +166,9 @@ class GRPOHooks:
         rows, n = self._batch_inputs, self.num_generations
         if rows is None or len(rows) != len(prompts) or len(rows) % n:
             raise RuntimeError("rollout_func called outside _generate_and_score_completions")
-        epoch = int(self.state.epoch or 0)
-        problems = [self.problems[rows[i]["problem_id"]] for i in range(0, len(rows), n)]
+        epoch, step = int(self.state.epoch or 0), self.state.global_step
+        local_ids = [rows[i]["problem_id"] for i in range(0, len(rows), n)]
+        problems = [self.problems[pid] for pid in self.comm.concat(local_ids, "prompt ids", step)]
         problems, substituted = self._substitute_pruned(problems, epoch)
         self._sync_if_stale()
         ds = self.recipe.advantages.dynamic_sampling
@@ -139,12 +182,17 @@ class GRPOHooks:
                 self.difficulty.observe(g.problem.id, self._correct(g), epoch)
         batch.stats["substituted"] = float(substituted)
         self._pending = batch
-        return self._rollout_output(batch)
+        return self._rollout_output(batch, self._local_groups(len(local_ids)))
 
-    def _rollout_output(self, batch: RolloutBatch) -> dict[str, list]:
+    def _local_groups(self, count: int) -> slice:
+        """This rank's groups of the global batch: TRL's sampler hands rank r the r-th contiguous chunk."""
+        return slice(self.comm.rank * count, (self.comm.rank + 1) * count)
+
+    def _rollout_output(self, batch: RolloutBatch, local: slice) -> dict[str, list]:
         out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
         fallback = self.processing_class.eos_token_id
-        for g in batch.groups:
+        groups = batch.groups[local]
+        for g in groups:
             for c in g.completions:
                 ids, lps = list(c.token_ids), list(c.logprobs)
                 if not ids:  # TRL indexes ids[-1]; an empty completion becomes a lone EOS
@@ -152,8 +200,8 @@ class GRPOHooks:
                 out["prompt_ids"].append(list(g.prompt_ids))
                 out["completion_ids"].append(ids)
                 out["logprobs"].append(lps)
-        for key in batch.groups[0].columns:
-            out[key] = batch.column(key)
+        for key in groups[0].columns:
+            out[key] = [v for g in groups for v in g.columns[key]]
         return out
 
     def _substitute_pruned(self, problems: list[Problem], epoch: int) -> tuple[list[Problem], int]:
@@ -197,18 +245,33 @@ class GRPOHooks:
         return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length or 256,
                           temperature=a.temperature, top_p=a.top_p, top_k=a.top_k or 0, seed=seed)  # fmt: skip
 
+    def _share(self, total: int, generation: bool) -> tuple[int, int]:
+        """This rank's contiguous share of ``total`` groups; a Ray pool is driven by rank 0 alone."""
+        if generation and self.recipe.rollout.workers > 0:
+            return (0, total) if self.comm.rank == 0 else (total, total)
+        return shard_bounds(total, self.comm.world, self.comm.rank)
+
     def _generate_groups(self, problems: Sequence[Problem], round_: int):
+        """Every group's prompt ids and completions; this rank generates its share, the shares are gathered."""
         ids = [self._prompt_ids(p) for p in problems]
+        lo, hi = self._share(len(problems), generation=True)
         t0 = time.perf_counter()
-        groups = self.rollout.generate(ids, self._sample_spec(round_), entropies=self._want_entropies)
+        mine = self.rollout.generate(ids[lo:hi], self._sample_spec(round_), entropies=self._want_entropies)
         self._timers["generate"] += time.perf_counter() - t0
-        return ids, groups
+        return ids, self.comm.concat(mine, "completions", self.state.global_step)
 
     def _score_groups(self, problems, groups):
+        """Rewards and reward columns of every group; this rank scores its share, the shares are gathered."""
+        lo, hi = self._share(len(problems), generation=False)
         t0 = time.perf_counter()
-        out = self.scorer(problems, groups)
+        mine = self.scorer(problems[lo:hi], groups[lo:hi]) if hi > lo else None
         self._timers["score"] += time.perf_counter() - t0
-        return out
+        if not self.comm.distributed:
+            return mine
+        parts = [p for p in self.comm.all_gather(mine, "rewards", self.state.global_step) if p is not None]
+        rewards = torch.cat([r for r, _ in parts])
+        columns = {k: [v for _, cols in parts for v in cols[k]] for k in parts[0][1]}
+        return rewards, columns
 
     def _columns(self, problem: Problem) -> dict[str, Any]:
         cols: dict[str, Any] = {"answer": problem.answer, "problem_id": problem.id}
@@ -227,13 +290,17 @@ class GRPOHooks:
         return [bool(v > self.recipe.difficulty.correct_threshold) for v in values.tolist()]
 
     def _sync_if_stale(self) -> None:
-        """Load the latest policy weights into the rollout source if it is behind the optimizer."""
+        """Load the latest policy weights into the rollout source if it is behind the optimizer. Every rank
+        gathers (a sharded learner needs all of them); with a Ray pool only rank 0 sends."""
         step = self.state.global_step
         if self.rollout.version == step:
             return
         t0 = time.perf_counter()
         with merged_weights(self.accelerator.unwrap_model(self.model)) as weights:
-            self.rollout.sync_weights(weights, version=step)
+            if self.recipe.rollout.workers == 0 or self.comm.rank == 0:
+                self.rollout.sync_weights(weights, version=step)
+            else:
+                self.rollout.version = step
         self._timers["sync"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------ TRL hooks
@@ -255,32 +322,36 @@ class GRPOHooks:
         return out
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """The rewards of the global batch (TRL expects them gathered over processes and slices them)."""
         if self._pending is None:
             return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         return self._pending.rewards.to(self.accelerator.device)
 
     def _postprocess(self, out: dict[str, Any], batch: RolloutBatch) -> dict[str, Any]:
+        """Advantages and loss mask over the global batch (every rank computes the same), then this rank's
+        rows; TRL gets them as ``advantages`` and ``tool_mask`` (loss-only)."""
         adv, d3s, n = self.recipe.advantages, self.recipe.advantages.d3s, self.num_generations
-        mask = out["completion_mask"]
+        mask, step = out["completion_mask"], self.state.global_step
+        rows, width = mask.shape
+        full = self.comm.cat_rows(mask, "completion masks", step) if self.comm.distributed else mask.cpu()
         rho, entropies = 1.0, None
         if self._want_entropies:
             total = d3s.schedule_steps or max(self.state.max_steps, 1)
-            rho = rho_schedule(self.state.global_step, total, d3s.rho_start, d3s.rho_end, d3s.schedule)
+            rho = rho_schedule(step, total, d3s.rho_start, d3s.rho_end, d3s.schedule)
             entropies = _pad_rows(
-                [c.entropies or () for g in batch.groups for c in g.completions], mask.shape
+                [c.entropies or () for g in batch.groups for c in g.completions], full.shape
             )
         processed = process_advantages(
-            self.scorer.combine(batch.rewards), mask.cpu(), n, keep_groups=batch.keep,
+            self.scorer.combine(batch.rewards), full, n, keep_groups=batch.keep,
             normalize=adv.normalize, eps=adv.eps, token_weighted=adv.token_weighted,
             sample_k=d3s.sample_k if d3s.enabled else None, rho=rho, entropies=entropies, scope=d3s.scope,
         )  # fmt: skip
-        device = mask.device
-        loss_mask = processed.loss_mask.to(device)
-        if out.get("tool_mask") is not None:
-            loss_mask = loss_mask * out["tool_mask"]
-        out["advantages"] = processed.advantages.to(device)
-        out["tool_mask"] = loss_mask
-        out["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        self.last_processed = processed
+        device, local = mask.device, slice(self.comm.rank * rows, (self.comm.rank + 1) * rows)
+        out["advantages"] = processed.advantages[local].to(device)
+        out["tool_mask"] = processed.loss_mask[local, :width].to(device)  # our rollouts never set TRL's own
+        out["num_items_in_batch"] = processed.loss_mask.sum().to(device)
+        self._check_sync(out, batch.groups[self._local_groups(rows // n)])
         logged = self._logs["advantages"]
         for _ in range(min(len(processed.advantages), len(logged))):
             logged.pop()
@@ -290,6 +361,36 @@ class GRPOHooks:
         if self._want_entropies:
             self._metrics["train"]["reasoner/d3s_rho"].append(rho)
         return out
+
+    def _check_sync(self, out: dict[str, Any], groups: Sequence[Group]) -> None:
+        """Weight-sync check: the engine's logprobs of its sampled tokens against the learner's on the first
+        ``rollout.sync_check_rows`` rows of every rank; logs ``sync/logprob_gap_mean|max`` (nats) and raises
+        ``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap`` on on-policy rollouts."""
+        cfg, step = self.recipe.rollout, self.state.global_step
+        k = min(cfg.sync_check_rows, len(out["completion_ids"]))
+        if k == 0:
+            return
+        t0 = time.perf_counter()
+        learner = token_logprobs(self.model, out["prompt_ids"][:k], out["prompt_mask"][:k],
+                                 out["completion_ids"][:k], out["completion_mask"][:k]).cpu()  # fmt: skip
+        engine = [c.logprobs for g in groups for c in g.completions][:k]
+        gaps = [(learner[i, : len(lp)] - torch.tensor(lp)).abs() for i, lp in enumerate(engine) if lp]
+        gap = torch.cat(gaps) if gaps else torch.zeros(0)
+        worst_here = float(gap.max()) if gap.numel() else 0.0
+        parts = self.comm.all_gather((float(gap.sum()), gap.numel(), worst_here), "sync check", step)
+        count = sum(c for _, c, _ in parts)
+        mean, worst = sum(t for t, _, _ in parts) / max(count, 1), max(m for _, _, m in parts)
+        self._metrics["train"]["sync/logprob_gap_mean"].append(mean)
+        self._metrics["train"]["sync/logprob_gap_max"].append(worst)
+        self._timers["sync_check"] += time.perf_counter() - t0
+        on_policy = cfg.workers == 0 or self.recipe.ray.max_lag == 0
+        if cfg.max_logprob_gap is not None and on_policy and mean > cfg.max_logprob_gap:
+            raise WeightSyncError(
+                f"step {step}: the rollout engine's logprobs of its own sampled tokens differ from the learner's "
+                f"by {mean:.3g} nats per token on average (max {worst:.3g}; rollout.max_logprob_gap="
+                f"{cfg.max_logprob_gap}): the engine is serving stale or wrong weights (a weight sync that did "
+                "not take effect?)"
+            )
 
     def _log_batch(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]
@@ -328,6 +429,50 @@ class GRPOHooks:
             self.difficulty.load_state_dict(json.loads(path.read_text())["difficulty"])
             log.info("resumed difficulty state from %s", path)
         self.rollout.version = -1  # the engine still has the initial weights: sync before generating
+
+
+class WeightSyncError(RuntimeError):
+    """The rollout engine's logprobs disagree with the learner's: its weights are stale or wrong."""
+
+
+def check_data_parallel(args: Any, world: int) -> None:
+    """Refuse a TRL config whose meaning changes at ``world`` > 1 learner processes: a process's share of the
+    generation batch must be whole groups, and the loss must be normalised over the global batch."""
+    if world <= 1:
+        return
+    rows = args.per_device_train_batch_size * args.steps_per_generation
+    if rows % args.num_generations:
+        raise ConfigError(
+            f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x steps_per_generation="
+            f"{args.steps_per_generation} = {rows} rows per process is not a whole number of groups of "
+            f"trainer.num_generations={args.num_generations}; at {world} processes each process must hold whole "
+            f"groups (the global batch is per_device_train_batch_size x {world} processes)"
+        )
+    if args.loss_type == "bnpo":
+        raise ConfigError(
+            "trainer.loss_type='bnpo' normalises the loss by each process's own token count, so it changes "
+            f"meaning at {world} processes; use 'dapo' (normalised by the global token count) or 'grpo'"
+        )
+
+
+def token_logprobs(
+    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """``(B, T)`` log-probabilities of the completion tokens under ``model`` (raw logits, no temperature: what
+    both engines report), from one no-grad forward pass over prompt + completion."""
+    width = completion_ids.shape[1]
+    with torch.no_grad():
+        logits = (
+            model(
+                input_ids=torch.cat([prompt_ids, completion_ids], 1),
+                attention_mask=torch.cat([prompt_mask, completion_mask], 1),
+                logits_to_keep=width + 1,
+            )
+            .logits[:, :-1]
+            .float()
+        )
+    return torch.log_softmax(logits, -1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
 def _pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size) -> torch.Tensor:

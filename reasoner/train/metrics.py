@@ -80,24 +80,32 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class StepTimer(TrainerCallback):
-    """Per optimizer step: ``time/step`` (wall), ``time/generate|score|sync|advantages`` (inside the rollout),
-    ``time/rollout`` (all of TRL's generate-and-score, ours included) and ``time/update`` (the rest: forward,
-    backward, optimizer). Appended to TRL's metrics, so they are averaged and logged with TRL's."""
+    """Per optimizer step: ``time/step`` (wall), ``time/generate|score|sync|sync_check|advantages`` (inside the
+    rollout), ``time/comm`` (collectives between learner processes), ``time/rollout`` (all of TRL's
+    generate-and-score, ours included) and ``time/update`` (the rest: forward, backward, optimizer). At N
+    processes each figure is the slowest rank's. Appended to TRL's metrics, so they are logged with TRL's."""
 
-    KEYS = ("generate", "score", "sync", "advantages", "rollout")
+    KEYS = ("generate", "score", "sync", "sync_check", "advantages", "rollout", "comm")
 
     def __init__(self, trainer: Any):
         self.trainer = trainer
-        self.t0 = 0.0
+        self.t0 = self.comm0 = 0.0
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.t0 = time.perf_counter()
+        self.comm0 = self.trainer.comm.seconds
         self.trainer._timers = defaultdict(float)
 
     def on_step_end(self, args, state, control, **kwargs):
-        wall = time.perf_counter() - self.t0
-        timers, metrics = self.trainer._timers, self.trainer._metrics["train"]
+        comm = self.trainer.comm
+        timers = dict(self.trainer._timers)
+        timers["comm"] = comm.seconds - self.comm0
+        timers["step"] = time.perf_counter() - self.t0
+        if comm.distributed:
+            parts = comm.all_gather(timers, "step timers", state.global_step)
+            timers = {k: max(p.get(k, 0.0) for p in parts) for k in set().union(*parts)}
+        metrics = self.trainer._metrics["train"]
         for key in self.KEYS:
             metrics[f"time/{key}"].append(timers.get(key, 0.0))
-        metrics["time/update"].append(wall - timers.get("rollout", 0.0))
-        metrics["time/step"].append(wall)
+        metrics["time/update"].append(timers["step"] - timers.get("rollout", 0.0))
+        metrics["time/step"].append(timers["step"])

@@ -25,7 +25,7 @@ from reasoner.types import Completion, SampleSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineRollout", "RolloutSource", "make_rollout_source"]
+__all__ = ["EngineRollout", "PoolFollower", "RolloutSource", "make_rollout_source"]
 
 
 @runtime_checkable
@@ -70,6 +70,27 @@ class EngineRollout:
 
     def close(self) -> None:
         self.engine.close()
+
+
+class PoolFollower:
+    """The rollout source of learner ranks > 0 when rank 0 drives a Ray pool: it never generates (the hooks
+    give it no share) and only tracks the version rank 0 synced."""
+
+    def __init__(self, tokenizer: Any, version: int = 0):
+        self.tokenizer, self.version = tokenizer, version
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> list[list[Completion]]:
+        if prompts:
+            raise RuntimeError("PoolFollower.generate: only rank 0 generates with a Ray rollout pool")
+        return []
+
+    def sync_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
+        self.version = version
+
+    def close(self) -> None:
+        pass
 
 
 def make_rollout_source(

@@ -31,7 +31,7 @@ import torch
 
 from reasoner.config import ConfigError, LoraConfig, RecipeConfig
 from reasoner.train.hooks import GRPOHooks
-from reasoner.train.rollout import RolloutSource, make_rollout_source
+from reasoner.train.rollout import PoolFollower, RolloutSource, make_rollout_source
 from reasoner.types import Problem
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,19 @@ def sft_field_types() -> dict[str, Any]:
     return _init_field_types(SFTConfig)
 
 
+@functools.cache
+def grpo_defaults() -> dict[str, Any]:
+    """TRL ``GRPOConfig`` init fields -> default value (fields with a default)."""
+    _quiet_trl()
+    from trl import GRPOConfig
+
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(GRPOConfig)
+        if f.init and f.default is not dataclasses.MISSING
+    }
+
+
 def validate_trainer_args(args: dict[str, Any]) -> dict[str, Any]:
     """Check ``trainer:`` keys against GRPOConfig's fields and coerce values to their types."""
     for key, value in args.items():
@@ -113,14 +126,14 @@ def _coerce_args(args: dict[str, Any], fields: dict[str, Any], config_name: str)
 
 def _common_defaults(kwargs: dict[str, Any], name: str) -> dict[str, Any]:
     """Our defaults for TRL configs: output under runs/<name>, a log line every step, no report backends; without
-    CUDA fp32 unless ``bf16`` is asked for, and then bf16 autocast on the CPU (``use_cpu``)."""
+    CUDA fp32 unless ``bf16`` is asked for (then bf16 autocast), and ``use_cpu``: accelerate joins several CPU
+    processes (torchrun, ``--nproc``) into one gloo group only with it (without it each trains alone)."""
     kwargs.setdefault("output_dir", str(Path("runs") / name))
     kwargs.setdefault("logging_steps", 1)
     kwargs.setdefault("report_to", "none")
     if not torch.cuda.is_available():
         kwargs.setdefault("bf16", False)
-        if kwargs["bf16"]:
-            kwargs.setdefault("use_cpu", True)
+        kwargs.setdefault("use_cpu", True)
     return kwargs
 
 
@@ -129,6 +142,10 @@ def grpo_config(recipe: RecipeConfig) -> Any:
     from trl import GRPOConfig
 
     kwargs = _common_defaults(validate_trainer_args(dict(recipe.trainer)), recipe.name or "reasoner")
+    if kwargs.get("ddp_backend") == "nccl" and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.ddp_backend='nccl' needs CUDA GPUs and none is visible; use 'gloo' on CPUs"
+        )
     kwargs["remove_unused_columns"] = False
     kwargs["reward_weights"] = [r.weight for r in recipe.rewards]
     args = GRPOConfig(**kwargs)
@@ -198,9 +215,16 @@ def build_trainer(
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, recipe.model.dtype))
     if rollout is None:
         r = recipe.rollout
-        pool = recipe.ray.model_dump() if r.workers > 0 else {}
-        rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed, workers=r.workers,
-                                      max_model_len=r.max_model_len, **pool)  # fmt: skip
+        if r.workers > 0 and args.process_index > 0:  # rank 0 drives the Ray pool and shares the rollouts
+            rollout = PoolFollower(tokenizer)
+        else:
+            pool = (
+                recipe.ray.model_dump(exclude={"learner_num_cpus", "learner_num_gpus"})
+                if r.workers > 0
+                else {}
+            )
+            rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed,
+                                          workers=r.workers, max_model_len=r.max_model_len, **pool)  # fmt: skip
     rows = [{"prompt": p.question, "problem_id": p.id, "answer": p.answer} for p in problems]
     metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=quiet)
     trainer = trainer_class()(

@@ -140,3 +140,40 @@ def test_vllm_engine_weight_sync_matches_transformers(tmp_path, tiny_model, vllm
         assert after == greedy(reference, trainer.processing_class)  # vLLM and transformers agree
     finally:
         source.sync_weights(original, version=0)
+
+
+class SkippedSync:
+    """A rollout source whose weight sync reports success but loads nothing (trl #5312's failure mode)."""
+
+    def __init__(self, inner):
+        self.inner, self.tokenizer, self.version = inner, inner.tokenizer, 0
+
+    def generate(self, prompts, spec, *, entropies=False):
+        return self.inner.generate(prompts, spec, entropies=entropies)
+
+    def sync_weights(self, named_tensors, version):
+        self.version = version
+
+    def close(self):
+        self.inner.close()
+
+
+def test_weight_sync_check_logs_the_gap_and_catches_a_skipped_sync(tmp_path, tiny_model):
+    import json
+
+    from reasoner.train.hooks import WeightSyncError
+    from reasoner.train.trainer import build_trainer
+
+    recipe = tiny_recipe(tmp_path, "trainer.max_steps=2", "trainer.learning_rate=0.05")
+    trainer = build_trainer(recipe, reward_funcs=[AlignedReward(constant_even=False)], problems=problems(),
+                            rollout=hf_rollout(tiny_model), quiet=True)  # fmt: skip
+    trainer.train()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    gaps = [r["sync/logprob_gap_mean"] for r in records if "sync/logprob_gap_mean" in r]
+    assert len(gaps) == 2 and max(gaps) < 1e-4, gaps  # fp32 engine and learner hold the same weights
+
+    recipe = tiny_recipe(tmp_path / "skip", "trainer.max_steps=2", "trainer.learning_rate=0.05")
+    trainer = build_trainer(recipe, reward_funcs=[AlignedReward(constant_even=False)], problems=problems(),
+                            rollout=SkippedSync(hf_rollout(tiny_model)), quiet=True)  # fmt: skip
+    with pytest.raises(WeightSyncError, match=r"^step 1: the rollout engine's logprobs"):
+        trainer.train()
