@@ -6,4 +6,7 @@
 - ``difficulty``: per-prompt pass rates, pruning, Difficulty-Aware DLER caps (checkpointed).
 - ``hooks``: the GRPOTrainer hooks that tie these together; ``trainer``: the only trl/peft importer.
 - ``metrics``: ``metrics.jsonl`` + console; ``cli``: ``reasoner train RECIPE [key=value ...]``.
+- ``collective``: the learner processes' rank, world and object all-gathers (global-batch semantics at N).
+- ``launch``: ``--nproc N`` local learner processes (torch's elastic launcher, as ``torchrun``).
+- ``loss``: TRL's clipped surrogate as a pure function, pinning what TRL does with our advantages and mask.
 """

@@ -3,8 +3,11 @@
 One step, as TRL runs it, with our three hooks marked (*):
 
 1. TRL's dataloader yields G prompts x ``num_generations`` rows; ``_generate_and_score_completions`` (*)
-   stashes them and calls TRL's version, which calls ``rollout_func`` (*, ``_rollout``):
-   pruned prompts are swapped for fresh ones (``difficulty.prune``), the rollout source gets the latest
+   stashes them and calls TRL's version, which calls ``rollout_func`` (*, ``_rollout``). The step's prompts
+   are positions [s*G, (s+1)*G) of our own deterministic stream over the problems (a new shuffle each pass,
+   seeded by ``trainer.seed``; G counts every process's prompts): a pure function of the step, so a resumed
+   run and any number of processes see the same prompts (TRL's RepeatSampler restarts its shuffle when a run
+   resumes at an epoch boundary); TRL's rows give only their count. Pruned prompts are swapped for fresh ones (``difficulty.prune``), the rollout source gets the latest
    weights if it is behind (``sync_weights``, merged LoRA weights included), ``collect_batch`` generates,
    scores and refills zero-signal groups (DAPO dynamic sampling), and the pass-rate tracker sees every group.
 2. TRL builds the padded batch and asks ``_calculate_rewards`` (*) for rewards: we hand back the ones the
@@ -155,6 +158,7 @@ class GRPOHooks:
         d3s = recipe.advantages.d3s
         self._want_entropies = d3s.enabled and min(d3s.rho_start, d3s.rho_end) < 1.0
         self.comm = Collective(timeout_s=self.args.ddp_timeout)
+        self._order = ProblemStream(problems, seed=self.args.seed)
         check_data_parallel(self.args, self.comm.world)
         if self.is_fsdp_enabled and not self.accelerator.is_fsdp2:
             raise ConfigError("accelerate FSDP version 1 is not supported (its flat shards cannot be gathered "
@@ -166,9 +170,8 @@ class GRPOHooks:
         rows, n = self._batch_inputs, self.num_generations
         if rows is None or len(rows) != len(prompts) or len(rows) % n:
             raise RuntimeError("rollout_func called outside _generate_and_score_completions")
-        epoch, step = int(self.state.epoch or 0), self.state.global_step
-        local_ids = [rows[i]["problem_id"] for i in range(0, len(rows), n)]
-        problems = [self.problems[pid] for pid in self.comm.concat(local_ids, "prompt ids", step)]
+        epoch, local = int(self.state.epoch or 0), len(rows) // n
+        problems = self._step_problems(local * self.comm.world)
         problems, substituted = self._substitute_pruned(problems, epoch)
         self._sync_if_stale()
         ds = self.recipe.advantages.dynamic_sampling
@@ -182,7 +185,15 @@ class GRPOHooks:
                 self.difficulty.observe(g.problem.id, self._correct(g), epoch)
         batch.stats["substituted"] = float(substituted)
         self._pending = batch
-        return self._rollout_output(batch, self._local_groups(len(local_ids)))
+        return self._rollout_output(batch, self._local_groups(local))
+
+    def _step_problems(self, count: int) -> list[Problem]:
+        """The step's first-round prompts: positions [s*count, (s+1)*count) of the order stream (module doc)."""
+        if count > len(self._order.problems):
+            raise ConfigError(f"data: a step needs {count} prompts but there are only {len(self._order.problems)} "
+                              "problems; raise data.n or lower trainer.per_device_train_batch_size")  # fmt: skip
+        self._order.pos = self.state.global_step * count
+        return self._order.take(count)
 
     def _local_groups(self, count: int) -> slice:
         """This rank's groups of the global batch: TRL's sampler hands rank r the r-th contiguous chunk."""

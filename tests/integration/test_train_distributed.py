@@ -109,8 +109,23 @@ class Recorder:
         self.callback = _Callback()
 
 
-def train_worker(recipe: str, per_device: int, out: str, script_options: dict, extra: list[str]) -> dict:
-    """One learner process: train ``recipe`` on the scripted engine; return its step snapshots and weights."""
+def StopAfter(step: int):  # noqa: N802 - a TrainerCallback instance (transformers imported lazily)
+    from transformers import TrainerCallback
+
+    class _Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+
+    return _Stop()
+
+
+def train_worker(
+    recipe: str, per_device: int, out: str, script_options: dict, extra: list[str], resume: bool = False,
+    stop_after: int | None = None,
+) -> dict:  # fmt: skip
+    """One learner process: train ``recipe`` on the scripted engine; return its step snapshots and weights.
+    ``stop_after``: end the run after that step (its checkpoint saved), as a crash between steps would."""
     from transformers import AutoTokenizer
 
     from reasoner.engines.fake import FakeEngine
@@ -126,11 +141,12 @@ def train_worker(recipe: str, per_device: int, out: str, script_options: dict, e
     tokenizer = AutoTokenizer.from_pretrained(resolve(config.model.name))
     rollout = EngineRollout(FakeEngine(ArithScript(problems, **script_options), tokenizer))
     recorder = Recorder()
+    callbacks = [recorder.callback] if stop_after is None else [recorder.callback, StopAfter(stop_after)]
     trainer = build_trainer(config, reward_funcs=build_rewards(config.rewards), problems=problems,
-                            rollout=rollout, callbacks=[recorder.callback], quiet=True)  # fmt: skip
+                            rollout=rollout, callbacks=callbacks, quiet=True)  # fmt: skip
     recorder.trainer = trainer
     initial = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    trainer.train()
+    trainer.train(resume_from_checkpoint=True if resume else None)
     final = trainer.accelerator.unwrap_model(trainer.model).state_dict()
     return {
         "steps": recorder.steps,
@@ -260,3 +276,60 @@ def fsdp2_gather() -> bool:
         return dict(weights).keys() == reference.keys() and all(
             torch.equal(w, reference[k]) for k, w in weights
         )
+
+
+def test_resume_at_two_processes_continues_with_the_same_data_weights_and_tracker(tmp_path):
+    """dler_da at 2 processes: 2 steps straight vs a run stopped after step 1 (as by a crash), then resumed with
+    the same config for step 2 (6 problems, so the second step revisits prompts and the DA caps depend on the
+    tracker saved with checkpoint-1). Same batch, advantages, tracker and final weights."""
+    from reasoner.train.launch import launch_local
+
+    save = ["trainer.save_strategy=steps", "trainer.save_steps=1"]
+    straight = launch_local(train_worker, ("dler_da", 8, str(tmp_path / "a"), {}, save), nproc=2)
+    launch_local(train_worker, ("dler_da", 8, str(tmp_path / "b"), {}, save, False, 1), nproc=2)
+    assert (tmp_path / "b" / "checkpoint-1" / "reasoner_state.json").exists()
+    resumed = launch_local(train_worker, ("dler_da", 8, str(tmp_path / "b"), {}, save, True), nproc=2)
+    for a, b in zip(straight, resumed, strict=True):
+        assert len(b["steps"]) == 1, "the resumed run should train step 2 only"
+        assert a["steps"][1] == b["steps"][0]
+        assert max(float((a["weights"][k] - b["weights"][k]).abs().max()) for k in a["weights"]) <= 1e-6
+
+
+TINY_CLI = ["model.name=tiny-random-qwen2", "rollout.engine=hf", "data.n=8", "data.levels=[1]",
+            "trainer.max_steps=2", "trainer.per_device_train_batch_size=4", "trainer.num_generations=4",
+            "trainer.max_completion_length=12", "trainer.save_strategy=no"]  # fmt: skip
+
+
+def _metric_steps(out: Path) -> list[int]:
+    import json
+
+    return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.ray
+def test_nproc_with_a_ray_address_places_the_ranks_with_ray(tmp_path):
+    import ray
+
+    from reasoner.cli import main
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        out = tmp_path / "ray-ranks"
+        assert main(["train", "dler", *TINY_CLI, "ray.address=auto", f"trainer.output_dir={out}",
+                     "--nproc", "2"]) == 0  # fmt: skip
+    finally:
+        if started:
+            ray.shutdown()
+    assert _metric_steps(out)[:2] == [1, 2]  # rank 0 alone wrote the metrics, one line per step
+
+
+@pytest.mark.ray
+def test_rank_zero_drives_the_ray_rollout_pool_for_all_ranks(tmp_path):
+    from reasoner.cli import main
+
+    out = tmp_path / "pool"
+    assert main(["train", "dler", *TINY_CLI, "rollout.workers=1", "ray.num_cpus=0.5",
+                 f"trainer.output_dir={out}", "--nproc", "2"]) == 0  # fmt: skip
+    assert _metric_steps(out)[:2] == [1, 2]

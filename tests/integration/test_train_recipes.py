@@ -138,7 +138,8 @@ def test_cli_still_rejects_unknown_flags(capsys):
 
 
 def test_bf16_without_cuda_means_cpu_autocast(tmp_path):
-    """``trainer.bf16=true`` on a machine without CUDA: TRL refuses bf16 unless ``use_cpu``; we imply it."""
+    """``trainer.bf16=true`` on a machine without CUDA: TRL refuses bf16 unless ``use_cpu``; we imply it (and
+    always set ``use_cpu`` without CUDA: accelerate joins CPU processes into one group only with it)."""
     import torch
 
     from reasoner.train.cli import resolved_recipe
@@ -149,4 +150,4 @@ def test_bf16_without_cuda_means_cpu_autocast(tmp_path):
     args = grpo_config(resolved_recipe("grpo", ["trainer.bf16=true", f"trainer.output_dir={tmp_path}"]))
     assert args.bf16 and args.use_cpu
     args = grpo_config(resolved_recipe("grpo", [f"trainer.output_dir={tmp_path}"]))
-    assert not args.bf16 and not args.use_cpu
+    assert not args.bf16 and args.use_cpu
