@@ -8,5 +8,6 @@
 - ``metrics``: ``metrics.jsonl`` + console; ``cli``: ``reasoner train RECIPE [key=value ...]``.
 - ``collective``: the learner processes' rank, world and object all-gathers (global-batch semantics at N).
 - ``launch``: ``--nproc N`` local learner processes (torch's elastic launcher, as ``torchrun``).
+- ``sync``: the full (merged, gathered) weights sent to engines and the engine-vs-learner logprob check.
 - ``loss``: TRL's clipped surrogate as a pure function, pinning what TRL does with our advantages and mask.
 """

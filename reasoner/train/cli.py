@@ -204,7 +204,7 @@ def _launch(args: argparse.Namespace, config: Any) -> int:
     if launched_rank() is not None:
         raise CLIError(f"--nproc {args.nproc}: this process was already started by a launcher (RANK is set)")
     if isinstance(config, RecipeConfig):  # refuse here what every rank would refuse after starting up
-        from reasoner.train.hooks import check_data_parallel
+        from reasoner.train.collective import check_data_parallel
         from reasoner.train.trainer import grpo_defaults
 
         trainer = {**grpo_defaults(), **config.trainer}

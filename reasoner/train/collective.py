@@ -22,7 +22,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["Collective", "CollectiveError", "RankFailedError", "shard_bounds"]
+from reasoner.config import ConfigError
+
+__all__ = ["Collective", "CollectiveError", "RankFailedError", "check_data_parallel", "shard_bounds"]
 
 
 class CollectiveError(RuntimeError):
@@ -37,6 +39,26 @@ def shard_bounds(total: int, world: int, rank: int) -> tuple[int, int]:
     base, extra = divmod(total, world)
     start = rank * base + min(rank, extra)
     return start, start + base + (1 if rank < extra else 0)
+
+
+def check_data_parallel(args: Any, world: int) -> None:
+    """Refuse a TRL config whose meaning changes at ``world`` > 1 learner processes: a process's share of the
+    generation batch must be whole groups, and the loss must be normalised over the global batch."""
+    if world <= 1:
+        return
+    rows = args.per_device_train_batch_size * args.steps_per_generation
+    if rows % args.num_generations:
+        raise ConfigError(
+            f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x steps_per_generation="
+            f"{args.steps_per_generation} = {rows} rows per process is not a whole number of groups of "
+            f"trainer.num_generations={args.num_generations}; at {world} processes each process must hold whole "
+            f"groups (the global batch is per_device_train_batch_size x {world} processes)"
+        )
+    if args.loss_type == "bnpo":
+        raise ConfigError(
+            "trainer.loss_type='bnpo' normalises the loss by each process's own token count, so it changes "
+            f"meaning at {world} processes; use 'dapo' (normalised by the global token count) or 'grpo'"
+        )
 
 
 class Collective:

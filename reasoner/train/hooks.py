@@ -7,8 +7,8 @@ One step, as TRL runs it, with our three hooks marked (*):
    are positions [s*G, (s+1)*G) of our own deterministic stream over the problems (a new shuffle each pass,
    seeded by ``trainer.seed``; G counts every process's prompts): a pure function of the step, so a resumed
    run and any number of processes see the same prompts (TRL's RepeatSampler restarts its shuffle when a run
-   resumes at an epoch boundary); TRL's rows give only their count. Pruned prompts are swapped for fresh ones (``difficulty.prune``), the rollout source gets the latest
-   weights if it is behind (``sync_weights``, merged LoRA weights included), ``collect_batch`` generates,
+   resumes at an epoch boundary); TRL's rows give only their count. Pruned prompts are swapped for fresh
+   ones (``difficulty.prune``), the rollout source gets the latest weights if it is behind (``sync_weights``, merged LoRA weights included), ``collect_batch`` generates,
    scores and refills zero-signal groups (DAPO dynamic sampling), and the pass-rate tracker sees every group.
 2. TRL builds the padded batch and asks ``_calculate_rewards`` (*) for rewards: we hand back the ones the
    rollout already computed (with the right gold answers for refilled prompts).
@@ -17,28 +17,28 @@ One step, as TRL runs it, with our three hooks marked (*):
    TRL's ``tool_mask`` (a loss-only mask); TRL's loss (``loss_type``, ``epsilon``/``epsilon_high``
    clip-higher, ...) does the update.
 
-At N data-parallel processes (``reasoner.train.collective``) every rank sees the global batch: the prompt
-ids of all ranks are gathered, each rank generates and scores a contiguous share of the groups (per-request
-seeds make a sample independent of the rank that draws it), the shares are gathered, and every rank runs the
+At N data-parallel processes (``reasoner.train.collective``) every rank sees the global batch: every rank
+knows the step's prompts, generates and scores a contiguous share of the groups (per-request seeds make a
+sample independent of the rank that draws it), the shares are gathered, and every rank runs the
 same deterministic code on the whole batch (pruning substitution, dynamic sampling and its refill rounds, the
 pass-rate tracker, batch normalisation, D3S) before training on its own slice of whole groups. With a Ray
 rollout pool (``rollout.workers > 0``) rank 0 generates everything and syncs the pool's weights.
 
 After every weight sync the engine's logprobs of its sampled tokens are compared with the learner's
-(``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops the run (stale weights).
+(``reasoner.train.sync``: ``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops
+the run (stale or wrong weights).
 
 Papers: DLER arXiv 2510.15110 (github NVlabs/DLER), D3S arXiv 2509.22115, DAPO arXiv 2503.14476.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ import torch
 from reasoner.advantages import rho_schedule
 from reasoner.config import ConfigError, RecipeConfig
 from reasoner.train.batch import Group, ProblemStream, RolloutBatch, Scorer, collect_batch
-from reasoner.train.collective import Collective, shard_bounds
+from reasoner.train.collective import Collective, check_data_parallel, shard_bounds
 from reasoner.train.difficulty import (
     DifficultyState,
     PassRateTracker,
@@ -57,70 +57,14 @@ from reasoner.train.difficulty import (
 )
 from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
+from reasoner.train.sync import WeightSyncError, logprob_gap, merged_weights, token_logprobs
 from reasoner.types import Problem, SampleSpec
 
 log = logging.getLogger(__name__)
 STATE_FILE = "reasoner_state.json"
 """Our part of a checkpoint (difficulty tracker, pruner, refill stream position), next to TRL's files."""
 
-__all__ = [
-    "STATE_FILE",
-    "GRPOHooks",
-    "WeightSyncError",
-    "check_data_parallel",
-    "merged_weights",
-    "named_weights",
-    "token_logprobs",
-]
-
-
-def named_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
-    """HF state-dict names -> tensors of a plain or (merged) PEFT model, adapter tensors left out.
-
-    Taken from ``state_dict()``, not ``named_parameters()``: tied weights (``lm_head.weight`` sharing the
-    embedding) must be sent too, or vLLM's layerwise reload leaves its LM head unloaded."""
-    peft = hasattr(model, "peft_config")
-    out = []
-    for name, tensor in model.state_dict().items():
-        if peft:
-            if "lora_" in name or "original_module" in name:
-                continue
-            name = name.removeprefix("base_model.model.").replace(".base_layer", "")
-            name = name.replace("modules_to_save.default.", "")
-        out.append((name, tensor.detach()))
-    return out
-
-
-@contextlib.contextmanager
-def merged_weights(model: Any) -> Iterator[list[tuple[str, torch.Tensor]]]:
-    """The model's full weights with any LoRA adapter merged in (unmerged again on exit).
-
-    A sharded learner is gathered first, so every rank must enter this together: FSDP2 (``fully_shard``,
-    accelerate ``fsdp_version: 2``) parameters are DTensors, made whole with ``full_tensor()``; DeepSpeed
-    ZeRO-3 parameters are gathered with ``deepspeed.zero.GatheredParameters`` for the duration."""
-    peft = hasattr(model, "peft_config") and hasattr(model, "merge_adapter")
-    with torch.no_grad(), _zero3_gathered(model):
-        if peft:
-            model.merge_adapter()
-        try:
-            yield [(name, _whole(t)) for name, t in named_weights(model)]
-        finally:
-            if peft:
-                model.unmerge_adapter()
-
-
-def _whole(tensor: torch.Tensor) -> torch.Tensor:
-    """A DTensor shard (FSDP2) gathered into the full tensor (a collective); other tensors as they are."""
-    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
-
-
-def _zero3_gathered(model: Any) -> contextlib.AbstractContextManager:
-    params = [p for p in model.parameters() if hasattr(p, "ds_id")]  # DeepSpeed ZeRO-3 partitions
-    if not params:
-        return contextlib.nullcontext()
-    import deepspeed  # only present where accelerate runs DeepSpeed
-
-    return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+__all__ = ["STATE_FILE", "GRPOHooks"]
 
 
 class GRPOHooks:
@@ -131,7 +75,6 @@ class GRPOHooks:
         reward_names: Sequence[str], **kwargs: Any,
     ):  # fmt: skip
         self.recipe, self.rollout = recipe, rollout
-        self.problems = {p.id: p for p in problems}
         d = recipe.difficulty
         pruner = PromptPruner(d.prune.skip_epochs, d.prune.min_seen) if d.prune.enabled else None
         self.difficulty = DifficultyState(PassRateTracker(d.momentum), pruner)
@@ -385,10 +328,7 @@ class GRPOHooks:
         learner = token_logprobs(self.model, out["prompt_ids"][:k], out["prompt_mask"][:k],
                                  out["completion_ids"][:k], out["completion_mask"][:k]).cpu()  # fmt: skip
         engine = [c.logprobs for g in groups for c in g.completions][:k]
-        gaps = [(learner[i, : len(lp)] - torch.tensor(lp)).abs() for i, lp in enumerate(engine) if lp]
-        gap = torch.cat(gaps) if gaps else torch.zeros(0)
-        worst_here = float(gap.max()) if gap.numel() else 0.0
-        parts = self.comm.all_gather((float(gap.sum()), gap.numel(), worst_here), "sync check", step)
+        parts = self.comm.all_gather(logprob_gap(learner, engine), "sync check", step)
         count = sum(c for _, c, _ in parts)
         mean, worst = sum(t for t, _, _ in parts) / max(count, 1), max(m for _, _, m in parts)
         self._metrics["train"]["sync/logprob_gap_mean"].append(mean)
@@ -440,50 +380,6 @@ class GRPOHooks:
             self.difficulty.load_state_dict(json.loads(path.read_text())["difficulty"])
             log.info("resumed difficulty state from %s", path)
         self.rollout.version = -1  # the engine still has the initial weights: sync before generating
-
-
-class WeightSyncError(RuntimeError):
-    """The rollout engine's logprobs disagree with the learner's: its weights are stale or wrong."""
-
-
-def check_data_parallel(args: Any, world: int) -> None:
-    """Refuse a TRL config whose meaning changes at ``world`` > 1 learner processes: a process's share of the
-    generation batch must be whole groups, and the loss must be normalised over the global batch."""
-    if world <= 1:
-        return
-    rows = args.per_device_train_batch_size * args.steps_per_generation
-    if rows % args.num_generations:
-        raise ConfigError(
-            f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x steps_per_generation="
-            f"{args.steps_per_generation} = {rows} rows per process is not a whole number of groups of "
-            f"trainer.num_generations={args.num_generations}; at {world} processes each process must hold whole "
-            f"groups (the global batch is per_device_train_batch_size x {world} processes)"
-        )
-    if args.loss_type == "bnpo":
-        raise ConfigError(
-            "trainer.loss_type='bnpo' normalises the loss by each process's own token count, so it changes "
-            f"meaning at {world} processes; use 'dapo' (normalised by the global token count) or 'grpo'"
-        )
-
-
-def token_logprobs(
-    model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-) -> torch.Tensor:  # fmt: skip
-    """``(B, T)`` log-probabilities of the completion tokens under ``model`` (raw logits, no temperature: what
-    both engines report), from one no-grad forward pass over prompt + completion."""
-    width = completion_ids.shape[1]
-    with torch.no_grad():
-        logits = (
-            model(
-                input_ids=torch.cat([prompt_ids, completion_ids], 1),
-                attention_mask=torch.cat([prompt_mask, completion_mask], 1),
-                logits_to_keep=width + 1,
-            )
-            .logits[:, :-1]
-            .float()
-        )
-    return torch.log_softmax(logits, -1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
 def _pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size) -> torch.Tensor:

@@ -261,7 +261,7 @@ def fsdp2_gather() -> bool:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from reasoner.train.hooks import merged_weights
+    from reasoner.train.sync import merged_weights
 
     dist.init_process_group("gloo")
     torch.manual_seed(0)

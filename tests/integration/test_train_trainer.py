@@ -98,7 +98,7 @@ def test_dynamic_sampling_refill_aligns_gold_answers_through_trl(tmp_path, tiny_
 
 
 def test_lora_run_syncs_merged_weights_and_changes_greedy_output(tmp_path, tiny_model):
-    from reasoner.train.hooks import merged_weights
+    from reasoner.train.sync import merged_weights
     from reasoner.train.trainer import build_trainer
 
     recipe = tiny_recipe(tmp_path, "lora.enabled=true", "lora.r=8", "trainer.learning_rate=0.3")
@@ -120,8 +120,8 @@ def test_lora_run_syncs_merged_weights_and_changes_greedy_output(tmp_path, tiny_
 
 @pytest.mark.vllm
 def test_vllm_engine_weight_sync_matches_transformers(tmp_path, tiny_model, vllm_engine):
-    from reasoner.train.hooks import merged_weights, named_weights
     from reasoner.train.rollout import EngineRollout
+    from reasoner.train.sync import merged_weights, named_weights
     from reasoner.train.trainer import build_trainer
 
     original = [(k, v.clone()) for k, v in named_weights(hf_rollout(tiny_model).engine.model)]
@@ -161,7 +161,7 @@ class SkippedSync:
 def test_weight_sync_check_logs_the_gap_and_catches_a_skipped_sync(tmp_path, tiny_model):
     import json
 
-    from reasoner.train.hooks import WeightSyncError
+    from reasoner.train.sync import WeightSyncError
     from reasoner.train.trainer import build_trainer
 
     recipe = tiny_recipe(tmp_path, "trainer.max_steps=2", "trainer.learning_rate=0.05")
