@@ -306,6 +306,33 @@ def _metric_steps(out: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def _comm_seconds(out: Path) -> list[float]:
+    import json
+
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["time/comm"] for r in records if "time/comm" in r]
+
+
+@pytest.mark.parametrize("launcher", ["--nproc", "torchrun"])
+def test_the_cli_trains_at_two_processes_under_each_local_launcher(launcher, tmp_path):
+    """``reasoner train --nproc 2`` and ``torchrun --nproc_per_node 2 -m reasoner.cli train``: one process
+    group (time is spent exchanging), rank 0 alone writes one metrics line per step."""
+    import subprocess
+    import sys
+
+    out = tmp_path / launcher.strip("-")
+    train = ["train", "dler", *TINY_CLI, f"trainer.output_dir={out}"]
+    if launcher == "torchrun":
+        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "reasoner.cli", *train]  # fmt: skip
+    else:
+        argv = [sys.executable, "-m", "reasoner.cli", *train, "--nproc", "2"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _metric_steps(out) == [1, 2, 2]  # two steps and TRL's end-of-training summary, written once
+    assert all(s > 0 for s in _comm_seconds(out)), "the processes did not form one group"
+
+
 @pytest.mark.ray
 def test_nproc_with_a_ray_address_places_the_ranks_with_ray(tmp_path):
     import ray
