@@ -12,10 +12,8 @@ overrides use YAML 1.2 scalars: only ``true``/``false`` are booleans, so ``save_
 import TRL (it is the light L0 layer); the caller passes ``trainer_validator`` (``reasoner.train.trainer.
 validate_trainer_args``), which checks the keys against GRPOConfig's dataclass fields and coerces the values.
 
-Sections: ``model`` (the policy), ``data`` (training problems), ``rollout`` (generation engine), ``ray`` (the
-Ray rollout pool when ``rollout.workers > 0``), ``rewards``
-(list of ``{name, weight, params}``), ``advantages`` (normalisation, DAPO dynamic sampling, D3S), ``difficulty``
-(pass-rate tracking, pruning, Difficulty-Aware DLER caps), ``lora`` (PEFT adapter), ``trainer`` (GRPOConfig).
+Sections: ``model``, ``data``, ``rollout`` (engine, weight-sync check), ``ray`` (rollout pool, learner ranks),
+``rewards``, ``advantages``, ``difficulty``, ``lora``, ``trainer`` (GRPOConfig); each class documents its fields.
 """
 
 from __future__ import annotations
@@ -104,16 +102,12 @@ class RolloutConfig(_Section):
     max_model_len: int = Field(2048, ge=16)
     """vLLM context length (prompt + completion tokens). Default 2048."""
     sync_check_rows: int = Field(2, ge=0)
-    """Weight-sync check: rows per learner process whose sampled tokens are re-scored by the learner every step
-    (one no-grad forward pass over them); the mean and max |engine - learner| logprob gaps are logged as
-    ``sync/logprob_gap_mean|max``. 0 turns the check off. Default 2."""
+    """Weight-sync check (``reasoner.train.sync``): rows per learner process re-scored by the learner every step;
+    logs ``sync/logprob_gap_mean|max``. 0 turns the check off. Default 2."""
     max_logprob_gap: float | None = Field(0.5, gt=0)
-    """Stop the run (naming the step) when the mean sync-check gap exceeds this many nats per token: the engine
-    serves stale or wrong weights. Measured on smollm2-135m (T=1, 64 tokens): vLLM fp32 vs the fp32 learner
-    7e-6 mean (max 4e-5); anything in bf16 ~0.035 mean (max 0.3); a learner 1e-5 per weight away from the
-    engine's ~5e-4. So the default catches wrong or long-stale weights (trl #5312's importance ratio ~1e-7 is a
-    gap of ~16 nats) with a wide margin over bf16 noise; with fp32 engines ~1e-3 catches a single missed sync.
-    None: log only. Not applied to off-policy pool rollouts (``ray.max_lag > 0``). Default 0.5."""
+    """Stop the run, naming the step, when the mean sync-check gap exceeds this (nats per token): the engine
+    serves stale or wrong weights. fp32 noise is ~1e-5, bf16 ~0.035 (measured, ``reasoner.train.sync``); with
+    fp32 engines ~1e-3 catches one missed sync. None: log only; off-policy pool rollouts are not checked."""
 
 
 class RayConfig(_Section):
@@ -138,11 +132,9 @@ class RayConfig(_Section):
     """Weight-sync path: object_store (one put, N loads) or nccl (GPU broadcast); auto picks nccl when workers
     have GPUs and CUDA is available. Default auto."""
     learner_num_cpus: float = Field(1.0, ge=0)
-    """CPUs reserved per learner process when ``reasoner train --nproc N`` places the N learner ranks on the
-    Ray cluster (``address`` or ``$RAY_ADDRESS`` set). Default 1."""
+    """CPUs per learner rank when ``reasoner train --nproc N`` places the ranks on Ray. Default 1."""
     learner_num_gpus: float = Field(0.0, ge=0)
-    """GPUs reserved per learner process on the Ray cluster (1 on GPU clusters: each rank then sees one GPU
-    and the ranks join over NCCL). Default 0."""
+    """GPUs per learner rank on Ray (1 on GPU clusters: the ranks join over NCCL). Default 0."""
 
 
 class RewardSpec(_Section):

@@ -51,8 +51,8 @@ def check_data_parallel(args: Any, world: int) -> None:
         raise ConfigError(
             f"trainer.per_device_train_batch_size={args.per_device_train_batch_size} x steps_per_generation="
             f"{args.steps_per_generation} = {rows} rows per process is not a whole number of groups of "
-            f"trainer.num_generations={args.num_generations}; at {world} processes each process must hold whole "
-            f"groups (the global batch is per_device_train_batch_size x {world} processes)"
+            f"trainer.num_generations={args.num_generations}; at {world} processes each process must hold "
+            f"whole groups (the global batch is per_device_train_batch_size x {world} processes)"
         )
     if args.loss_type == "bnpo":
         raise ConfigError(

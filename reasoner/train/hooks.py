@@ -8,7 +8,8 @@ One step, as TRL runs it, with our three hooks marked (*):
    seeded by ``trainer.seed``; G counts every process's prompts): a pure function of the step, so a resumed
    run and any number of processes see the same prompts (TRL's RepeatSampler restarts its shuffle when a run
    resumes at an epoch boundary); TRL's rows give only their count. Pruned prompts are swapped for fresh
-   ones (``difficulty.prune``), the rollout source gets the latest weights if it is behind (``sync_weights``, merged LoRA weights included), ``collect_batch`` generates,
+   ones (``difficulty.prune``), the rollout source gets the latest weights if it is behind (``sync_weights``,
+   merged LoRA weights included), ``collect_batch`` generates,
    scores and refills zero-signal groups (DAPO dynamic sampling), and the pass-rate tracker sees every group.
 2. TRL builds the padded batch and asks ``_calculate_rewards`` (*) for rewards: we hand back the ones the
    rollout already computed (with the right gold answers for refilled prompts).
@@ -133,8 +134,9 @@ class GRPOHooks:
     def _step_problems(self, count: int) -> list[Problem]:
         """The step's first-round prompts: positions [s*count, (s+1)*count) of the order stream (module doc)."""
         if count > len(self._order.problems):
-            raise ConfigError(f"data: a step needs {count} prompts but there are only {len(self._order.problems)} "
-                              "problems; raise data.n or lower trainer.per_device_train_batch_size")  # fmt: skip
+            have = len(self._order.problems)
+            raise ConfigError(f"data: a step needs {count} prompts but there are only {have} problems; raise "
+                              "data.n or lower trainer.per_device_train_batch_size")  # fmt: skip
         self._order.pos = self.state.global_step * count
         return self._order.take(count)
 

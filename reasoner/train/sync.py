@@ -9,7 +9,13 @@ The sync check (trl #5312: a sync that silently did not happen left the importan
 sync the engine's logprobs of the tokens it sampled are compared with the learner's logprobs of the same
 tokens, ``gap = |log p_engine(y_t) - log p_learner(y_t)|`` per token, from raw logits (no temperature, as both
 engines report). The trainer logs the mean and max gap (``sync/logprob_gap_mean|max``) and raises
-``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap``.
+``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap`` (default 0.5).
+
+Measured on smollm2-135m (T=1, 64 tokens): vLLM fp32 vs the fp32 learner 7e-6 mean (max 4e-5); bf16 on either
+side ~0.035 mean (max 0.3); on one H200, transformers fp32 3.4e-7, bf16 0.004; a learner 1e-5 per weight away
+from the engine's weights ~5e-4. So the default catches wrong or long-stale weights (trl #5312's importance
+ratio ~1e-7 is a gap of ~16 nats) with a wide margin over bf16 noise; with fp32 engines ~1e-3 would catch a
+single missed sync.
 """
 
 from __future__ import annotations
