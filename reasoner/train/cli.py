@@ -205,9 +205,10 @@ def _launch(args: argparse.Namespace, config: Any) -> int:
         raise CLIError(f"--nproc {args.nproc}: this process was already started by a launcher (RANK is set)")
     if isinstance(config, RecipeConfig):  # refuse here what every rank would refuse after starting up
         from reasoner.train.collective import check_data_parallel
-        from reasoner.train.trainer import grpo_defaults
+        from reasoner.train.trainer import check_backend, grpo_defaults
 
         trainer = {**grpo_defaults(), **config.trainer}
+        check_backend(trainer)
         trainer["steps_per_generation"] = (
             trainer["steps_per_generation"] or trainer["gradient_accumulation_steps"]
         )

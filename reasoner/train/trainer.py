@@ -92,6 +92,14 @@ def grpo_defaults() -> dict[str, Any]:
     }
 
 
+def check_backend(trainer: dict[str, Any]) -> None:
+    """Refuse ``trainer.ddp_backend=nccl`` where no CUDA GPU is visible (NCCL runs on GPUs only)."""
+    if trainer.get("ddp_backend") == "nccl" and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.ddp_backend='nccl' needs CUDA GPUs and none is visible; use 'gloo' on CPUs"
+        )
+
+
 def validate_trainer_args(args: dict[str, Any]) -> dict[str, Any]:
     """Check ``trainer:`` keys against GRPOConfig's fields and coerce values to their types."""
     for key, value in args.items():
@@ -142,10 +150,7 @@ def grpo_config(recipe: RecipeConfig) -> Any:
     from trl import GRPOConfig
 
     kwargs = _common_defaults(validate_trainer_args(dict(recipe.trainer)), recipe.name or "reasoner")
-    if kwargs.get("ddp_backend") == "nccl" and not torch.cuda.is_available():
-        raise ConfigError(
-            "trainer.ddp_backend='nccl' needs CUDA GPUs and none is visible; use 'gloo' on CPUs"
-        )
+    check_backend(kwargs)
     kwargs["remove_unused_columns"] = False
     kwargs["reward_weights"] = [r.weight for r in recipe.rewards]
     args = GRPOConfig(**kwargs)

@@ -235,8 +235,9 @@ def test_a_stalled_rank_times_out_with_an_error_naming_rank_and_step(tmp_path):
          "trainer.per_device_train_batch_size=6 x steps_per_generation=1 = 6 rows per process is not a whole "
          "number of groups of trainer.num_generations=4"),
         (["--nproc", "2", "trainer.loss_type=bnpo"], "trainer.loss_type='bnpo' normalises the loss by each"),
-        pytest.param(["trainer.ddp_backend=nccl"], "trainer.ddp_backend='nccl' needs CUDA GPUs",
-                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")),
+        *[pytest.param([*nproc, "trainer.ddp_backend=nccl"], "trainer.ddp_backend='nccl' needs CUDA GPUs",
+                       marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present"))
+          for nproc in ([], ["--nproc", "2"])],
     ],
 )  # fmt: skip
 def test_bad_data_parallel_input_is_one_line_naming_the_field(args, message, capsys):
