@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from reasoner.config import ConfigError
+from reasoner.train.loss import LOSS_TYPES, LOSS_TYPES_GLOBAL
 
 __all__ = ["Collective", "CollectiveError", "RankFailedError", "check_data_parallel", "shard_bounds"]
 
@@ -54,9 +55,9 @@ def check_data_parallel(args: Any, world: int) -> None:
             f"trainer.num_generations={args.num_generations}; at {world} processes each process must hold "
             f"whole groups (the global batch is per_device_train_batch_size x {world} processes)"
         )
-    if args.loss_type == "bnpo":
+    if args.loss_type in LOSS_TYPES and args.loss_type not in LOSS_TYPES_GLOBAL:  # bnpo
         raise ConfigError(
-            "trainer.loss_type='bnpo' normalises the loss by each process's own token count, so it changes "
+            f"trainer.loss_type={args.loss_type!r} normalises the loss by each process's own token count, so it changes "
             f"meaning at {world} processes; use 'dapo' (normalised by the global token count) or 'grpo'"
         )
 
@@ -103,10 +104,6 @@ class Collective:
     def concat(self, items: Sequence[Any], what: str, step: int) -> list[Any]:
         """The concatenation, in rank order, of every rank's list ``items``."""
         return [x for part in self.all_gather(list(items), what, step) for x in part]
-
-    def max(self, value: float, what: str, step: int) -> float:
-        """The largest ``value`` over ranks."""
-        return max(self.all_gather(float(value), what, step))
 
     def cat_rows(self, rows: torch.Tensor, what: str, step: int, pad: float = 0) -> torch.Tensor:
         """Every rank's ``(B_r, T_r)`` tensor stacked along rows in rank order, right-padded to the widest."""

@@ -222,8 +222,6 @@ class GRPOHooks:
         t0 = time.perf_counter()
         mine = self.scorer(problems[lo:hi], groups[lo:hi]) if hi > lo else None
         self._timers["score"] += time.perf_counter() - t0
-        if not self.comm.distributed:
-            return mine
         parts = [p for p in self.comm.all_gather(mine, "rewards", self.state.global_step) if p is not None]
         rewards = torch.cat([r for r, _ in parts])
         columns = {k: [v for _, cols in parts for v in cols[k]] for k in parts[0][1]}
@@ -289,7 +287,7 @@ class GRPOHooks:
         adv, d3s, n = self.recipe.advantages, self.recipe.advantages.d3s, self.num_generations
         mask, step = out["completion_mask"], self.state.global_step
         rows, width = mask.shape
-        full = self.comm.cat_rows(mask, "completion masks", step) if self.comm.distributed else mask.cpu()
+        full = self.comm.cat_rows(mask, "completion masks", step)
         rho, entropies = 1.0, None
         if self._want_entropies:
             total = d3s.schedule_steps or max(self.state.max_steps, 1)
