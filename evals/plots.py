@@ -36,6 +36,7 @@ def plot_pareto(summary: dict, path: Path) -> None:
     for i, (name, cells) in enumerate(_series(summary).items()):
         xs, ys = [c["generated"] for c in cells], [c["accuracy"] for c in cells]
         (line,) = ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], alpha=0.85, label=name)
+        _whiskers(ax, xs, cells, line.get_color())
         for c in cells:  # budget labels, above or below the point by strategy so neighbours do not collide
             ax.annotate(
                 str(c["budget"]),
@@ -56,7 +57,7 @@ def plot_pareto(summary: dict, path: Path) -> None:
     ax.set(
         xlabel="mean generated tokens per problem (log scale)",
         ylabel="accuracy",
-        title="Accuracy vs tokens (labels: budget)",
+        title=f"Accuracy vs tokens (labels: budget; bars: {_ci_label(summary)})",
     )
     _finish(fig, ax, path)
 
@@ -67,19 +68,37 @@ def plot_accuracy_vs_budget(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for i, (name, cells) in enumerate(_series(summary).items()):
         auc = summary["strategies"][name]["auc_norm"]
-        ax.plot(
+        (line,) = ax.plot(
             [c["budget"] for c in cells],
             [c["accuracy"] for c in cells],
             marker=MARKERS[i % len(MARKERS)],
             alpha=0.85,
             label=f"{name} (AUC {auc:.3f})",
         )
+        _whiskers(ax, [c["budget"] for c in cells], cells, line.get_color())
     budgets = sorted({c["budget"] for c in summary["cells"]})
     ax.set_xscale("log", base=2)
     ax.set_xticks(budgets, [str(b) for b in budgets])
     ax.minorticks_off()
-    ax.set(xlabel="token budget", ylabel="accuracy", title="Accuracy vs budget")
+    ax.set(xlabel="token budget", ylabel="accuracy", title=f"Accuracy vs budget (bars: {_ci_label(summary)})")
     _finish(fig, ax, path)
+
+
+def _ci_label(summary: dict) -> str:
+    return f"{summary.get('statistics', {}).get('level', 0.95):.0%} CI over problems"
+
+
+def _whiskers(ax, xs: Sequence[float], cells: Sequence[dict], color: str) -> None:
+    """Vertical error bars from each cell's ``accuracy_ci`` (cells without one are skipped)."""
+    keep = [(x, c) for x, c in zip(xs, cells, strict=True) if None not in (c.get("accuracy_ci") or [None])]
+    if not keep:
+        return
+    ys = [c["accuracy"] for _, c in keep]
+    lo = [max(0.0, y - c["accuracy_ci"][0]) for y, (_, c) in zip(ys, keep, strict=True)]
+    hi = [max(0.0, c["accuracy_ci"][1] - y) for y, (_, c) in zip(ys, keep, strict=True)]
+    ax.errorbar(
+        [x for x, _ in keep], ys, yerr=[lo, hi], fmt="none", ecolor=color, elinewidth=1, capsize=3, alpha=0.5
+    )
 
 
 def _log_x(ax, base: int) -> None:
