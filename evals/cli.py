@@ -15,6 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from evals.console import load_summary, print_line, print_summary
 from reasoner.argtypes import non_negative_int, positive_int
 
 log = logging.getLogger("reasoner")
@@ -30,8 +31,10 @@ the capped thinking and generates only the forced answer. The summary reports to
 separate runs per budget would have generated.
 
 Results go to --out: config.yaml, samples.jsonl (one row per strategy, budget, problem and seed, appended as
-work units finish), summary.json/.csv, report.html and PNG plots. Rerunning the same command resumes: done
-work is skipped and the summary equals an uninterrupted run's.
+work units finish), summary.json/.csv (accuracy with 95% bootstrap CIs over problems), comparisons.csv
+(each strategy vs a baseline: the first majority strategy, else the first; `reasoner report --baseline`
+picks another), report.html and PNG plots. Rerunning the same command resumes: done work is skipped and the
+summary equals an uninterrupted run's.
 
 Flags override the --config YAML, whose keys are: model engine dtype benchmark split data_dir limit
 strategies budgets seeds n temperature top_p batch_size."""
@@ -154,7 +157,9 @@ def _add_problem_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None
 
 
 def _add_sweep_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None:
-    """What runs on each problem: strategies, budgets, seeds and sampling."""
+    """What runs on each problem: strategies, budgets, seeds, sampling and grading."""
+    from reasoner.verify import GRADER_MODES
+
     p.add_argument(
         "--strategies",
         nargs="+",
@@ -192,6 +197,12 @@ def _add_sweep_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None:
     )
     p.add_argument("--top-p", type=float, help=f"nucleus sampling mass in (0, 1]. Default: {d.top_p}")
     p.add_argument(
+        "--grader",
+        choices=GRADER_MODES,
+        help="answer extraction for grading: lenient (boxed, 'answer is', then math-verify's own extraction) "
+        f"or strict (only a marked final answer); `reasoner regrade` switches later. Default: {d.grader}",
+    )
+    p.add_argument(
         "--batch-size",
         type=positive_int("--batch-size"),
         metavar="P",
@@ -214,6 +225,7 @@ _FLAG_KEYS = (
     "temperature",
     "top_p",
     "batch_size",
+    "grader",
 )
 
 
@@ -272,8 +284,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         write_summary(out)
     else:
         write_report(out)
-    print_summary(_load_summary(out), out)
-    _print_line(
+    print_summary(load_summary(out), out)
+    print_line(
         f"this invocation: {stats.units_run}/{stats.units_total} work units run, {stats.rows_written} rows, "
         f"{stats.spent_tokens} tokens generated, {stats.served_tokens} replayed; "
         f"wall {time.perf_counter() - t0:.1f} s"
@@ -281,74 +293,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_summary(out: Path) -> dict:
-    import json
-
-    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
-
-
-def _print_line(text: str) -> None:
-    from rich.console import Console
-
-    Console().print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-_SHORT = {
-    "accuracy": "acc",
-    "sample_acc": "smp acc",
-    "generated": "gen",
-    "sequential": "seq",
-    "truncated": "trunc",
-    "tokens_per_correct": "tok/ok",
-    "acc_per_1k": "acc/1k",
-    "wall_s": "wall s",
-    "pareto": "front",
-}
-
-
-def print_summary(summary: dict, out: Path) -> None:
-    """The summary table (rich), AUC per strategy, the sweep cost and where the files are."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from evals.report import _fmt, table_columns
-
-    console = Console(width=max(Console().width, 150))
-    cells = summary["cells"]
-    cols = [c for c in table_columns(cells) if c not in ("thinking", "answer")]
-    passes = [c for c in cols if c.startswith("pass@")]
-    cols = [c for c in cols if c not in passes[1:-1]]  # pass@1 and the largest k
-    table = Table(title=f"reasoner eval: {out}", show_lines=False)
-    for c in cols:
-        table.add_column(
-            _SHORT.get(c, c), justify="left" if c == "strategy" else "right", no_wrap=c == "strategy"
-        )
-    for cell in cells:
-        table.add_row(*[_fmt(cell.get(c), c) for c in cols])
-    console.print(table)
-    aucs = ", ".join(f"{s} {v['auc_norm']:.3f}" for s, v in summary["strategies"].items())
-    cost = summary["cost"]
-    lines = [
-        f"budget-averaged accuracy (AUC / range): {aucs}",
-        f"sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate runs "
-        f"per budget (ratio {_fmt(cost['ratio'])})",
-        f"files: {out}/summary.json, summary.csv"
-        + (", report.html" if (out / "report.html").exists() else ""),
-    ]
-    for line in lines:
-        console.print(line, markup=False, highlight=False)
-
-
 def cmd_report(args: argparse.Namespace) -> int:
+    from evals.regrade import audit_lines, audit_run
     from evals.report import write_report
 
     out = Path(args.run_dir)
     try:
-        path = write_report(out)
+        audit = audit_run(out) if args.audit else None
+        path = write_report(out, baseline=args.baseline)
     except (ValueError, OSError) as err:
         return _fail("report", err)
-    print_summary(_load_summary(out), out)
-    _print_line(
+    print_summary(load_summary(out), out)
+    for line in audit_lines(audit) if audit else ():
+        print_line(line)
+    print_line(
         f"wrote {path} and {', '.join(str(out / n) for n in ('pareto.png', 'accuracy_vs_budget.png', 'lengths.png'))}"
     )
     return 0
@@ -361,8 +319,70 @@ def add_parsers(subparsers: Any) -> None:
         "report",
         help="write summary.json/.csv, PNG plots and report.html for a run directory",
         description="Recompute the summary of RUN_DIR from its samples.jsonl and write summary.json, "
-        "summary.csv, pareto.png (accuracy vs mean tokens), accuracy_vs_budget.png, lengths.png (token "
-        "lengths of correct vs wrong answers) and report.html (one file, plots embedded).",
+        "summary.csv, comparisons.csv (each strategy vs --baseline), pareto.png (accuracy vs mean tokens), "
+        "accuracy_vs_budget.png, lengths.png (token lengths of correct vs wrong answers) and report.html (one "
+        "file, plots embedded).",
     )
     rep.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `reasoner eval`")
+    rep.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="strategy label (as in the summary, e.g. majority:k=4) that every other strategy is compared "
+        "with, budget by budget, on the same problems (accuracy difference with a bootstrap CI and a paired "
+        "sign-flip p-value, token saving). Default: the first majority strategy, else the first strategy",
+    )
+    rep.add_argument(
+        "--audit",
+        action="store_true",
+        help="also re-grade every saved response with math-verify directly (parse + verify of the whole "
+        "response) and report how often it disagrees with the run's verdicts, with examples (audit.json)",
+    )
     rep.set_defaults(func=cmd_report)
+    _add_regrade_parser(subparsers)
+
+
+def _add_regrade_parser(subparsers: Any) -> None:
+    from reasoner.verify import GRADER_MODES
+
+    reg = subparsers.add_parser(
+        "regrade",
+        help="re-grade a finished run's saved responses with another extraction policy (no generation)",
+        description="Grade every saved completion of RUN_DIR again with --mode, re-derive the final answers "
+        "of greedy/sample/majority (vote again), re-grade the others' final answers, and write the result as "
+        "a new run directory with its summary and report. See evals/regrade.py.",
+    )
+    reg.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by `reasoner eval`")
+    reg.add_argument(
+        "--mode",
+        choices=GRADER_MODES,
+        default="lenient",
+        help="lenient: last \\boxed{}, then an 'answer is' span, then math-verify's own extraction; "
+        "strict: only an explicitly marked final answer counts. Default: lenient",
+    )
+    reg.add_argument(
+        "--out", metavar="DIR", help="where to write the re-graded run. Default: RUN_DIR/regrade-MODE"
+    )
+    reg.set_defaults(func=cmd_regrade)
+
+
+def cmd_regrade(args: argparse.Namespace) -> int:
+    from evals.regrade import regrade_run
+
+    try:
+        before = load_summary(Path(args.run_dir)) if (Path(args.run_dir) / "summary.json").is_file() else None
+        out, changed = regrade_run(args.run_dir, args.mode, args.out)
+    except (ValueError, OSError) as err:
+        return _fail("regrade", err)
+    summary = load_summary(out)
+    print_summary(summary, out)
+    old = {(c["strategy"], c["budget"]): c["accuracy"] for c in (before or {}).get("cells", [])}
+    for c in summary["cells"]:
+        was = old.get((c["strategy"], c["budget"]))
+        if was is not None:
+            print_line(f"{c['strategy']}@{c['budget']}: accuracy {was:.3f} -> {c['accuracy']:.3f}")
+    print_line(
+        f"regraded {changed['completions']} completions with --mode {args.mode}: {changed['samples']} verdicts "
+        f"and {changed['extractions']} extracted answers changed; {changed['finals']} of {changed['rows']} "
+        "final verdicts changed"
+    )
+    return 0

@@ -7,7 +7,7 @@ tokens too.
 
 - ``accuracy``            avg@n = (1/P) sum_p c_p / n_p
 - ``pass_at_k``           unbiased pass@k = 1 - C(n-c, k) / C(n, k)       (Chen et al. 2021, arXiv 2107.03374)
-- ``maj_at_k``            plurality vote over k extracted answers, scored by a correctness map
+- ``maj_at_k``            the majority strategy's vote over k extracted answers, scored by the winner's verdict
                           (self-consistency, Wang et al. 2022, arXiv 2203.11171)
 - ``mean_token_counts``   mean of each ``TokenCount`` field (thinking, answer, generated, ...)
 - ``tokens_per_correct``  sum_i t_i / sum_i 1[correct_i]
@@ -20,7 +20,7 @@ tokens too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 
 import numpy as np
@@ -32,7 +32,6 @@ __all__ = [
     "accuracy_per_1k_tokens",
     "auc_accuracy_vs_budget",
     "maj_at_k",
-    "majority_vote",
     "mean_maj_at_k",
     "mean_pass_at_k",
     "mean_token_counts",
@@ -84,50 +83,34 @@ def mean_pass_at_k(correct: Sequence[Sequence[bool]], k: int) -> float:
     return float(np.mean([pass_at_k(len(g), sum(g), k) for g in _as_groups(correct)]))
 
 
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """Plurality answer; ``None`` entries (no answer extracted) do not vote.
-
-    Ties are broken deterministically by first appearance: among the answers with the top count, the
-    one whose first occurrence in ``answers`` comes earliest wins (for streamed samples, the earliest
-    to finish). Returns ``None`` when no sample has an answer. Answers are compared as strings, so pass
-    canonical forms (equivalent answers already merged, e.g. by the verifier).
-    """
-    counts: dict[str, int] = {}
-    for a in answers:
-        if a is not None:
-            counts[a] = counts.get(a, 0) + 1  # dicts keep first-insertion order
-    if not counts:
-        return None
-    return max(counts, key=counts.__getitem__)  # max returns the first maximal key in order
-
-
-def maj_at_k(answers: Sequence[str | None], correct: Mapping[str, bool], k: int | None = None) -> bool:
+def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int | None = None) -> bool:
     """maj@k for one problem: is the plurality answer of the first ``k`` samples correct?
 
-    ``answers`` are the extracted answers in sample order (``None``: none extracted); ``correct`` maps
-    each distinct answer to its verdict against the gold answer. Voting as in ``majority_vote`` (ties
-    go to the answer seen first). No answer among the k samples counts as wrong. ``k=None`` uses all.
-    Self-consistency: Wang et al. 2022, arXiv 2203.11171.
+    ``answers`` are the extracted answers in sample order (``None``: none extracted) and ``correct`` each
+    sample's verdict. The vote is the majority strategy's own (``reasoner.strategies.voting.vote``: answers
+    grouped by verified equivalence, so "1/2" and "0.5" vote together; ties go to the group seen first), and
+    the verdict is that of the winning group's first sample. No answer among the k samples counts as wrong.
+    ``k=None`` uses all. Self-consistency: Wang et al. 2022, arXiv 2203.11171.
     """
+    from reasoner.strategies.voting import vote
+
+    if len(answers) != len(correct):
+        raise ValueError(f"need one verdict per answer, got {len(answers)} answers and {len(correct)} verdicts")
     if k is not None:
         if not (1 <= k <= len(answers)):
             raise ValueError(f"need 1 <= k <= {len(answers)}, got k={k}")
-        answers = answers[:k]
-    winner = majority_vote(answers)
-    if winner is None:
-        return False
-    if winner not in correct:
-        raise KeyError(f"no verdict for voted answer {winner!r} in the correctness map")
-    return bool(correct[winner])
+        answers, correct = answers[:k], correct[:k]
+    winners = vote(answers).winners
+    return bool(correct[winners[0]]) if winners else False
 
 
 def mean_maj_at_k(
-    answers: Sequence[Sequence[str | None]], correct: Sequence[Mapping[str, bool]], k: int | None = None
+    answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], k: int | None = None
 ) -> float:
     """Mean over problems of ``maj_at_k``: ``(1/P) * sum_p 1[plurality of p's first k answers correct]``."""
     if len(answers) != len(correct) or not answers:
-        raise ValueError("need one correctness map per problem, and at least one problem")
-    return float(np.mean([maj_at_k(a, m, k) for a, m in zip(answers, correct, strict=True)]))
+        raise ValueError("need one verdict list per problem, and at least one problem")
+    return float(np.mean([maj_at_k(a, c, k) for a, c in zip(answers, correct, strict=True)]))
 
 
 def mean_token_counts(counts: Sequence[TokenCount]) -> dict[str, float]:

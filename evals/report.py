@@ -15,6 +15,9 @@ Per (strategy, budget) cell, over its rows (one per problem and seed):
 Per strategy: area under accuracy vs budget (trapezoid; ``auc_norm`` divides by the budget range, i.e. the
 budget-averaged accuracy). Across cells: the Pareto front of (mean generated tokens, accuracy). And the sweep
 cost: tokens generated (``spent``) vs what separate runs per budget would generate (sum of ``generated``).
+Statistics (``evals.summary_stats``): ``accuracy_ci`` / ``pass@k_ci`` per cell (percentile bootstrap over
+problems) and ``comparisons``: each strategy vs a baseline at each shared budget (paired accuracy difference
+with CI and sign-flip p-value, token saving with CI).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals import metrics
+from evals import metrics, summary_stats
+from evals.manifest import manifest_html, read_manifest, summarize_manifest
+from evals.regrade import audit_html, read_audit
 from evals.runner import RunDir
 
 log = logging.getLogger(__name__)
@@ -71,9 +76,8 @@ def _sample_metrics(rows: Sequence[dict]) -> dict[str, float]:
 
 
 def _row_maj(row: dict, k: int) -> bool:
-    answers = [s["answer"] for s in row["samples"][:k]]
-    correct = {s["answer"]: s["correct"] for s in row["samples"][:k] if s["answer"] is not None}
-    return metrics.maj_at_k(answers, correct, k)
+    samples = row["samples"][:k]
+    return metrics.maj_at_k([s["answer"] for s in samples], [bool(s["correct"]) for s in samples], k)
 
 
 def cell_summary(strategy: str, budget: int, rows: Sequence[dict]) -> dict[str, Any]:
@@ -98,17 +102,21 @@ def cell_summary(strategy: str, budget: int, rows: Sequence[dict]) -> dict[str, 
     cell["spent"] = sum(int(r.get("spent", 0)) for r in rows)
     cell["wall_s"] = sum(r["wall_s"] for r in rows) / len(rows)
     cell["measured_s"] = sum(r.get("measured_s", 0.0) for r in rows)
-    return cell
+    return summary_stats.with_cis(cell, rows)
 
 
-def summarize(rows: Sequence[dict], config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The whole summary: cells (with a ``pareto`` flag), per-strategy AUC, the front, the sweep cost."""
+def summarize(
+    rows: Sequence[dict], config: dict[str, Any] | None = None, *, baseline: str | None = None
+) -> dict[str, Any]:
+    """The whole summary: cells (with a ``pareto`` flag and CIs), per-strategy AUC, the front, the sweep
+    cost, and paired comparisons with ``baseline`` (default rule: ``summary_stats.resolve_baseline``)."""
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["strategy"], int(r["budget"]))].append(r)
     order = list(dict.fromkeys(r["strategy"] for r in rows))
     if config:
         order = [s for s in config.get("strategies", []) if any(k[0] == s for k in groups)] or order
+    baseline = summary_stats.resolve_baseline(order, baseline)
     cells = [
         cell_summary(s, b, groups[(s, b)]) for s in order for b in sorted(b for t, b in groups if t == s)
     ]
@@ -136,6 +144,8 @@ def summarize(rows: Sequence[dict], config: dict[str, Any] | None = None) -> dic
             "separate_tokens": separate,
             "ratio": spent / separate if separate else None,
         },
+        "comparisons": summary_stats.comparisons(groups, order, baseline),
+        "statistics": summary_stats.statistics_info(baseline),
     }
 
 
@@ -149,16 +159,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Compute the summary from ``samples.jsonl``; write ``summary.json`` and ``summary.csv``."""
+def write_summary(run_dir: str | Path, *, baseline: str | None = None) -> dict[str, Any]:
+    """Compute the summary from ``samples.jsonl``; write ``summary.json``, ``summary.csv`` (CIs as ``_lo``/
+    ``_hi`` columns) and ``comparisons.csv``. ``baseline``: the strategy label to compare the others with."""
     run = RunDir(run_dir)
     rows = run.read_rows()
     if not rows:
         raise ValueError(f"{run.samples_path}: no rows to summarise")
     config = run.load_config().to_dict() if run.exists() else None
-    summary = _jsonable(summarize(rows, config))
+    summary = _jsonable(summarize(rows, config, baseline=baseline))
+    summary["manifest"] = summarize_manifest(read_manifest(run.path))
+    summary["audit"] = read_audit(run.path)
     (run.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    cells = summary["cells"]
+    cells = [summary_stats.flatten_cis(c) for c in summary["cells"]]
     columns = list(dict.fromkeys(k for c in cells for k in c))
     columns += ["auc", "auc_norm"]
     with (run.path / "summary.csv").open("w", newline="", encoding="utf-8") as f:
@@ -166,6 +179,7 @@ def write_summary(run_dir: str | Path) -> dict[str, Any]:
         writer.writeheader()
         for c in cells:
             writer.writerow({**c, **summary["strategies"][c["strategy"]]})
+    summary_stats.write_comparisons_csv(run.path / "comparisons.csv", summary["comparisons"])
     return summary
 
 
@@ -187,7 +201,7 @@ def _fmt(value: Any, column: str = "") -> str:
 def table_columns(cells: Sequence[dict]) -> list[str]:
     """Display columns: identity, accuracies, pass/maj, tokens, efficiency, time (those present)."""
     extra = sorted(
-        {k for c in cells for k in c if k.startswith(("pass@", "maj@"))},
+        {k for c in cells for k in c if k.startswith(("pass@", "maj@")) and not k.endswith("_ci")},
         key=lambda k: (k.split("@")[0] != "pass", int(k.split("@")[1])),
     )
     cols = [
@@ -220,7 +234,8 @@ _GLOSSARY = (
     "mean per problem (generated = all requests; sequential = the longest chain, a latency proxy). "
     "truncated: fraction of completions that hit the budget. wall_s: mean per-problem latency as the strategy "
     "measured it (budgets replayed from a larger one scale the recorded time). pareto: on the front of "
-    "(generated, accuracy)."
+    "(generated, accuracy). accuracy [lo, hi]: 95% percentile-bootstrap interval over problems (pass@k "
+    "intervals are in summary.json/.csv)."
 )
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
@@ -229,11 +244,24 @@ _CSS = (
 )
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """``summary.*``, the PNG plots and ``report.html`` (one file, plots embedded) for a run directory."""
+def _comparisons_html(summary: dict) -> str:
+    if not summary.get("comparisons"):
+        return ""
+    baseline = html.escape(str(summary["statistics"]["baseline"]))
+    return (
+        f"<h2>Paired comparisons (strategy - baseline {baseline})</h2>"
+        + _html_table(summary_stats.comparison_rows(summary), summary_stats.COMPARISON_COLUMNS)
+        + f"<p><small>{html.escape(summary_stats.how_to_read(summary))}</small></p>"
+    )
+
+
+def write_report(run_dir: str | Path, *, baseline: str | None = None) -> Path:
+    """``summary.*``, the PNG plots and ``report.html`` (one file, plots embedded) for a run directory;
+    ``baseline`` as in ``write_summary``."""
     run = RunDir(run_dir)
-    summary = write_summary(run.path)
+    summary = write_summary(run.path, baseline=baseline)
     rows = run.read_rows()
+    from evals.drilldown import drilldown_html
     from evals.plots import plot_accuracy_vs_budget, plot_lengths, plot_pareto
 
     plot_pareto(summary, run.path / PLOTS[0])
@@ -254,13 +282,18 @@ def write_report(run_dir: str | Path) -> Path:
         f"<!doctype html><html><head><meta charset='utf-8'><title>reasoner eval: {html.escape(run.path.name)}"
         f"</title><style>{_CSS}</style></head><body><h1>reasoner eval: {html.escape(run.path.name)}</h1>"
         f"<p>{html.escape(', '.join(f'{k}={v}' for k, v in facts.items()))}; {summary['rows']} rows.</p>"
-        f"<p>Sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate "
+        + manifest_html(summary.get("manifest"))
+        + audit_html(summary.get("audit"))
+        + f"<p>Sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate "
         f"runs per budget (ratio {_fmt(cost['ratio'])}).</p><h2>Summary</h2>"
-        + _html_table(summary["cells"], table_columns(summary["cells"]))
+        + _html_table(summary_stats.accuracy_with_ci(summary["cells"]), table_columns(summary["cells"]))
         + f"<p><small>{html.escape(_GLOSSARY)}</small></p>"
+        + _comparisons_html(summary)
         + "<h2>Area under accuracy vs budget</h2>"
         + _html_table(auc, ["strategy", "auc", "auc_norm"])
-        + f"<h2>Plots</h2>{images}</body></html>"
+        + f"<h2>Plots</h2>{images}"
+        + drilldown_html(rows)
+        + "</body></html>"
     )
     out = run.path / "report.html"
     out.write_text(page, encoding="utf-8")

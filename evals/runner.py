@@ -3,7 +3,9 @@
 A run directory holds::
 
     config.yaml     the resolved EvalConfig (a rerun must match it, or start --fresh)
-    samples.jsonl   one row per (strategy, budget, problem, seed), appended, flushed and fsynced per unit
+    manifest.json   one record per invocation that generated: versions, engine, device, seeds (evals.manifest)
+    samples.jsonl   one row per (strategy, budget, problem, seed), appended, flushed and fsynced per unit;
+                    each completion's text and verdict are kept, so a run can be re-graded and audited
     summary.json / summary.csv / report.html / *.png     written from samples.jsonl (evals.report)
 
 Rerunning the same command resumes: rows already in ``samples.jsonl`` are read back (a torn last line from a
@@ -24,14 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from evals.manifest import MANIFEST_FILE, append_manifest, run_manifest
 from evals.sweep import EvalConfig, StrategyEntry, SweepEngine, WorkUnit, work_units
 from reasoner.prompts import render
-from reasoner.types import Problem, SampleSpec, StrategyResult
+from reasoner.types import Problem, SampleSpec, StrategyResult, Verdict
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE, SAMPLES_FILE = "config.yaml", "samples.jsonl"
-OUTPUTS = ("summary.json", "summary.csv", "report.html")
+OUTPUTS = ("summary.json", "summary.csv", "comparisons.csv", "report.html", "audit.json")
 Mode = Literal["auto", "resume", "fresh"]
 Key = tuple[str, int, str, int]
 
@@ -88,7 +91,7 @@ class RunDir:
 
     def reset(self) -> None:
         """Remove the previous run's config, rows, summary, report and plots (nothing else)."""
-        for name in (CONFIG_FILE, SAMPLES_FILE, *OUTPUTS):
+        for name in (CONFIG_FILE, SAMPLES_FILE, MANIFEST_FILE, *OUTPUTS):
             (self.path / name).unlink(missing_ok=True)
         for png in self.path.glob("*.png") if self.path.is_dir() else ():
             png.unlink()
@@ -201,10 +204,13 @@ def run_sweep(
     cells = len(entries) * len(budgets)
     bar = _progress_bar(len(units) * cells, (len(units) - len(todo)) * cells, progress)
     if workers > 0:
+        append_manifest(run_dir.path, run_manifest(config, workers=workers))
         proxy: Any = _Spent()
         results = _remote_units(config, todo, workers, proxy, reuse=reuse, on_unit=lambda: bar.update(cells))
     else:
-        proxy = SweepEngine(engine if engine is not None else _load_engine(config), reuse=reuse)
+        engine = engine if engine is not None else _load_engine(config)
+        append_manifest(run_dir.path, run_manifest(config, engine))
+        proxy = SweepEngine(engine, reuse=reuse)
         results = (run_unit(proxy, unit, entries, budgets, config, on_cell=bar.update) for unit in todo)
     try:
         for n, (_unit, rows) in enumerate(zip(todo, results, strict=True), 1):
@@ -306,11 +312,15 @@ def run_unit(
             if on_cell is not None:
                 on_cell()
     engine.clear()
-    return grade_rows(raw, unit.seed)
+    return grade_rows(raw, unit.seed, config.grader)
 
 
-def grade_rows(raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float]], seed: int) -> list[dict]:
-    """Grade final answers and every completion in one verifier batch; build the JSONL rows."""
+def grade_rows(
+    raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float]], seed: int, mode: str = "lenient"
+) -> list[dict]:
+    """Grade final answers and every completion in one verifier batch (``mode``: the grader's extraction
+    policy, ``reasoner.verify``); build the JSONL rows. Each completion's text is kept in its row, so that a
+    finished run can be re-graded (``reasoner regrade``) and audited (``reasoner report --audit``)."""
     from reasoner.verify import grade_many
 
     raw = list(raw)
@@ -321,14 +331,11 @@ def grade_rows(raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float
         for c in r.completions:
             golds.append(p.answer)
             responses.append(c.text)
-    verdicts = iter(grade_many(golds, responses))
+    verdicts = iter(grade_many(golds, responses, mode=mode))
     rows = []
     for label, budget, p, r, spent, measured in raw:
         final = next(verdicts)
-        samples = [
-            {"tokens": c.num_tokens, "finish": c.finish_reason, "answer": v.extracted, "correct": v.correct}
-            for c, v in ((c, next(verdicts)) for c in r.completions)
-        ]
+        samples = [sample_record(c.num_tokens, c.finish_reason, c.text, next(verdicts)) for c in r.completions]
         rows.append(
             {
                 "problem_id": p.id,
@@ -339,6 +346,7 @@ def grade_rows(raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float
                 "gold": p.answer,
                 "correct": bool(final.correct) if r.answer is not None else False,
                 "status": final.status,
+                "grader": mode,
                 "tokens": dataclasses.asdict(r.tokens),
                 "spent": spent,
                 "wall_s": round(r.wall_s, 4),
@@ -347,3 +355,15 @@ def grade_rows(raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float
             }
         )
     return rows
+
+
+def sample_record(tokens: int, finish: str, text: str, verdict: Verdict) -> dict[str, Any]:
+    """One completion of a row: its length, finish reason, text and verdict."""
+    return {
+        "tokens": tokens,
+        "finish": finish,
+        "answer": verdict.extracted,
+        "correct": verdict.correct,
+        "status": verdict.status,
+        "text": text,
+    }

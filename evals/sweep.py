@@ -34,6 +34,7 @@ from typing import Any
 from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, cut_at_stop
 from reasoner.prompts import THINK_END, delimiter_ids, think_end_index
 from reasoner.types import Completion, Problem, SampleSpec
+from reasoner.verify import GRADER_MODES
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ class EvalConfig:
     top_p: float = 1.0
     batch_size: int = 16
     """Problems per engine call (a work unit); part of what makes a run reproducible."""
+    grader: str = "lenient"
+    """Answer extraction for grading (``reasoner.verify``): ``lenient`` (boxed, answer phrase, then math-verify's
+    own extraction) or ``strict`` (only an explicitly marked final answer). ``reasoner regrade`` switches later."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -89,6 +93,8 @@ class EvalConfig:
         self.n, self.batch_size = _int("n", self.n, 1), _int("batch_size", self.batch_size, 1)
         self.limit = None if self.limit is None else _int("limit", self.limit, 1)
         SampleSpec(temperature=float(self.temperature), top_p=float(self.top_p))  # range checks
+        if self.grader not in GRADER_MODES:
+            raise ValueError(f"grader must be one of {', '.join(GRADER_MODES)}, got {self.grader!r}")
         self.temperature, self.top_p = float(self.temperature), float(self.top_p)
         self.strategies = [
             StrategyEntry.parse(s, self.n).label for s in _as_list("strategies", self.strategies)

@@ -143,6 +143,10 @@ class Engine(ABC):
     name: str = "base"
     model_name: str = ""
     tokenizer: Any = None
+    device: str = "cpu"
+    """Where the model runs: ``cpu`` or ``cuda``."""
+    dtype: str = "n/a"
+    """The dtype the weights are loaded in (``float32``, ``bfloat16``, ...), as the run manifest records it."""
 
     @abstractmethod
     def start(

@@ -188,6 +188,7 @@ class HFEngine(Engine):
         if torch_dtype == "auto" and self.device == "cpu":
             torch_dtype = torch.float32  # bf16 matmuls are many times slower than fp32 on most CPUs
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        self.dtype = str(self.model.dtype).removeprefix("torch.")
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tokenizer.eos_token_id is not None:

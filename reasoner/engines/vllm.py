@@ -162,6 +162,7 @@ class VLLMEngine(Engine):
         self.llm = LLM(model, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.device = "cuda" if on_gpu else "cpu"
+        self.dtype = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
 
     def _params(self, spec: SampleSpec, seed: int | None, k: int, *, final_only: bool) -> Any:
         from vllm import SamplingParams

@@ -48,6 +48,7 @@ def run_dir(tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sweep cost:" in proc.stdout and "majority:k=2" in proc.stdout
+    assert "paired comparisons: strategy - baseline (majority:k=2)" in proc.stdout
     return out
 
 
@@ -75,6 +76,8 @@ def test_eval_writes_summary_report_and_plots(run_dir):
             "truncated",
         } <= set(cell)
         assert 0 <= cell["accuracy"] <= 1
+        lo, hi = cell["accuracy_ci"]
+        assert 0 <= lo <= cell["accuracy"] <= hi <= 1
     majority = next(c for c in summary["cells"] if c["strategy"] == "majority:k=2")
     assert {"pass@1", "pass@2", "maj@2", "sample_acc"} <= set(majority)
     assert any(c["pareto"] for c in summary["cells"]) and summary["pareto"]
@@ -83,8 +86,18 @@ def test_eval_writes_summary_report_and_plots(run_dir):
     assert all(c["thinking"] <= c["budget"] for c in bf)
     csv_head = (run_dir / "summary.csv").read_text().splitlines()[0]
     assert csv_head.startswith("strategy,budget,problems,rows,accuracy") and "auc_norm" in csv_head
+    assert "accuracy_lo,accuracy_hi" in csv_head and "pass@1_lo" in csv_head
+    # paired comparisons with the default baseline (the first majority strategy), at each budget
+    assert summary["statistics"]["baseline"] == "majority:k=2"
+    others = [s for s in labels if s != "majority:k=2"]
+    assert [(c["strategy"], c["budget"]) for c in summary["comparisons"]] == [
+        (s, b) for s in others for b in (8, 16)
+    ]
+    assert all(c["problems"] == 4 and 0 < c["p_value"] <= 1 for c in summary["comparisons"])
+    assert len((run_dir / "comparisons.csv").read_text().splitlines()) == 1 + 6
     page = (run_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "<table>" in page and "tokens_per_correct" in page
+    assert "Paired comparisons (strategy - baseline majority:k=2)" in page
 
 
 def test_report_command_rewrites_outputs(run_dir, capsys):

@@ -38,6 +38,7 @@ def rows(out: Path) -> list[dict]:
 
 
 def reproducible(summary: dict) -> dict:
+    summary.pop("manifest")  # a record of the invocations (times, argv), not a result
     for cell in summary["cells"]:
         for key in NOT_REPRODUCIBLE:
             cell.pop(key)
@@ -90,5 +91,7 @@ def test_sigkill_then_rerun_resumes(tmp_path):
     assert sorted(map(comparable, got), key=row_key) == sorted(map(comparable, want), key=row_key)
     summary = json.loads((resumed / "summary.json").read_text())
     expected = json.loads((reference / "summary.json").read_text())
+    assert (summary["manifest"]["invocations"], expected["manifest"]["invocations"]) == (2, 1)
+    assert summary["manifest"]["changed"] == []  # same versions, engine and config in both invocations
     assert reproducible(summary) == reproducible(expected)
     assert summary["cost"]["spent_tokens"] < summary["cost"]["separate_tokens"]

@@ -15,7 +15,6 @@ from evals.metrics import (
     accuracy_per_1k_tokens,
     auc_accuracy_vs_budget,
     maj_at_k,
-    majority_vote,
     mean_maj_at_k,
     mean_pass_at_k,
     mean_token_counts,
@@ -127,23 +126,11 @@ def test_accuracy_rejects_empty(bad: list) -> None:
         accuracy(bad)
 
 
-# ---------------------------------------------------------------- majority
+# ---------------------------------------------------------------- majority (the majority strategy's vote)
 
 
-@pytest.mark.parametrize(
-    ("answers", "winner"),
-    [
-        (["3", "4", "3"], "3"),
-        (["4", "3", "3", "4"], "4"),  # tie 2-2: first seen wins
-        (["3", "4", "4", "3"], "3"),
-        ([None, None, "7"], "7"),  # missing answers do not vote
-        ([None, "5", None, "6", "6", None, None], "6"),  # None is not a candidate even if most frequent
-        ([None, None], None),
-        ([], None),
-    ],
-)
-def test_majority_vote_table(answers: list, winner: str | None) -> None:
-    assert majority_vote(answers) == winner
+def _verdicts(answers: list, right: set[str]) -> list[bool]:
+    return [a in right for a in answers]
 
 
 @pytest.mark.parametrize(
@@ -154,32 +141,42 @@ def test_majority_vote_table(answers: list, winner: str | None) -> None:
         (["1", "2", "2"], 2, False),  # tie 1-1: "1" seen first
         (["2", "1", "1"], 2, True),
         ([None, None, "2"], 2, False),  # no answer among the first 2
+        ([None, "5", None, "2", "2", None, None], None, True),  # None does not vote even if most frequent
         (["3", "3", "2"], None, False),  # "3" is wrong
+        (["2.0", "2", "3", "3", "2.00"], None, True),  # equal numbers vote together: 3 for "2" vs 2 for "3"
+        ([None, None], None, False),
     ],
 )
 def test_maj_at_k_table(answers: list, k: int | None, expected: bool) -> None:
-    verdicts = {"1": False, "2": True, "3": False}
-    assert maj_at_k(answers, verdicts, k) is expected
+    assert maj_at_k(answers, _verdicts(answers, {"2", "2.0", "2.00"}), k) is expected
+
+
+def test_maj_at_k_groups_equivalent_answers_as_the_majority_strategy_does() -> None:
+    # As strings, every answer has one vote and "3" (seen first) would win; as values 1/2 has two votes.
+    answers = ["3", "\\frac{1}{2}", "0.5"]
+    assert maj_at_k(answers, [False, True, True]) is True
+    from reasoner.strategies.voting import vote
+
+    assert vote(answers).answer == "\\frac{1}{2}"
 
 
 def test_maj_at_k_errors() -> None:
-    with pytest.raises(ValueError):
-        maj_at_k(["1"], {"1": True}, k=2)
-    with pytest.raises(KeyError, match="no verdict"):
-        maj_at_k(["9"], {"1": True})
+    with pytest.raises(ValueError, match="1 <= k"):
+        maj_at_k(["1"], [True], k=2)
+    with pytest.raises(ValueError, match="one verdict per answer"):
+        maj_at_k(["1", "2"], [True])
 
 
-@given(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=1, max_size=12))
+@given(st.lists(st.sampled_from(["1", "2", "3", None]), min_size=1, max_size=12))
 @settings(max_examples=100, deadline=None)
 def test_maj_at_1_is_first_sample(answers: list) -> None:
-    verdicts = {"a": True, "b": False, "c": False}
-    first = answers[0]
-    assert maj_at_k(answers, verdicts, k=1) is (first is not None and verdicts[first])
+    verdicts = _verdicts(answers, {"1"})
+    assert maj_at_k(answers, verdicts, k=1) is (answers[0] is not None and verdicts[0])
 
 
 def test_mean_maj_at_k() -> None:
     answers = [["1", "2", "2"], ["1", "1", "2"]]
-    verdicts = [{"1": False, "2": True}, {"1": True, "2": False}]
+    verdicts = [[False, True, True], [True, True, False]]
     assert mean_maj_at_k(answers, verdicts) == 1.0
     assert mean_maj_at_k(answers, verdicts, k=1) == 0.5
     with pytest.raises(ValueError):

@@ -1,0 +1,69 @@
+"""Console output of ``reasoner eval|report|regrade``: the summary table (rich), comparisons, plain lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_summary(out: Path) -> dict:
+
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def print_line(text: str) -> None:
+    from rich.console import Console
+
+    Console().print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+_SHORT = {
+    "accuracy": "acc [CI]",
+    "sample_acc": "smp acc",
+    "generated": "gen",
+    "sequential": "seq",
+    "truncated": "trunc",
+    "tokens_per_correct": "tok/ok",
+    "acc_per_1k": "acc/1k",
+    "wall_s": "wall s",
+    "pareto": "front",
+}
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    """The summary table (rich; accuracy with its CI), the paired comparisons with the baseline, AUC per
+    strategy, the sweep cost and where the files are."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from evals.report import _fmt, table_columns
+    from evals.summary_stats import accuracy_with_ci, comparisons_table
+
+    console = Console(width=max(Console().width, 150))
+    cells = summary["cells"]
+    cols = [c for c in table_columns(cells) if c not in ("thinking", "answer")]
+    passes = [c for c in cols if c.startswith("pass@")]
+    cols = [c for c in cols if c not in passes[1:-1]]  # pass@1 and the largest k
+    table = Table(title=f"reasoner eval: {out}", show_lines=False)
+    for c in cols:
+        justify = "left" if c == "strategy" else "right"
+        table.add_column(_SHORT.get(c, c), justify=justify, no_wrap=c in ("strategy", "accuracy"))
+    for cell in accuracy_with_ci(cells):
+        table.add_row(*[_fmt(cell.get(c), c) for c in cols])
+    need = console.measure(table, options=console.options.update_width(1000)).maximum
+    console = Console(width=max(console.width, need))  # wide enough that no number wraps
+    console.print(table)
+    if summary.get("comparisons"):
+        console.print(comparisons_table(summary))
+    aucs = ", ".join(f"{s} {v['auc_norm']:.3f}" for s, v in summary["strategies"].items())
+    cost = summary["cost"]
+    lines = [
+        f"budget-averaged accuracy (AUC / range): {aucs}",
+        f"sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate runs "
+        f"per budget (ratio {_fmt(cost['ratio'])})",
+        f"files: {out}/summary.json, summary.csv"
+        + (", comparisons.csv" if (out / "comparisons.csv").exists() else "")
+        + (", report.html" if (out / "report.html").exists() else ""),
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
