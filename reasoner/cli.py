@@ -178,12 +178,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from reasoner.types import Problem
-    from reasoner.verify import extract_answer
+    from reasoner.verify import extract_many
 
     spec = _spec(args)
     strategy = _strategy(args)
     engine = _engine(args)
     result = strategy.run(engine, Problem(id="cli", question=args.question, answer=""), spec)
+    answers = extract_many([c.text for c in result.completions], mode="lenient")
     out = {
         "question": args.question,
         "model": args.model,
@@ -197,9 +198,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 "token_ids": list(c.token_ids),
                 "num_tokens": c.num_tokens,
                 "finish_reason": c.finish_reason,
-                "answer": extract_answer(c.text),
+                "answer": answer,
             }
-            for c in result.completions
+            for c, answer in zip(result.completions, answers, strict=True)
         ],
         "tokens": asdict(result.tokens),
         "wall_s": round(result.wall_s, 3),

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from reasoner.verify import DEFAULT_TIMEOUT_S, grade_many
+from reasoner.verify import DEFAULT_TIMEOUT_S, GRADER_MODES, GraderMode, grade_many
 
 Columns = Mapping[str, Any]
 _THINKING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -144,7 +144,8 @@ def check_length(reward: RewardFunction, name: str, low: int = 1) -> None:
 @dataclass(frozen=True, kw_only=True)
 class GradedReward(RewardFunction):
     """A reward that needs correctness: the gold answer comes from ``answer_column`` and is graded with
-    ``reasoner.verify.grade_many`` (math-verify in the worker pool, hard ``timeout`` per completion)."""
+    ``reasoner.verify.grade_many`` (math-verify in the worker pool, hard ``timeout`` per completion) under the
+    extraction policy ``mode``."""
 
     answer_column: str = "answer"
     """Dataset column that holds the gold answer. Default ``answer``."""
@@ -152,8 +153,15 @@ class GradedReward(RewardFunction):
     """Hard limit (seconds) on verifying one completion; a timeout counts as incorrect. Default 5."""
     benchmark: str | None = None
     """Gold format for ``reasoner.verify.normalize_gold`` (``gsm8k``, ``amc23``, ...); None guesses."""
+    mode: GraderMode = "strict"
+    """Answer extraction policy (``reasoner.verify.GRADER_MODES``). Default ``strict``: only an explicitly
+    marked final answer (``\\boxed{}``, "final answer is ...", ``#### N``) counts, so a policy cannot earn
+    reward from numbers scattered in its text; ``lenient`` adds math-verify's own extraction, as evaluation does."""
 
     def __post_init__(self) -> None:
+        check(
+            self.mode in GRADER_MODES, self.__name__, "mode", f"one of {', '.join(GRADER_MODES)}", self.mode
+        )
         check(
             isinstance(self.answer_column, str) and bool(self.answer_column),
             self.__name__,
@@ -173,7 +181,7 @@ class GradedReward(RewardFunction):
         """Per completion: True/False, or None when its gold answer is missing."""
         golds = self.column(columns, self.answer_column, len(completions))
         texts = [completion_text(c) for c in completions]
-        verdicts = grade_many(golds, texts, timeout=self.timeout, benchmark=self.benchmark)
+        verdicts = grade_many(golds, texts, timeout=self.timeout, benchmark=self.benchmark, mode=self.mode)
         return [None if _missing(g) else v.correct for g, v in zip(golds, verdicts, strict=True)]
 
 

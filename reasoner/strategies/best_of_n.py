@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sample_all
 from reasoner.strategies.params import check
-from reasoner.strategies.voting import extract
+from reasoner.strategies.voting import extract_rows
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
@@ -60,8 +60,8 @@ class BestOfN(Strategy):
         k = max(spec.logprobs_k, cfg.conf_topk if cfg.score == "confidence" else 0)
         rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.n, logprobs_k=k)
         out = []
-        for task, row, t in zip(tasks, rows, ready, strict=True):
-            answers = [extract(c.text) for c in row]
+        answer_rows = extract_rows([[c.text for c in row] for row in rows])
+        for task, row, t, answers in zip(tasks, rows, ready, answer_rows, strict=True):
             scores = [chain_score(c, cfg.score) for c in row]
             ranked = sorted((i for i, a in enumerate(answers) if a is not None), key=lambda i: -scores[i])
             best = ranked[0] if ranked else None

@@ -38,7 +38,7 @@ from reasoner.strategies.base import (
 )
 from reasoner.strategies.best_of_n import token_confidences
 from reasoner.strategies.params import check
-from reasoner.strategies.voting import extract, vote
+from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
@@ -108,28 +108,32 @@ class DeepConf(Strategy):
         lk = max(spec.logprobs_k, cfg.conf_topk)
         if cfg.mode == "offline":
             rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.k, logprobs_k=lk)
+            answer_rows = extract_rows([[c.text for c in row] for row in rows])
             return [
-                self._offline(engine.tokenizer, t, row, r)
-                for t, row, r in zip(tasks, rows, ready, strict=True)
+                self._offline(engine.tokenizer, t, row, r, answers)
+                for t, row, r, answers in zip(tasks, rows, ready, answer_rows, strict=True)
             ]
         warm, _ = sample_all(engine, tasks, spec, clock, n=cfg.warmup, logprobs_k=lk)
         bars = [quantile([self._conf(c) for c in row], 1 - cfg.keep) for row in warm]
         start = clock.now()
         streamed = self._stream(engine, tasks, bars, derive(spec, logprobs_k=lk))
         out = []
-        for task, w, s, bar in zip(tasks, warm, streamed, bars, strict=True):
-            out.append(self._online(engine.tokenizer, task, w, s, bar, Clock.ready(start, s or w)))
+        answer_rows = extract_rows([[c.text for c in [*w, *s]] for w, s in zip(warm, streamed, strict=True)])
+        for task, w, s, bar, answers in zip(tasks, warm, streamed, bars, answer_rows, strict=True):
+            ready = Clock.ready(start, s or w)
+            out.append(self._online(engine.tokenizer, task, w, s, bar, ready, answers))
         return out
 
     def _conf(self, c: Completion) -> float:
         return trace_confidence(c, self.config.metric, self.config.window)
 
-    def _offline(self, tok: Any, task: Task, row: list[Completion], ready: float) -> StrategyResult:
+    def _offline(
+        self, tok: Any, task: Task, row: list[Completion], ready: float, answers: list[str | None]
+    ) -> StrategyResult:
         confs = [self._conf(c) for c in row]
         kept = sorted(
             sorted(range(len(row)), key=lambda i: -confs[i])[: max(1, math.ceil(self.config.keep * len(row)))]
         )
-        answers = [extract(c.text) for c in row]
         v = vote([answers[i] for i in kept], weights=[confs[i] for i in kept])
         extra = {"confidences": confs, "kept": kept, "answers": answers}
         return StrategyResult(v.answer, tuple(row), v.votes, parallel_tokens(tok, task, row), ready, extra)
@@ -165,11 +169,11 @@ class DeepConf(Strategy):
         streamed: list[Completion],
         bar: float,
         ready: float,
+        answers: list[str | None],
     ) -> StrategyResult:
         row = [*warm, *streamed]
         confs = [self._conf(c) for c in row]
         voters = [i for i, c in enumerate(row) if c.finish_reason != "abort"]
-        answers = [extract(c.text) for c in row]
         v = vote([answers[i] for i in voters], weights=[confs[i] for i in voters])
         ledger = Ledger()
         for c in row:

@@ -39,7 +39,7 @@ from reasoner.strategies.base import (
     span_open,
 )
 from reasoner.strategies.params import check
-from reasoner.strategies.voting import extract, vote
+from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
@@ -157,7 +157,7 @@ class EntropyBranch(Strategy):
                 ledger.add_split(tok, c, opened)
                 texts.append(head + c.text)
                 flat.append(c)
-        answers = [extract(text) for text in texts]
+        answers = extract_all(texts)
         v = vote(answers)
         longest = main.num_tokens + max((c.num_tokens for c in flat), default=0)
         return StrategyResult(

@@ -36,7 +36,7 @@ from reasoner.strategies.base import (
     thinking_prefix,
 )
 from reasoner.strategies.params import check
-from reasoner.strategies.voting import extract, forced_answer, vote
+from reasoner.strategies.voting import extract_all, forced_answer, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
@@ -128,6 +128,6 @@ class Fractured(Strategy):
             extra={
                 "depth_answers": depth_answers,
                 "cuts": positions,
-                "trajectory_answers": [extract(c.text) for c in trajectories],
+                "trajectory_answers": extract_all([c.text for c in trajectories]),
             },
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from reasoner.strategies.base import Clock, NoConfig, Strategy, Task, parallel_tokens, sample_all
-from reasoner.strategies.voting import extract
+from reasoner.strategies.voting import extract_all
 from reasoner.types import SampleSpec, StrategyResult
 
 
@@ -17,8 +17,8 @@ def single_results(
 ) -> list[StrategyResult]:
     """Results of strategies that keep one sample per problem."""
     out = []
-    for task, row, t in zip(tasks, rows, ready, strict=True):
-        answer = extract(row[0].text)
+    answers = extract_all([row[0].text for row in rows])
+    for task, row, t, answer in zip(tasks, rows, ready, answers, strict=True):
         out.append(
             StrategyResult(
                 answer=answer,

@@ -15,7 +15,7 @@ from typing import Any
 
 from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sample_all
 from reasoner.strategies.params import check
-from reasoner.strategies.voting import extract, vote
+from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import SampleSpec, StrategyResult
 
 
@@ -37,8 +37,8 @@ class Majority(Strategy):
     def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         rows, ready = sample_all(engine, tasks, spec, clock, n=self.config.k)
         out = []
-        for task, row, t in zip(tasks, rows, ready, strict=True):
-            answers = [extract(c.text) for c in row]
+        answer_rows = extract_rows([[c.text for c in row] for row in rows])
+        for task, row, t, answers in zip(tasks, rows, ready, answer_rows, strict=True):
             v = vote(answers)
             out.append(
                 StrategyResult(

@@ -41,7 +41,7 @@ from reasoner.strategies.base import (
     sample_all,
 )
 from reasoner.strategies.params import check
-from reasoner.strategies.voting import extract, vote
+from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
@@ -166,7 +166,7 @@ class ShortM(Strategy):
         self, tokenizer: Any, task: Task, comps: Sequence[Completion], selected: list[int], ready: float
     ) -> StrategyResult:
         voters = selected or list(range(len(comps)))
-        answers = [extract(comps[i].text) for i in voters]
+        answers = extract_all([comps[i].text for i in voters])
         ends = [finished_thinking_at(comps[i]) for i in voters]
         ties = [e if e is not None else comps[i].num_tokens for e, i in zip(ends, voters, strict=True)]
         v = vote(answers, tie_keys=ties)

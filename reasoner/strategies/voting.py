@@ -1,5 +1,8 @@
 r"""Answers and votes: extraction, forced answers, plurality over verified-equivalent answers.
 
+Answers are extracted under the evaluator's ``lenient`` policy (``reasoner.verify.extract_many``: a marked
+answer, else math-verify's own extraction), so a strategy votes for what the evaluator would grade.
+
 ``vote(answers, weights, tie_keys)`` groups answers by equivalence (exact string first, then plain numbers
 compared exactly, then math-verify through ``reasoner.verify.equivalent_many``: all undecided pairs of one
 vote in one parallel batch, cached per pair), sums
@@ -24,11 +27,27 @@ _CACHE: dict[tuple[str, str], bool] = {}
 _CACHE_MAX = 100_000
 
 
-def extract(text: str) -> str | None:
-    """The final answer in a response (``reasoner.verify.extract_answer``)."""
-    from reasoner.verify import extract_answer
+def extract_all(texts: Sequence[str]) -> list[str | None]:
+    """The final answers of many responses under the evaluator's ``lenient`` policy, in one verifier round
+    trip (``reasoner.verify.extract_many``), so that a strategy's vote and the evaluator's grade agree."""
+    from reasoner.verify import extract_many
 
-    return extract_answer(text)
+    return extract_many(list(texts), mode="lenient")
+
+
+def extract_rows(rows: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """``extract_all`` over rows of texts (one row per problem), in one round trip for all of them."""
+    flat = extract_all([text for row in rows for text in row])
+    out, at = [], 0
+    for row in rows:
+        out.append(flat[at : at + len(row)])
+        at += len(row)
+    return out
+
+
+def extract(text: str) -> str | None:
+    """The final answer in one response (``extract_all`` of one text; prefer ``extract_all`` for many)."""
+    return extract_all([text])[0]
 
 
 def forced_answer(continuation: str) -> str | None:

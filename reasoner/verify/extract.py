@@ -1,17 +1,30 @@
-r"""Answer extraction from model responses: pure, linear-time string scans (math-verify is not imported here).
+r"""Answer extraction from model responses: the grader's two policies, and the pure, linear-time scans behind
+the strict one (math-verify is not imported here).
 
 The answer region of a response is the text after the last ``</think>``; a ``<think>`` that is never closed
-means the model never answered (no answer). In that region the answer is, in order of preference:
+means the model never answered (no answer). In that region an *explicitly marked* final answer is, in order of
+preference (``marked_answer``):
 
 1. the last complete ``\boxed{...}`` (also ``\fbox``, ``\framebox`` and the brace-less ``\boxed 5``), nested
    braces matched, empty boxes skipped, a box inside a box unwrapped;
 2. the text after the last "final answer is" / "final answer:" (then "answer is" / "answer:"), cut at the end of
    its sentence, or the first ``$...$`` math span in it;
-3. the last GSM8K-style ``#### N``;
-4. the last number near the end of the region (the "flexible" fallback of lm-eval's GSM8K task).
+3. the last GSM8K-style ``#### N``.
 
-The answer string is then lightly cleaned (``clean_answer``): enclosing ``$``, currency ``\$``, thousands
-separators (``1,234`` -> ``1234``), a trailing period, trailing unit words after a plain number, and Minerva's
+Two policies (``GRADER_MODES``) decide what happens when the region holds no marked answer:
+
+- ``strict`` (the reward default): nothing else counts; the response has no answer. ``extract_answer`` is this
+  policy, pure and without the worker pool.
+- ``lenient`` (the evaluation default): math-verify's own LaTeX + expression extraction of the region
+  (``math_verify.parse(region)`` with its default configs; https://github.com/huggingface/Math-Verify) decides,
+  in the verifier pool's workers under its hard timeout (``reasoner.verify.extract_many``/``grade_many``). It
+  handles ``\frac13``, ``1 000``, ``.4``, relations and sets, and ignores digits inside words ("AZYUK2A").
+
+Neither policy ever takes a bare "last number in the text": it misreads ``\frac13`` as ``13`` and scores a
+stray digit inside a word, which an RL policy can learn to exploit.
+
+A marked answer is then lightly cleaned (``clean_answer``): enclosing ``$``, currency ``\$``, thousands
+separators (``1,234`` and ``1 234`` -> ``1234``), a trailing period, trailing unit words after a plain number, and Minerva's
 ``4.5e33`` -> ``4.5\times10^{33}``. Equivalence is decided later by math-verify (see ``reasoner.verify``).
 """
 
@@ -19,21 +32,25 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from typing import Literal, get_args
 
 THINK_START = "<think>"
 THINK_END = "</think>"
-TAIL_CHARS = 2000
-"""The trailing-number fallback only looks at this many characters at the end of the answer region."""
+GraderMode = Literal["lenient", "strict"]
+"""The grader's extraction policy (see the module docstring)."""
+GRADER_MODES: tuple[str, ...] = get_args(GraderMode)
+"""``("lenient", "strict")``: the allowed values of every ``mode`` argument."""
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])\s*(\{)?")
 _BRACE_RE = re.compile(r"\\\\|\\[{}]|[{}]")
 _FINAL_RE = re.compile(r"final\s+answer\b[\s*_]*(?:is\b|:|=)[\s*_:]*", re.IGNORECASE)
 _ANSWER_RE = re.compile(r"\banswer\b[\s*_]*(?:is\b|:|=)[\s*_:]*", re.IGNORECASE)
 _GSM8K_RE = re.compile(r"####[ \t]*([^\n]*)")
-_NUMBER_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
 _MATH_SPAN_RE = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]")
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|\s+(?:I hope|which|so|because|since)\b")
-_THOUSANDS_RE = re.compile(r"^(-?)(\d{1,3}(?:,\d{3})+)(\.\d+)?$")
+_THOUSANDS_RE = re.compile(r"^(-?)(\d{1,3}(?:(?:,|\{,\}|\\,|\\ |~| )\d{3})+)(\.\d+)?$")
+"""Thousands separators: ``1,234``, ``1{,}234``, ``1\\,234``, ``1\\ 234``, ``1~234``, ``1 234`` (as math-verify's own
+number rule reads them in text; inside LaTeX it would read ``1 000`` as the product ``1*000``)."""
 _SCI_RE = re.compile(r"^(-?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 _NUMBER_WITH_WORDS_RE = re.compile(r"^(-?\d[\d,]*(?:\.\d+)?%?)\s+[A-Za-z][A-Za-z .]*$")
 _UNWRAP_TEXT_RE = re.compile(r"^\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}$")
@@ -122,12 +139,6 @@ def after_hashes(text: str) -> str | None:
     return found or None
 
 
-def last_number(text: str) -> str | None:
-    """The last number in the final ``TAIL_CHARS`` characters of ``text``."""
-    found = _last_match(_NUMBER_RE, text[-TAIL_CHARS:])
-    return found.group() if found else None
-
-
 def clean_answer(answer: str) -> str:
     r"""Light, meaning-preserving clean-up of an extracted answer string (see the module docstring)."""
     s = answer.strip()
@@ -145,15 +156,37 @@ def clean_answer(answer: str) -> str:
         s = words.group(1)
     thousands = _THOUSANDS_RE.match(s)
     if thousands:
-        s = thousands.group(1) + thousands.group(2).replace(",", "") + (thousands.group(3) or "")
+        s = thousands.group(1) + re.sub(r"\D", "", thousands.group(2)) + (thousands.group(3) or "")
     sci = _SCI_RE.match(s)
     if sci:
         s = f"{sci.group(1)}\\times10^{{{int(sci.group(2))}}}"
     return s
 
 
+def check_mode(mode: object, where: str) -> GraderMode:
+    """``mode`` if it is one of ``GRADER_MODES``, else ``ValueError`` naming it and the allowed values."""
+    if mode not in GRADER_MODES:
+        raise ValueError(f"{where}: unknown grader mode {mode!r}; allowed: {', '.join(GRADER_MODES)}")
+    return mode  # type: ignore[return-value]
+
+
+def marked_answer(region: str) -> str | None:
+    r"""The explicitly marked final answer in an answer region (box, then "final answer is", then ``####``),
+    cleaned; None when there is none."""
+    for finder in (last_boxed, after_answer_phrase, after_hashes):
+        found = finder(region)
+        if found:
+            cleaned = clean_answer(found)
+            if cleaned:
+                return cleaned
+    return None
+
+
 def extract_answer(text: str | None) -> str | None:
-    r"""The final answer in a model response, or None when it has none (see the module docstring).
+    r"""The final answer in a model response under the ``strict`` policy, or None when it has none.
+
+    Pure (no worker pool): only an explicitly marked answer after the last ``</think>`` counts (see the module
+    docstring). ``reasoner.verify.extract_many(texts, mode="lenient")`` adds math-verify's own extraction.
 
     >>> extract_answer("<think>2+2=5?</think>So the answer is \\boxed{4}.")
     '4'
@@ -161,16 +194,10 @@ def extract_answer(text: str | None) -> str | None:
     '72'
     >>> extract_answer("<think>still thinking about \\boxed{3}") is None
     True
+    >>> extract_answer("so we get 3 apples and then 5 pears") is None
+    True
     """
     if not isinstance(text, str):
         return None
     region = answer_region(text)
-    if not region:
-        return None
-    for finder in (last_boxed, after_answer_phrase, after_hashes, last_number):
-        found = finder(region)
-        if found:
-            cleaned = clean_answer(found)
-            if cleaned:
-                return cleaned
-    return None
+    return marked_answer(region) if region else None

@@ -48,7 +48,15 @@ BOOT_TIMEOUT_S = 120.0
 INFLIGHT_CHUNKS = 4
 """Chunks a worker may have queued at once (deadlines are still per task, armed as each task starts)."""
 Result = tuple[str, Any]
-"""``("ok", bool)``, ``("unparsable", reason)``, ``("timeout", None)`` or ``("crash", None)``."""
+"""``(status, value)`` of one task (``reasoner.verify.worker.Task``):
+
+- ``grade`` / ``equiv``: ``("ok", bool)`` or ``("unparsable", reason)``;
+- ``grade_text`` / ``mv_direct``: ``(status, (correct, extracted))`` with status ``ok``, ``no_answer`` (math-verify
+  found nothing; extracted None) or ``unparsable`` (no usable gold, or an answer without math against a
+  math gold), ``extracted`` being math-verify's string form of the answer (``parse(...)[1]``);
+- ``extract``: ``("ok", extracted)``, the string form or None;
+- any kind: ``("unparsable", exception name)`` when the task failed, ``("timeout", None)`` past its hard
+  limit, ``("crash", None)`` when its worker died twice."""
 
 
 def default_workers() -> int:

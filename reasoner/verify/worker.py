@@ -23,7 +23,16 @@ from typing import Any
 _GOLD_CACHE_SIZE = 512
 _gold_cache: dict[str, list] = {}
 Task = tuple[str, str, str]
-"""``("grade", gold, answer)`` or ``("equiv", a, b)``; both strings already extracted and cleaned."""
+"""``(kind, a, b)``:
+
+- ``("grade", gold, answer)`` and ``("equiv", a, b)``: both strings already extracted and cleaned;
+- ``("grade_text", gold, region)``: math-verify's own extraction of an answer region (the lenient policy's
+  fallback), graded against the gold;
+- ``("extract", region, "")``: math-verify's own extraction of an answer region, no gold;
+- ``("mv_direct", gold, response)``: plain math-verify, for audits: ``verify(gold=parse("\\boxed{gold}"),
+  target=parse(response))`` on the whole response.
+
+The results are described at ``reasoner.verify.pool.Result``."""
 _WARMUP: list[Task] = [
     ("grade", "1", "0.5"),
     ("grade", "\\frac{1}{2}", "0.5"),
@@ -31,6 +40,7 @@ _WARMUP: list[Task] = [
     ("grade", "[1,2)", "[1, 2)"),
     ("grade", "\\{1,2\\}", "\\{2,1\\}"),
     ("grade", "x=3", "3"),
+    ("grade_text", "\\frac{1}{3}", "So the probability is $\\frac13$, about 0.33 or 1 000 / 3 000."),
 ]
 """Tasks run once at start-up so that the first real tasks do not pay for sympy's lazy imports."""
 
@@ -72,8 +82,48 @@ def _equal(gold: list, target: list) -> bool:
     return bool(verify(gold=gold, target=target, timeout_seconds=None))
 
 
+def _parse_text(text: str) -> list:
+    """math-verify's own extraction from free text: ``parse`` with its default configs (LaTeX + expression,
+    boxed first; https://github.com/huggingface/Math-Verify)."""
+    from math_verify import parse
+
+    return parse(text, parsing_timeout=None)
+
+
+def _string_form(parsed: list) -> str | None:
+    """math-verify's string form of what it extracted (``parse(...)[1]``), None when it found nothing."""
+    strings = [x for x in parsed if isinstance(x, str)]
+    return strings[-1] if strings else (str(parsed[0]) if parsed else None)
+
+
+def _grade_text(gold: str, region: str) -> tuple[str, Any]:
+    parsed_gold = _parse_gold(gold)
+    if not parsed_gold:
+        return ("unparsable", (False, None))
+    target = _parse_text(region)
+    extracted = _string_form(target)
+    if extracted is None:
+        return ("no_answer", (False, None))
+    if _has_math(parsed_gold) and not _has_math(target):
+        return ("unparsable", (False, extracted))
+    return ("ok", (_equal(parsed_gold, target), extracted))
+
+
+def _mv_direct(gold: str, response: str) -> tuple[str, Any]:
+    from math_verify import parse
+
+    parsed_gold = parse("\\boxed{" + gold + "}", parsing_timeout=None)
+    if not parsed_gold:
+        return ("unparsable", (False, None))
+    target = _parse_text(response)
+    extracted = _string_form(target)
+    if extracted is None:
+        return ("no_answer", (False, None))
+    return ("ok", (_equal(parsed_gold, target), extracted))
+
+
 def run_task(task: Task) -> tuple[str, Any]:
-    """Run one task; ``("ok", bool)`` or ``("unparsable", reason)``."""
+    """Run one task (see ``Task``); never raises (a failure is ``("unparsable", exception name)``)."""
     try:
         kind, a, b = task
         if kind == "grade":
@@ -88,6 +138,12 @@ def run_task(task: Task) -> tuple[str, Any]:
             if not pa or not pb:
                 return ("unparsable", "answer")
             return ("ok", _equal(pa, pb) or _equal(pb, pa))
+        if kind == "grade_text":
+            return _grade_text(a, b)
+        if kind == "extract":
+            return ("ok", _string_form(_parse_text(a)))
+        if kind == "mv_direct":
+            return _mv_direct(a, b)
         return ("unparsable", f"unknown task kind {kind!r}")
     except Exception as exc:  # a verifier must never take its worker down
         return ("unparsable", type(exc).__name__)

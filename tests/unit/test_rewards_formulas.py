@@ -197,6 +197,23 @@ def test_graded_rewards_name_the_missing_answer_column():
     assert make("accuracy", answer_column="solution")(completions=[RIGHT], solution=["4"]) == [1.0]
 
 
+def test_graded_rewards_count_only_marked_answers_by_default():
+    """``mode="strict"`` (the reward default): an unmarked number earns nothing, nor does a digit in a word;
+    ``mode="lenient"`` grades the unmarked answer as evaluation does."""
+    from rewards import Accuracy
+
+    unmarked, in_a_word = "So she has 4 apples left", "AZYUK4A"
+    assert Accuracy().mode == "strict"
+    assert Accuracy()(completions=[unmarked, in_a_word, RIGHT], answer=["4"] * 3) == [0.0, 0.0, 1.0]
+    assert Accuracy(mode="lenient")(completions=[unmarked, in_a_word, RIGHT], answer=["4"] * 3) == [
+        1.0,
+        0.0,
+        1.0,
+    ]
+    with pytest.raises(ValueError, match="accuracy: mode must be one of lenient, strict, got 'loose'"):
+        Accuracy(mode="loose")
+
+
 INVALID = [
     ("truncation", {"max_length": 0}, "max_length"),
     ("truncation", {"max_length": 2.5}, "max_length"),

@@ -113,6 +113,27 @@ def test_forced_answer_closes_the_cue_box(continuation, answer):
     assert forced_answer(continuation) == answer
 
 
+def test_majority_votes_as_the_lenient_grader_in_one_round_trip(monkeypatch):
+    """Unmarked answers count as the evaluator's lenient grader reads them (math-verify's own extraction), a
+    digit inside a word is no answer, and the unmarked texts of all problems cost one verifier round trip."""
+    from reasoner.verify import grading
+
+    sizes = []
+    real = grading.run_cached
+
+    def counting(pool, tasks, timeout):
+        sizes.append([kind for kind, _, _ in tasks])
+        return real(pool, tasks, timeout)
+
+    monkeypatch.setattr(grading, "run_cached", counting)
+    traces = [r"so it is $\frac13$", "AZYUK2A", "about 1/3", plain(3, "2")]
+    results = build_strategy("majority", {"k": "4"}).run_batch(FakeEngine(per_sample(traces)), [P1, P2], SPEC)
+    for r in results:
+        assert r.extra["answers"] == ["\\frac{1}{3}", None, "1/3", "2"]
+        assert r.answer == "\\frac{1}{3}" and r.votes == {"\\frac{1}{3}": 2.0, "2": 1.0}
+    assert sizes[0] == ["extract"] * 6
+
+
 # ---------------------------------------------------------------- short-m@k
 
 

@@ -1,4 +1,6 @@
-r"""Answer extraction and gold normalisation: pure functions, no worker pool."""
+r"""Answer extraction (the pure ``strict`` policy) and gold normalisation: pure functions, no worker pool.
+
+The ``lenient`` policy's math-verify fallback goes through the pool: see test_grader_agreement.py."""
 
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ EXTRACT = [
     ("unclosed last box skipped", r"\boxed{3} and \boxed{4", "3"),
     ("box in a box", r"\boxed{\boxed{5}}", "5"),
     ("escaped braces", r"\boxed{\{1,2\}}", r"\{1,2\}"),
-    ("boxed-like command is not a box", r"\boxedx{3} so 4", "4"),
+    ("boxed-like command is not a box", r"\boxedx{3} so the answer is 4", "4"),
+    ("boxed-like command alone", r"\boxedx{3}", None),
     ("final answer phrase", "The final answer is 12.", "12"),
     ("final answer over answer", "The final answer is 3. The answer: no", "3"),
     (
@@ -33,9 +36,11 @@ EXTRACT = [
     ("answer units dropped", "The answer is 8 minutes.", "8"),
     ("gsm8k hashes", "blah\n#### 1,234", "1234"),
     ("gsm8k hashes dollar", "#### $18", "18"),
-    ("trailing number", "so we get 3 apples and then 5 pears", "5"),
-    ("trailing decimal", "It is 2.50.", "2.50"),
-    ("trailing fraction", "probability 3/4", "3/4"),
+    ("strict: no trailing number", "so we get 3 apples and then 5 pears", None),
+    ("strict: no trailing decimal", "It is 2.50.", None),
+    ("strict: no trailing fraction", "probability 3/4", None),
+    ("strict: no digit inside a word", "AZYUK2A", None),
+    ("strict: unmarked latex", r"$\frac13$", None),
     ("box beats phrase", r"\boxed{6}. The final answer is 7.", "6"),
     ("phrase beats hashes", "The answer is 5\n#### 6", "5"),
     ("hashes beat trailing number", "#### 6\nchecked with 7", "6"),
@@ -144,6 +149,11 @@ def test_normalize_gold_unknown_benchmark_is_an_error():
         ("1e-3", "1\\times10^{-3}"),
         ("x, y", "x, y"),
         ("10, 000", "10, 000"),
+        ("1 000", "1000"),
+        ("12 345 678", "12345678"),
+        ("1\\,000", "1000"),
+        ("1{,}000.5", "1000.5"),
+        ("1 23", "1 23"),
     ],
 )
 def test_clean_answer(raw, expected):

@@ -1,13 +1,16 @@
 r"""A table of gold / response / expected verdicts in the styles real models produce.
 
 Every case goes through the real pipeline (extraction, gold normalisation, math-verify in the worker pool).
-The whole table is graded in one ``grade_many`` batch (module fixture) so the pool works in parallel.
+The whole table is graded in one ``grade_many`` batch per mode (module fixtures) so the pool works in parallel.
+Expected verdicts are for the ``lenient`` mode (the evaluation default); in ``strict`` mode the rows without
+a marked answer (``UNMARKED``) have no answer and every other row keeps its verdict.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from reasoner.types import Verdict
 from reasoner.verify import grade_many
 
 OK, NO, UNP = "ok", "no_answer", "unparsable"
@@ -236,7 +239,7 @@ PHRASES = [
     ("answer-fraction-text", r"\frac{3}{4}", "The answer is 3/4.", True, OK),
     ("answer-latex-paren", r"\frac{3}{4}", r"The answer is \(\frac{3}{4}\).", True, OK),
 ]
-TRAILING = [
+TRAILING = [  # no marked answer: math-verify's own extraction decides (lenient mode)
     ("trailing-number", "18", "She sells 9 eggs at $2 each, so she makes 18 dollars", True, OK),
     ("trailing-number-wrong", "18", "She sells 9 eggs at $2 each, earning 16 dollars", False, OK),
     ("trailing-negative", "-4", "The temperature dropped to -4", True, OK),
@@ -294,6 +297,8 @@ TABLE = (
     + MISC_WRONG
 )
 IDS = [case[0] for case in TABLE]
+UNMARKED = {case[0] for case in TRAILING} | {"percent-plain-text", "think-then-number"}
+"""Rows whose answer is not marked (no box, no "answer is", no ``####``): graded only in lenient mode."""
 
 
 def test_table_is_big_and_ids_unique():
@@ -308,10 +313,27 @@ def verdicts():
     return dict(zip(IDS, grade_many(golds, responses, timeout=30.0), strict=True))
 
 
+@pytest.fixture(scope="module")
+def strict_verdicts():
+    golds = [case[1] for case in TABLE]
+    responses = [case[2] for case in TABLE]
+    return dict(zip(IDS, grade_many(golds, responses, timeout=30.0, mode="strict"), strict=True))
+
+
 @pytest.mark.parametrize(("case_id", "gold", "response", "correct", "status"), TABLE, ids=IDS)
 def test_verdict(verdicts, case_id, gold, response, correct, status):
     verdict = verdicts[case_id]
     assert (verdict.correct, verdict.status) == (correct, status), verdict
+
+
+def test_strict_mode_grades_only_marked_answers(verdicts, strict_verdicts):
+    for case_id in IDS:
+        if case_id in UNMARKED:
+            assert strict_verdicts[case_id] == Verdict(correct=False, extracted=None, status="no_answer"), (
+                case_id
+            )
+        else:
+            assert strict_verdicts[case_id] == verdicts[case_id], case_id
 
 
 NUMERIC_PAIRS = [
