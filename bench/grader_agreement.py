@@ -4,9 +4,10 @@ r"""Grader agreement: our ``grade_many`` (lenient and strict) against math-verif
 math-verify directly (https://github.com/huggingface/Math-Verify) is
 ``verify(gold=parse("\boxed{" + gold + "}"), target=parse(whole response))`` with its default extraction configs,
 run through our pool's hard timeout (``reasoner.verify.mathverify_many``, the check ``reasoner report --audit``
-uses). Our lenient mode differs from it on purpose in two ways: only the text after the last ``</think>`` is
-read, and an explicitly marked answer (``\boxed{}``, "final answer is / answer is / Answer:", ``#### N``) wins
-over whatever math-verify's patterns would pick. Each disagreement is printed with the reason the comparison
+uses). Our lenient mode differs from it on purpose in three ways: only the text after the last ``</think>`` is
+read; an explicitly marked answer (``\boxed{}``, "final answer is / answer is / Answer:", ``#### N``) wins
+over whatever math-verify's patterns would pick; and digits glued to the front of a word that is not a unit
+("4chan") are dropped before math-verify's extraction, which would read them as a number with a unit. Each disagreement is printed with the reason the comparison
 can name. Also printed: agreement overall and per category for both modes, and false positives on the
 ``digits_in_words`` rows (the gold digit appears only inside words) for both modes and for math-verify.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from reasoner.types import Verdict
 from reasoner.verify import VerifierPool, answer_region, grade_many, marked_answer, mathverify_many
+from reasoner.verify.extract import unglue_digits
 
 TABLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "grader_table.jsonl"
 DIGITS = "digits_in_words"
@@ -50,8 +52,8 @@ def compare(rows: list[dict], *, pool: VerifierPool | None = None, timeout: floa
 
 
 def reason(record: dict, mode: str = "lenient") -> tuple[str, str]:
-    """Why our verdict under ``mode`` differs from math-verify's: ``(kind, text)``, kind ``think`` or ``marked``
-    for the two deliberate policy differences (module docstring), ``strict`` for a strict-only miss, else
+    """Why our verdict under ``mode`` differs from math-verify's: ``(kind, text)``, kind ``think``, ``marked`` or
+    ``word`` for the deliberate policy differences (module docstring), ``strict`` for a strict-only miss, else
     ``other``."""
     ours: Verdict = record[mode]
     theirs: Verdict = record["direct"]
@@ -73,6 +75,17 @@ def reason(record: dict, mode: str = "lenient") -> tuple[str, str]:
             f"we prefer the marked answer {marked!r} (box / answer-is span / ####, cleaned); "
             f"math-verify's patterns took {theirs.extracted!r}"
         )
+    if (
+        mode == "lenient"
+        and region
+        and unglue_digits(region) != region
+        and theirs.correct
+        and not ours.correct
+    ):
+        return "word", (
+            f"math-verify reads the digit glued to the front of a word as {theirs.extracted!r} (as it reads 12cm "
+            "as 12); we drop digits glued to a word that is not a unit (unglue_digits)"
+        )
     if mode == "strict" and ours.status == "no_answer":
         return "strict", "strict: no marked answer"
     return (
@@ -89,7 +102,7 @@ def _mode_summary(records: list[dict], mode: str) -> dict:
         per[r["category"]][1] += 1
     disagreements = [r for r, ok in zip(records, agree, strict=True) if not ok]
     kinds = Counter(reason(r, mode)[0] for r in disagreements)
-    deliberate = kinds["think"] + kinds["marked"]
+    deliberate = kinds["think"] + kinds["marked"] + kinds["word"]
     return {
         "agreement": sum(agree) / len(records),
         "deliberate": deliberate,

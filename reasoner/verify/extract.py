@@ -163,6 +163,24 @@ def clean_answer(answer: str) -> str:
     return s
 
 
+_GLUED_RE = re.compile(r"(?<![A-Za-z\d.\\])\d+([A-Za-z]{3,})\b")
+UNIT_WORDS = frozenset(
+    "sec secs min mins hrs hour hours day days week weeks month months year years yrs lbs mph kph kmh "
+    "cm2 mm2 km2 sqft feet foot inch inches yard yards mile miles meter meters metre metres gram grams "
+    "kilogram kilograms liter liters litre litres cent cents dollar dollars pound pounds ounce ounces "
+    "degree degrees percent am pm".split()
+)
+"""Words that may follow a number glued to it ("12sec", "5miles") and still mean that number with a unit."""
+
+
+def unglue_digits(text: str) -> str:
+    """Drop digits glued to the front of a word that is not a unit ("4chan" -> "chan"), so that math-verify's
+    own extraction (which reads "12cm" as 12 with a unit) cannot score a digit that is part of a word. Digits
+    after letters ("H2O", "mp3") math-verify already ignores; one- and two-letter suffixes ("3x", "2nd", "5cm")
+    are left alone (algebra, ordinals, units)."""
+    return _GLUED_RE.sub(lambda m: m.group() if m.group(1).lower() in UNIT_WORDS else m.group(1), text)
+
+
 def check_mode(mode: object, where: str) -> GraderMode:
     """``mode`` if it is one of ``GRADER_MODES``, else ``ValueError`` naming it and the allowed values."""
     if mode not in GRADER_MODES:

@@ -17,7 +17,7 @@ from typing import Any
 
 from reasoner.types import Verdict
 from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, fast_equal, is_garbage, run_cached, safe_gold
-from reasoner.verify.extract import GraderMode, answer_region, check_mode, marked_answer
+from reasoner.verify.extract import GraderMode, answer_region, check_mode, marked_answer, unglue_digits
 from reasoner.verify.pool import DEFAULT_TIMEOUT_S, Result, VerifierPool
 
 _MAY_HOLD_MATH = re.compile(r"[\d$\\\[]")
@@ -99,7 +99,7 @@ def grade_many(
                 marked.append((i, gold_text, answer))
         elif mode == "lenient" and _may_hold_math(region):
             if gold_text:
-                texts.append((i, gold_text, region))  # type: ignore[arg-type]
+                texts.append((i, gold_text, unglue_digits(region)))  # type: ignore[arg-type]
             else:
                 verdicts[i] = Verdict(correct=False, extracted=None, status="unparsable")
         else:
@@ -154,7 +154,8 @@ def extract_many(
         if answer is None and mode == "lenient" and _may_hold_math(region):
             pending.append((i, region))  # type: ignore[arg-type]
     if pending:
-        results = run_cached(pool, [("extract", region, "") for _, region in pending], timeout)
+        tasks = [("extract", unglue_digits(region), "") for _, region in pending]
+        results = run_cached(pool, tasks, timeout)
         for (i, _), (status, value) in zip(pending, results, strict=True):
             out[i] = value if status == "ok" and isinstance(value, str) else None
     return out

@@ -234,3 +234,28 @@ def test_extraction_is_linear_time_on_large_inputs(text):
     start = time.perf_counter()
     extract_answer(text)
     assert time.perf_counter() - start < 3.0  # ~0.2 s on an idle core; quadratic scans would take minutes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("This reminds me of 4chan.", "This reminds me of chan."),  # a digit glued to a word: dropped
+        ("It is 12cm long", "It is 12cm long"),  # units, ordinals and algebra stay
+        ("walked 5miles", "walked 5miles"),
+        ("3x + 2 = 11", "3x + 2 = 11"),
+        ("the 2nd term", "the 2nd term"),
+        ("H2O and mp3", "H2O and mp3"),  # digits after letters: math-verify ignores them already
+        ("1.5kgs", "1.5kgs"),
+    ],
+)
+def test_unglue_digits(text, expected):
+    from reasoner.verify.extract import unglue_digits
+
+    assert unglue_digits(text) == expected
+
+
+def test_lenient_grading_does_not_score_a_digit_glued_to_a_word():
+    from reasoner.verify import grade
+
+    assert not grade("4", "This reminds me of 4chan. Cannot be solved.").correct
+    assert grade("12", "The rope is 12cm long in total").correct
