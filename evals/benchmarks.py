@@ -11,9 +11,12 @@ read). Rows become ``Problem(id, question, answer, meta)`` with a normalised gol
 - AIME / AMC: plain numbers in canonical form (``025`` -> ``25``, ``27.0`` -> ``27``).
 - OlympiadBench (He et al. 2024, arXiv 2402.14008): the ``final_answer`` list, joined.
 
-Gold strings are ones math-verify parses as meant: plain numbers stay bare, any other LaTeX is wrapped in
-``$...$`` (bare ``3\\sqrt{13}`` would parse as 3). Rows with a missing or unparsable gold answer are
-skipped, logged as a warning with a count, and counted in ``LoadResult.skipped``.
+Gold normalisation is the verifier's (``reasoner.verify.gold.problem_gold``, the loader's face of
+``normalize_gold``): plain numbers stay bare, any other LaTeX is wrapped in ``$...$``. Rows with an empty
+question or a missing or unparsable gold are skipped, logged as a warning with a count and the first line,
+and counted in ``LoadResult.skipped``. Bad files are errors (``BenchmarkDataError``, a ``ValueError``) that
+name the file and line: invalid JSON, a row that is not an object, no row with the fields the benchmark reads
+(listing the fields the rows have), an empty file.
 
 ``arith`` (the toolkit's default, ``evals.arith``) generates arithmetic and algebra problems offline with
 reasoning-gym (Stojanovski et al. 2025, arXiv 2505.24760) at difficulty levels 1-5, deterministic for a seed.
@@ -25,24 +28,22 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from evals.arith import ARITH_LEVELS, generate_arith
 from reasoner.organism.problems import LEVELS, generate_multistep
 from reasoner.types import Problem
+from reasoner.verify.extract import last_boxed
+from reasoner.verify.gold import problem_gold
 
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "REASONER_DATA_DIR"
 DEFAULT_BENCHMARK = "arith"
-GoldKind = Literal["gsm8k", "answer", "boxed", "list"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class LoadResult:
 
     problems: list[Problem]
     skipped: int = 0
-    """Rows dropped because their gold answer was missing or unparsable."""
+    """Rows dropped because their question was empty or their gold answer missing or unparsable."""
     source: str = ""
     """Where the rows came from: ``hub:<id>[/<config>]:<split>``, a file path, or ``reasoning-gym``."""
 
@@ -62,102 +63,50 @@ class LoadResult:
         return iter(self.problems)
 
 
-# ---------------------------------------------------------------- gold normalisation (pure)
-
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_DOLLAR_RE = re.compile(r"(?<!\\)\$")  # a math delimiter, not an escaped \$ (currency)
-_SCI_RE = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))[eE]([+-]?\d+)")  # 4.5e33 (Minerva)
-
-
-def canonical_number(text: str) -> str | None:
-    """Canonical form of a plain decimal number (``025`` -> ``25``, ``27.0`` -> ``27``); else None."""
-    text = text.strip()
-    if not _NUMBER_RE.fullmatch(text):
-        return None
-    value = Decimal(text)
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
-
-
-def to_math_string(raw: object) -> str | None:
-    """Gold value -> a string math-verify parses as meant; None when missing or empty.
-
-    Numbers (also floats like ``27.0`` and ``$166$``) become canonical bare numbers; other text is
-    kept if it is already delimited (starts and ends with ``$``, like ``$69$,$84$``) and wrapped in
-    ``$...$`` otherwise. Stray ``$`` (unbalanced, or mid-text as in ``a+$ $b``) are dropped first.
-    Escaped ``\\$`` (currency) is text, not a delimiter. Scientific ``4.5e33`` -> ``$4.5 \\times 10^{33}$``.
-    """
-    if raw is None or isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return str(raw)
-    if isinstance(raw, float):
-        if not math.isfinite(raw):
-            return None
-        return str(int(raw)) if raw.is_integer() else canonical_number(format(Decimal(repr(raw)), "f"))
-    text = str(raw).strip()
-    if not _DOLLAR_RE.sub("", text).strip():
-        return None
-    if (number := canonical_number(text)) is not None:
-        return number
-    if sci := _SCI_RE.fullmatch(text.strip("$ ")):  # math-verify reads LaTeX 4.5e33 as 4.5*e*33
-        return f"${sci[1]} \\times 10^{{{int(sci[2])}}}$"
-    dollars = len(_DOLLAR_RE.findall(text))
-    if dollars % 2 or (dollars and not (text.startswith("$") and text.endswith("$"))):
-        text, dollars = _DOLLAR_RE.sub("", text).strip(), 0  # stray delimiters (data errors): drop
-    if dollars == 2 and text.startswith("$") and text.endswith("$"):
-        if (number := canonical_number(text[1:-1])) is not None:
-            return number
-    return text if dollars else f"${text}$"
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced; else None."""
-    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    if start < 0:
-        return None
-    open_at = text.index("{", start)
-    depth = 0
-    for j in range(open_at, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[open_at + 1 : j].strip() or None
-    return None
-
-
-def gold_answer(row: Mapping[str, Any], kind: GoldKind) -> str | None:
-    """Normalised gold answer of one dataset row, or None when it is missing or unparsable.
-
-    ``gsm8k``: number after the last ``####`` (commas stripped; anything else is unparsable).
-    ``answer``: the ``answer`` column. ``boxed``: ``answer`` if present, else the solution's last
-    ``\\boxed{}``. ``list``: OlympiadBench's ``final_answer`` list (several items: one ``$a, b$``).
-    """
-    if kind == "gsm8k":
-        _, hashes, final = str(row.get("answer") or "").rpartition("####")
-        return canonical_number(final.replace(",", "")) if hashes else None
-    if kind == "list":
-        items = [str(x).strip() for x in row.get("final_answer") or [] if str(x).strip()]
-        if len(items) <= 1:
-            return to_math_string(items[0]) if items else None
-        return to_math_string(", ".join(_DOLLAR_RE.sub("", x).strip() for x in items))
-    raw = row.get("answer")
-    if kind == "boxed" and (raw is None or str(raw).strip() == ""):
-        raw = last_boxed(str(row.get("solution") or ""))
-    return to_math_string(raw)
+class BenchmarkDataError(ValueError):
+    """A benchmark file or Hub split the loader cannot use; the message names the file (and line)."""
 
 
 # ---------------------------------------------------------------- Hub / local benchmarks
 
+Located = tuple[str, Mapping[str, Any]]
+"""A row and where it came from (``line 3`` of a JSONL file, ``row 3`` otherwise), for error messages."""
 
-def _read_rows(path: Path) -> Iterable[Mapping[str, Any]]:
+
+def _read_jsonl(path: Path) -> Iterator[Located]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise BenchmarkDataError(
+                    f"{path} line {number}: invalid JSON ({err.msg}: column {err.colno})"
+                ) from None
+            if not isinstance(row, dict):
+                raise BenchmarkDataError(
+                    f"{path} line {number}: expected a JSON object, got {type(row).__name__}"
+                )
+            yield f"line {number}", row
+
+
+def _read_rows(path: Path) -> Iterator[Located]:
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            yield from (json.loads(line) for line in f if line.strip())
+        yield from _read_jsonl(path)
         return
     import datasets  # heavy; only for parquet/json files
 
-    yield from datasets.load_dataset(path.suffix.lstrip("."), data_files=str(path), split="train")
+    try:
+        rows = datasets.load_dataset(path.suffix.lstrip("."), data_files=str(path), split="train")
+    except Exception as err:  # datasets wraps parse errors in its own types; name the file instead
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise BenchmarkDataError(f"{path}: cannot read it as {path.suffix.lstrip('.')}: {first}") from None
+    yield from ((f"row {i + 1}", row) for i, row in enumerate(rows))
+
+
+def _quoted(keys: Sequence[str]) -> str:
+    return " or ".join(repr(k) for k in keys)
 
 
 @dataclass(frozen=True)
@@ -166,7 +115,13 @@ class HubBenchmark:
 
     name: str
     hub_id: str
-    gold: GoldKind
+    gold_key: str = "answer"
+    """Column holding the gold answer."""
+    gold_format: str | None = None
+    """``reasoner.verify.normalize_gold``'s benchmark name for the gold (``gsm8k``, ``math``, ``olympiad``,
+    ...); None: guessed from the value."""
+    boxed_key: str | None = None
+    """Column whose last ``\\boxed{}`` is the gold when ``gold_key`` is empty or absent (MATH solutions)."""
     hub_config: str | None = None
     hub_splits: Mapping[str, str] = field(default_factory=dict)
     """Our split name -> the Hub's (AIME 2024 ships its test problems as ``train``); others pass through."""
@@ -183,7 +138,10 @@ class HubBenchmark:
         """Load ``split`` (at most ``limit`` problems) from ``data_dir`` if given, else from the Hub."""
         if data_dir is not None:
             path = self.local_path(Path(data_dir), split)
-            return self.from_rows(_read_rows(path), split, limit, source=str(path))
+            result = self._collect(_read_rows(path), split, limit, source=str(path))
+            if not result.problems and not result.skipped and limit != 0:
+                raise BenchmarkDataError(f"{path}: the file has no rows")
+            return result
         import datasets  # heavy; imported only when the Hub is used
 
         hub_split = self.hub_splits.get(split, split)
@@ -205,45 +163,77 @@ class HubBenchmark:
     def from_rows(
         self, rows: Iterable[Mapping[str, Any]], split: str, limit: int | None = None, source: str = ""
     ) -> LoadResult:
-        """Rows with this benchmark's columns -> problems; rows lacking a gold or question are skipped."""
+        """Rows with this benchmark's columns -> problems (see ``_collect``)."""
+        return self._collect(((f"row {i + 1}", row) for i, row in enumerate(rows)), split, limit, source)
+
+    def _collect(self, rows: Iterable[Located], split: str, limit: int | None, source: str) -> LoadResult:
+        """Problems from located rows. Rows lacking a question or a usable gold are skipped, counted and logged;
+        when no row has the fields this benchmark reads, ``BenchmarkDataError`` names them."""
         problems: list[Problem] = []
-        skipped = 0
-        for index, row in enumerate(rows):
+        skipped: dict[str, list[str]] = {}  # reason -> where (first one reported)
+        fields: dict[str, None] = {}  # every column seen, in order
+        with_fields = 0
+        for index, (where, row) in enumerate(rows):
             if limit is not None and len(problems) >= limit:
                 break
-            problem = self.to_problem(row, split, index)
+            fields.update(dict.fromkeys(row))
+            missing = self.missing_fields(row)
+            if missing:
+                skipped.setdefault(" and ".join(f"no {m} field" for m in missing), []).append(where)
+                continue
+            with_fields += 1
+            problem, reason = self._problem(row, split, index)
             if problem is None:
-                skipped += 1
+                skipped.setdefault(reason, []).append(where)
             else:
                 problems.append(problem)
-        if skipped:
-            logger.warning(
-                "%s/%s: skipped %d rows with a missing or unparsable answer (kept %d) from %s",
-                self.name,
-                split,
-                skipped,
-                len(problems),
-                source or "rows",
+        where = source or "rows"
+        if skipped and not with_fields:
+            reason, lines = next(iter(skipped.items()))
+            raise BenchmarkDataError(
+                f"{where} {lines[0]}: {reason}; {self.name} reads the question from {_quoted(self.question_keys)} "
+                f"and the gold answer from {_quoted(self._gold_keys())}; the rows have fields: {', '.join(fields)}"
             )
-        return LoadResult(problems, skipped, source)
+        count = sum(len(lines) for lines in skipped.values())
+        if count:
+            details = "; ".join(f"{len(ls)} with {r} (first: {ls[0]})" for r, ls in skipped.items())
+            logger.warning("%s/%s: skipped %d rows (%s); kept %d, from %s",
+                           self.name, split, count, details, len(problems), where)  # fmt: skip
+        return LoadResult(problems, count, source)
+
+    def _gold_keys(self) -> tuple[str, ...]:
+        return (self.gold_key, self.boxed_key) if self.boxed_key else (self.gold_key,)
+
+    def missing_fields(self, row: Mapping[str, Any]) -> list[str]:
+        """The fields this benchmark reads that ``row`` lacks altogether (quoted, alternatives joined by or)."""
+        wanted = (self.question_keys, self._gold_keys())
+        return [_quoted(keys) for keys in wanted if not any(k in row for k in keys)]
+
+    def gold(self, row: Mapping[str, Any]) -> str | None:
+        """The row's normalised gold (``reasoner.verify.gold.problem_gold``), or None when unusable."""
+        raw = row.get(self.gold_key)
+        if self.boxed_key and (raw is None or str(raw).strip() == ""):
+            raw = last_boxed(str(row.get(self.boxed_key) or ""))
+        return problem_gold(raw, self.gold_format)
 
     def to_problem(self, row: Mapping[str, Any], split: str, index: int) -> Problem | None:
         """One row -> Problem, or None when its question or gold answer is missing/unparsable."""
+        return self._problem(row, split, index)[0]
+
+    def _problem(self, row: Mapping[str, Any], split: str, index: int) -> tuple[Problem | None, str]:
         question = next((str(row[k]).strip() for k in self.question_keys if row.get(k)), "")
-        answer = gold_answer(row, self.gold)
-        if not question or answer is None:
-            return None
+        if not question:
+            return None, f"an empty {_quoted(self.question_keys)}"
+        answer = self.gold(row)
+        if answer is None:
+            return None, f"a missing or unparsable gold in {_quoted(self._gold_keys())}"
         if row.get("context"):  # OlympiadBench: shared context precedes some questions
             question = f"{str(row['context']).strip()}\n\n{question}"
         key = row.get(self.id_key) if self.id_key else None
         meta = {"benchmark": self.name, "split": split, "index": index}
         meta.update({k: row[k] for k in self.meta_keys if row.get(k) is not None})
-        return Problem(
-            id=f"{self.name}-{split}-{index}" if key is None else f"{self.name}-{key}",
-            question=question,
-            answer=answer,
-            meta=meta,
-        )
+        problem_id = f"{self.name}-{split}-{index}" if key is None else f"{self.name}-{key}"
+        return Problem(id=problem_id, question=question, answer=answer, meta=meta), ""
 
 
 @dataclass(frozen=True)
@@ -280,27 +270,38 @@ _TEST_IS_TRAIN = {"test": "train"}  # these Hub datasets ship their test problem
 BENCHMARKS: dict[str, HubBenchmark | GeneratedBenchmark] = {
     "arith": GeneratedBenchmark("arith", generate_arith, tuple(ARITH_LEVELS), "reasoning-gym"),
     "multistep": GeneratedBenchmark("multistep", generate_multistep, LEVELS, "reasoner.organism"),
-    "gsm8k": HubBenchmark("gsm8k", "openai/gsm8k", "gsm8k", hub_config="main"),
+    "gsm8k": HubBenchmark("gsm8k", "openai/gsm8k", gold_format="gsm8k", hub_config="main"),
     "math500": HubBenchmark(
-        "math500", "HuggingFaceH4/MATH-500", "boxed", id_key="unique_id", meta_keys=("subject", "level")
+        "math500",
+        "HuggingFaceH4/MATH-500",
+        gold_format="math",
+        boxed_key="solution",
+        id_key="unique_id",
+        meta_keys=("subject", "level"),
     ),
     "aime24": HubBenchmark(
         "aime24",
         "HuggingFaceH4/aime_2024",
-        "answer",
+        gold_format="aime",
         hub_splits=_TEST_IS_TRAIN,
         id_key="id",
         meta_keys=("url",),
     ),
-    "aime25": HubBenchmark("aime25", "yentinglin/aime_2025", "answer", hub_splits=_TEST_IS_TRAIN),
-    "amc23": HubBenchmark("amc23", "math-ai/amc23", "answer", id_key="id", meta_keys=("url",)),
+    "aime25": HubBenchmark("aime25", "yentinglin/aime_2025", gold_format="aime", hub_splits=_TEST_IS_TRAIN),
+    "amc23": HubBenchmark("amc23", "math-ai/amc23", gold_format="amc", id_key="id", meta_keys=("url",)),
     "minerva_math": HubBenchmark(
-        "minerva_math", "math-ai/minervamath", "boxed", id_key="idx", meta_keys=("type",)
+        "minerva_math",
+        "math-ai/minervamath",
+        gold_format="minerva",
+        boxed_key="solution",
+        id_key="idx",
+        meta_keys=("type",),
     ),
     "olympiadbench": HubBenchmark(
         "olympiadbench",
         "Hothan/OlympiadBench",
-        "list",
+        gold_key="final_answer",
+        gold_format="olympiad",
         hub_config="OE_TO_maths_en_COMP",
         hub_splits=_TEST_IS_TRAIN,
         id_key="id",

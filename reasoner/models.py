@@ -49,7 +49,8 @@ _BUILD_VERSION = "v1"
 
 
 class UnknownModelError(ValueError):
-    """A model name that is neither a built-in alias, a local directory nor a plausible Hub id."""
+    """A model name that is neither a built-in alias, a local directory nor a plausible Hub id, or a Hub id
+    that cannot be loaded here (offline and not cached)."""
 
 
 def cache_dir() -> Path:
@@ -217,12 +218,33 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(p and not p.startswith(".") for p in parts) and " " not in name
 
 
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_TRUE = ("1", "ON", "YES", "TRUE")  # huggingface_hub's reading of a boolean env var
+
+
+def _check_hub_cache(name: str) -> None:
+    """Offline (``HF_HUB_OFFLINE=1``): a Hub id must already be in the local Hugging Face cache, else
+    ``UnknownModelError`` saying so, before any engine tries (and fails) to download it."""
+    var = next((v for v in _OFFLINE_VARS if os.environ.get(v, "").strip().upper() in _TRUE), None)
+    if var is None:
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return
+    raise UnknownModelError(
+        f"model {name!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
+        f"{var}={os.environ[var]} forbids downloading it; download it once while online (hf download {name}), "
+        f"pass a local directory, or use a built-in alias ({', '.join(sorted(MODELS))})"
+    )
+
+
 def resolve(name: str) -> str:
     """Map a model name to what ``from_pretrained`` (transformers or vLLM) loads.
 
     Built-in alias -> cached local directory (built on first use); existing local directory -> itself
-    (absolute); ``org/name`` Hub id -> unchanged (downloaded by the engine as usual). Anything else raises
-    ``UnknownModelError`` listing the aliases.
+    (absolute); ``org/name`` Hub id -> unchanged (downloaded by the engine as usual; with ``HF_HUB_OFFLINE=1``
+    it must be in the local Hugging Face cache). Anything else raises ``UnknownModelError`` listing the aliases.
     """
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
@@ -234,6 +256,7 @@ def resolve(name: str) -> str:
             raise UnknownModelError(f"model directory {str(path)!r} has no config.json")
         return str(path.resolve())
     if _looks_like_hub_id(name) and not path.exists():
+        _check_hub_cache(name)
         return name
     raise UnknownModelError(
         f"unknown model {name!r}: not a local directory, a Hub id (org/name) or a built-in alias; "

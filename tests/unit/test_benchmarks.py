@@ -1,4 +1,5 @@
-"""Tests for evals.benchmarks: gold normalisation, local loaders on the shared data, the Hub call, evals.arith."""
+"""Tests for evals.benchmarks: gold normalisation (the verifier's ``problem_gold``), local loaders on the shared
+data, bad files, the Hub call, evals.arith."""
 
 from __future__ import annotations
 
@@ -11,16 +12,9 @@ import pytest
 
 from evals import arith, benchmarks
 from evals.arith import ARITH_LEVELS, generate_arith
-from evals.benchmarks import (
-    BENCHMARKS,
-    DATA_DIR_ENV,
-    HubBenchmark,
-    canonical_number,
-    gold_answer,
-    last_boxed,
-    load_benchmark,
-    to_math_string,
-)
+from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV, BenchmarkDataError, HubBenchmark, load_benchmark
+from reasoner.verify.extract import last_boxed
+from reasoner.verify.gold import problem_gold
 
 # CI keeps the shared data beside the repo (../shared/data); $REASONER_DATA_DIR points elsewhere.
 _DATA = Path(os.environ.get(DATA_DIR_ENV) or Path(__file__).parents[2].parent / "shared" / "data")
@@ -34,15 +28,18 @@ def data_dir() -> Path:
 
 
 # ---------------------------------------------------------------- gold normalisation (pure)
+# These tables tested the loader's own normaliser (canonical_number, to_math_string, last_boxed, gold_answer)
+# before it was replaced by reasoner.verify.gold; rows marked "differs" are where the two rules disagreed.
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("18", "18"), ("025", "25"), ("27.0", "27"), ("-1.0", "-1"), ("1.50", "1.5"), (" 7 ", "7"), ("+3", "3")]
-    + [("0.006", "0.006"), ("1,000", None), ("x", None), ("", None), ("1e5", None)],
+    + [("0.006", "0.006"), ("", None)]
+    + [("1,000", "1000"), ("x", "$x$"), ("1e5", "$1\\times10^{5}$")],  # differs: canonical_number gave None
 )
-def test_canonical_number(text: str, expected: str | None) -> None:
-    assert canonical_number(text) == expected
+def test_numbers_are_canonical(text: str, expected: str | None) -> None:
+    assert problem_gold(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -51,18 +48,21 @@ def test_canonical_number(text: str, expected: str | None) -> None:
         (27.0, "27"),  # AMC floats
         (-1.0, "-1"),
         (2.5, "2.5"),
+        (1e-07, "0.0000001"),  # plain decimal notation, not 1e-07
         (12, "12"),
         ("025", "25"),  # AIME leading zeros
         ("$166$", "166"),  # a delimited plain number is a plain number
         ("\\frac{14}{3}", "$\\frac{14}{3}$"),  # bare LaTeX gets delimiters (else math-verify misreads it)
         ("3\\sqrt{13}", "$3\\sqrt{13}$"),
         ("336^\\circ", "$336^\\circ$"),
-        ("$69$,$84$", "$69$,$84$"),  # already delimited: kept
-        ("\\$18.90", "$\\$18.90$"),  # escaped dollar is currency, not a delimiter
+        ("$69$,$84$", "$69, 84$"),  # differs: was kept as "$69$,$84$" (both parse as {69, 84})
+        ("\\$18.90", "18.9"),  # differs: was "$\\$18.90$"; the verifier drops currency
         ("$221,$8$", "$221,8$"),  # unbalanced delimiters (OlympiadBench data error) dropped
         ("a+$ $b", "$a+ b$"),  # stray mid-text delimiters (Minerva data error) dropped
-        ("4.5e33", "$4.5 \\times 10^{33}$"),  # scientific notation (Minerva) as LaTeX
-        ("3.3E-12", "$3.3 \\times 10^{-12}$"),
+        ("4.5e33", "$4.5\\times10^{33}$"),  # differs: was "$4.5 \\times 10^{33}$" (same value)
+        ("3.3E-12", "$3.3\\times10^{-12}$"),
+        ("$3 n$", "$3 n$"),  # a number times a variable, not 3 and a unit word
+        ("$11,\\! 111,\\! 111,\\! 100$", "11111111100"),  # LaTeX thousands separators (MATH-500)
         (None, None),
         ("", None),
         ("  $ $ ", None),
@@ -70,8 +70,8 @@ def test_canonical_number(text: str, expected: str | None) -> None:
         (True, None),
     ],
 )
-def test_to_math_string(raw: object, expected: str | None) -> None:
-    assert to_math_string(raw) == expected
+def test_problem_gold(raw: object, expected: str | None) -> None:
+    assert problem_gold(raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -83,6 +83,7 @@ def test_to_math_string(raw: object, expected: str | None) -> None:
         ("no box here", None),
         ("\\boxed{unclosed", None),
         ("\\boxed{}", None),
+        ("\\boxed{1} then \\boxed{unclosed", "1"),  # differs: the loader's rule gave None (last box unclosed)
     ],
 )
 def test_last_boxed(text: str, expected: str | None) -> None:
@@ -90,25 +91,25 @@ def test_last_boxed(text: str, expected: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    ("row", "kind", "expected"),
+    ("row", "benchmark", "expected"),
     [
         ({"answer": "She pays 2 * 3 = <<2*3=6>>6\n#### 1,450,000"}, "gsm8k", "1450000"),
         ({"answer": "#### -3"}, "gsm8k", "-3"),
         ({"answer": "no final line"}, "gsm8k", None),
         ({"answer": "#### about 5"}, "gsm8k", None),
-        ({"answer": "\\frac{3}{56}", "solution": "\\boxed{9}"}, "boxed", "$\\frac{3}{56}$"),  # answer wins
-        ({"solution": "Thus $s=\\boxed{1.6}$ cm"}, "boxed", "1.6"),
-        ({"answer": "", "solution": "\\boxed{2^{10}}"}, "boxed", "$2^{10}$"),
-        ({"solution": "nothing boxed"}, "boxed", None),
-        ({"answer": 27.0}, "answer", "27"),
-        ({}, "answer", None),
-        ({"final_answer": ["$2n-2$"]}, "list", "$2n-2$"),
-        ({"final_answer": ["$3$", "$x+1$"]}, "list", "$3, x+1$"),
-        ({"final_answer": []}, "list", None),
+        ({"answer": "\\frac{3}{56}", "solution": "\\boxed{9}"}, "math500", "$\\frac{3}{56}$"),  # answer wins
+        ({"solution": "Thus $s=\\boxed{1.6}$ cm"}, "minerva_math", "1.6"),
+        ({"answer": "", "solution": "\\boxed{2^{10}}"}, "math500", "$2^{10}$"),
+        ({"solution": "nothing boxed"}, "math500", None),
+        ({"answer": 27.0}, "amc23", "27"),
+        ({}, "aime24", None),
+        ({"final_answer": ["$2n-2$"]}, "olympiadbench", "$2n-2$"),
+        ({"final_answer": ["$3$", "$x+1$"]}, "olympiadbench", "$3, x+1$"),
+        ({"final_answer": []}, "olympiadbench", None),
     ],
 )
-def test_gold_answer(row: dict, kind: str, expected: str | None) -> None:
-    assert gold_answer(row, kind) == expected  # type: ignore[arg-type]
+def test_row_gold(row: dict, benchmark: str, expected: str | None) -> None:
+    assert BENCHMARKS[benchmark].gold(row) == expected
 
 
 # ---------------------------------------------------------------- local files (../shared/data)
@@ -123,8 +124,8 @@ def test_gold_answer(row: dict, kind: str, expected: str | None) -> None:
         ("aime24", "test", 30, {0: ("aime24-60", "204"), 7: ("aime24-67", "25")}),
         ("aime25", "test", 30, {0: ("aime25-test-0", "468"), 4: ("aime25-test-4", "$336^\\circ$")}),
         ("amc23", "test", 40, {0: ("amc23-0", "27"), 15: ("amc23-17", "-1")}),
-        ("minerva_math", "test", 272, {0: ("minerva_math-0", "1.6"), 1: ("minerva_math-1", "$4.5 \\times 10^{33}$")}),
-        ("olympiadbench", "test", 675, {0: ("olympiadbench-1606", "2"), 13: ("olympiadbench-1664", "$69$,$84$")}),
+        ("minerva_math", "test", 272, {0: ("minerva_math-0", "1.6"), 1: ("minerva_math-1", "$4.5\\times10^{33}$")}),
+        ("olympiadbench", "test", 675, {0: ("olympiadbench-1606", "2"), 13: ("olympiadbench-1664", "$69, 84$")}),
     ],
 )  # fmt: skip
 def test_local_loader(data_dir: Path, name: str, split: str, count: int, known: dict) -> None:
@@ -175,6 +176,61 @@ def test_bad_rows_are_skipped_counted_and_logged(tmp_path: Path, caplog: pytest.
     assert [(p.id, p.answer) for p in result] == [("gsm8k-test-0", "1000"), ("gsm8k-test-3", "4")]
     assert result.skipped == 2
     assert "skipped 2 rows" in caplog.text
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / name).mkdir()
+    path = tmp_path / name / "test.jsonl"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_invalid_json_names_the_file_and_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "gsm8k", '{"question": "Q1", "answer": "#### 1"}\n\n{"question": "Q2" "answer": 2}\n'
+    )
+    with pytest.raises(BenchmarkDataError) as info:
+        load_benchmark("gsm8k", data_dir=tmp_path)
+    assert str(info.value) == f"{path} line 3: invalid JSON (Expecting ',' delimiter: column 19)"
+    assert isinstance(info.value, ValueError)  # the CLIs turn ValueErrors into one line
+
+
+def test_a_row_that_is_not_an_object_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "aime25", '{"problem": "Q", "answer": "1"}\n[1, 2]\n')
+    with pytest.raises(BenchmarkDataError, match=f"{path} line 2: expected a JSON object, got list"):
+        load_benchmark("aime25", data_dir=tmp_path)
+
+
+def test_no_row_with_the_fields_names_them_and_lists_the_fields_present(tmp_path: Path) -> None:
+    rows = [{"question": "Q1", "solution": "#### 1"}, {"question": "Q2", "solution": "#### 2"}]
+    path = _write(tmp_path, "gsm8k", "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(BenchmarkDataError) as info:
+        load_benchmark("gsm8k", data_dir=tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{path} line 1: no 'answer' field; gsm8k reads the question from")
+    assert message.endswith("the rows have fields: question, solution")
+    with pytest.raises(
+        BenchmarkDataError, match="no 'problem' or 'question' field and no 'final_answer' field"
+    ):
+        BENCHMARKS["olympiadbench"].from_rows([{"text": "Q", "answer": "1"}], "test", source="hub:x")
+
+
+def test_rows_missing_a_field_in_a_usable_file_are_skipped_with_their_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = '{"problem": "Q1", "answer": "1"}\n{"problem": "Q2"}\n{"problem": "Q3", "answer": "3"}\n'
+    _write(tmp_path, "aime25", text)
+    with caplog.at_level(logging.WARNING, logger="evals.benchmarks"):
+        result = load_benchmark("aime25", data_dir=tmp_path)
+    assert ([p.answer for p in result], result.skipped) == (["1", "3"], 1)
+    assert "skipped 1 rows (1 with no 'answer' field (first: line 2))" in caplog.text
+
+
+def test_an_empty_file_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "aime25", "\n")
+    with pytest.raises(BenchmarkDataError, match=f"{path}: the file has no rows"):
+        load_benchmark("aime25", data_dir=tmp_path)
+    assert len(load_benchmark("aime25", limit=0, data_dir=tmp_path)) == 0
 
 
 def test_missing_local_split_names_the_hub_id(tmp_path: Path) -> None:

@@ -30,8 +30,31 @@ def test_tiny_tokenizer_has_chat_template_eos_and_think_tokens(tiny_model):
 
 
 @pytest.mark.parametrize("hub_id", ["Qwen/Qwen2.5-Math-1.5B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"])
-def test_hub_ids_pass_through(hub_id):
+def test_hub_ids_pass_through(hub_id, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     assert resolve(hub_id) == hub_id
+
+
+@pytest.mark.parametrize("var", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_hub_ids_must_be_cached(tmp_path, monkeypatch, var):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv(var, "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    snapshot = tmp_path / "models--org--cached" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "models--org--cached" / "refs" / "main").write_text("abc123")
+    assert resolve("org/cached") == "org/cached"
+    with pytest.raises(UnknownModelError) as err:
+        resolve("org/not-cached")
+    assert f"model 'org/not-cached' is not in the local Hugging Face cache ({tmp_path}) and {var}=1" in str(
+        err.value
+    )
 
 
 def test_local_directory_passes_through(tiny_model, tmp_path):
