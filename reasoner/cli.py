@@ -10,11 +10,12 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from reasoner.argtypes import positive_int
 
@@ -23,6 +24,47 @@ log = logging.getLogger("reasoner")
 
 class CLIError(Exception):
     """A user error: printed as one line, exit status 2."""
+
+
+_document_fd: int | None = None
+"""The real stdout while a command that prints a machine-readable document runs (fd 1 points at stderr then)."""
+
+
+def _promises_document(args: argparse.Namespace) -> bool:
+    """Whether stdout is one machine-readable document: ``decode --json``, ``train --print-config``."""
+    return bool(getattr(args, "json", False) or getattr(args, "print_config", False))
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """While active, file descriptor 1 points at stderr, so only ``write_document`` reaches stdout: vLLM's
+    logger (stdout by default), stray prints, C-level writes and child processes started meanwhile all land on
+    stderr. Inactive when ``sys.stdout`` is not the process's stdout (an in-process caller capturing it)."""
+    global _document_fd
+    if not active or _document_fd is not None or sys.__stdout__ is None or sys.stdout is not sys.__stdout__:
+        yield
+        return
+    sys.stdout.flush()
+    _document_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(_document_fd, 1)
+        os.close(_document_fd)
+        _document_fd = None
+
+
+def write_document(text: str) -> None:
+    """Write a command's machine-readable output (``--json``, ``--print-config``) to the real stdout."""
+    if _document_fd is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    data = text.encode("utf-8")
+    while data:
+        data = data[os.write(_document_fd, data) :]
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -206,7 +248,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         "wall_s": round(result.wall_s, 3),
     }
     if args.json:
-        sys.stdout.write(json.dumps(out) + "\n")
+        write_document(json.dumps(out) + "\n")
     else:
         _print_decode(out)
     return 0
@@ -236,6 +278,7 @@ def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "DEBUG" if verbose else "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # vLLM's own default is stdout
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -269,12 +312,17 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``reasoner`` command. Logs go to stderr; stdout carries only what the command prints for its
+    user (with ``--json`` / ``--print-config``: exactly one document)."""
+    from reasoner.models import UnknownModelError
+
     parser = build_parser()
     args = _parse(parser, argv)
     _setup_logging(args.verbose)
     try:
-        return args.func(args)
-    except CLIError as err:
+        with _stdout_to_stderr(_promises_document(args)):
+            return args.func(args)
+    except (CLIError, UnknownModelError) as err:  # a model no command could load is one line too
         parser.exit(2, f"reasoner {args.command}: error: {err}\n")
     except KeyboardInterrupt:
         return 130

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -178,12 +177,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Handler of ``reasoner train``."""
     import yaml
 
-    from reasoner.cli import CLIError
+    from reasoner.cli import CLIError, write_document
 
     try:
         config = resolved_recipe(args.recipe, args.overrides)
         if args.print_config:
-            sys.stdout.write(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+            write_document(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
             return 0
         if args.nproc > 1:
             return _launch(args, config)

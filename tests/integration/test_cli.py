@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +51,7 @@ def test_decode_smollm2_json(engine):
         ]
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout)
     assert set(result) == {
         "question",
         "model",
@@ -70,6 +72,35 @@ def test_decode_smollm2_json(engine):
     assert result["tokens"]["prefilled"] > 0 and result["wall_s"] > 0
     assert set(result["tokens"]) == {"generated", "prefilled", "thinking", "answer", "sequential"}
     assert result["tokens"]["sequential"] == max(c["num_tokens"] for c in result["completions"])
+
+
+DECODE_KEYS = {
+    "question",
+    "model",
+    "engine",
+    "strategy",
+    "answer",
+    "votes",
+    "completions",
+    "tokens",
+    "wall_s",
+}
+
+
+NO_VLLM = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
+
+
+@pytest.mark.parametrize("engine", ["hf", pytest.param("vllm", marks=[pytest.mark.vllm, NO_VLLM])])
+def test_decode_json_pipes_into_json_tool(engine):
+    # stdout is one JSON document, even with vLLM's logger pointed at stdout (its own default): a real pipe.
+    decode = [*REASONER, "decode", "What is 2 + 3?", "--model", "tiny-random-qwen2", "--engine", engine]
+    pipe = f"set -o pipefail; {shlex.join([*decode, '--max-tokens', '8', '--json'])} | {sys.executable} -m json.tool"
+    env = {**os.environ, "VLLM_LOGGING_STREAM": "ext://sys.stdout"}
+    out = subprocess.run(["bash", "-c", pipe], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert set(result) == DECODE_KEYS and result["engine"] == engine
+    assert result["completions"][0]["num_tokens"] <= 8
 
 
 def test_decode_short_m_at_k_live_aborts_the_rest():
@@ -95,7 +126,7 @@ def test_decode_short_m_at_k_live_aborts_the_rest():
         ]
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout)
     reasons = [c["finish_reason"] for c in result["completions"]]
     assert result["strategy"] == "short-m@k" and len(reasons) == 4
     assert reasons.count("stop") >= 1
@@ -149,4 +180,44 @@ def test_engine_not_installed_is_clear(tmp_path: Path):
     assert "Traceback" not in out.stderr
     auto = run(["decode", "q", "--model", "tiny-random-qwen2", "--max-tokens", "4", "--json"], env=env)
     assert auto.returncode == 0, auto.stderr[-2000:]
-    assert json.loads(auto.stdout.strip().splitlines()[-1])["engine"] == "hf"
+    assert json.loads(auto.stdout)["engine"] == "hf"
+
+
+MISSING = "some-org/not-cached-model"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["decode", "q", "--model", MISSING],
+        ["eval", "--model", MISSING, "--benchmark", "arith", "--limit", "2", "--out", "{tmp}/run"],
+        ["train", "dler", f"model.name={MISSING}", "trainer.output_dir={tmp}/train"],
+    ],
+    ids=["decode", "eval", "train"],
+)
+def test_uncached_hub_model_offline_is_one_line(tmp_path: Path, command):
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = run([arg.replace("{tmp}", str(tmp_path)) for arg in command], env=env)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert (
+        f"reasoner {command[0]}: error: model {MISSING!r} is not in the local Hugging Face cache"
+        in out.stderr
+    )
+    assert "HF_HUB_OFFLINE=1 forbids downloading it" in out.stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_bad_benchmark_file_is_one_line(tmp_path: Path, command):
+    (tmp_path / "gsm8k").mkdir()
+    path = tmp_path / "gsm8k" / "test.jsonl"
+    path.write_text('{"question": "Q1", "answer": "#### 1"}\n{"question": "Q2" "answer": "#### 2"}\n')
+    args = {
+        "eval": ["eval", "--benchmark", "gsm8k", "--data-dir", str(tmp_path), "--model", "tiny-random-qwen2",
+                 "--out", str(tmp_path / "run")],
+        "train": ["train", "dler", "data.benchmark=gsm8k", "data.split=test", f"data.data_dir={tmp_path}"],
+    }[command]  # fmt: skip
+    out = run(args)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{path} line 2: invalid JSON (Expecting ',' delimiter: column 19)" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith(f"reasoner {command}: error: ")
