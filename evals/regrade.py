@@ -6,8 +6,9 @@ re-graded: that is an error naming the run).
 
 **Regrade** (``regrade_run``): every completion is graded again with the chosen extraction policy
 (``reasoner.verify``: ``lenient`` or ``strict``). A row's final answer is re-derived where it is a function of
-its completions' answers alone: greedy and sample take their one completion's answer, majority votes again
-(``reasoner.strategies.voting.vote``, the strategy's own equivalence). Other strategies decided their answer
+its completions' answers alone (``evals.runner.REVOTE``): greedy and sample take their one completion's answer,
+majority votes again (``reasoner.strategies.voting.vote``, the strategy's own equivalence); ``reasoner eval
+--grader strict`` derives them the same way, so its rows equal a strict regrade of a lenient run. Other strategies decided their answer
 while decoding (short-m@k from the first finishers, budget forcing from a forced continuation, weighted
 votes): their answer is kept and graded again. The re-graded run is written to its own directory (default
 ``RUN_DIR/regrade-<mode>``) with a full summary and report, so both can be compared side by side.
@@ -34,8 +35,6 @@ from evals.runner import CONFIG_FILE, RunDir
 log = logging.getLogger(__name__)
 
 AUDIT_FILE = "audit.json"
-REVOTE = frozenset({"greedy", "sample", "majority"})
-"""Strategies whose final answer is a function of their completions' answers (re-derived on a regrade)."""
 EXAMPLES = 10
 """Disagreements an audit keeps as examples."""
 
@@ -58,44 +57,20 @@ def _load(run_dir: str | Path) -> tuple[RunDir, list[dict]]:
     return run, rows
 
 
-def _final_answer(row: dict) -> str | None:
-    name = row["strategy"].partition(":")[0]
-    answers = [s["answer"] for s in row["samples"]]
-    if name in ("greedy", "sample"):
-        return answers[0] if answers else None
-    if name == "majority":
-        from reasoner.strategies.voting import vote
-
-        return vote(answers).answer
-    return row["answer"]
-
-
 def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int]]:
     """Rows graded again with ``mode`` (module docstring) and counts of what changed."""
-    from evals.runner import sample_record
-    from reasoner.verify import grade_many
+    from evals.runner import grade_finals, grade_samples
 
     new = copy.deepcopy(rows)
-    samples = [(r, i) for r in new for i in range(len(r["samples"]))]
-    verdicts = grade_many(
-        [r["gold"] for r, _ in samples], [r["samples"][i]["text"] for r, i in samples], mode=mode
-    )
+    grade_samples(new, mode)
+    grade_finals(new, mode, rederive=True)
     changed = Counter()
-    for (row, i), v in zip(samples, verdicts, strict=True):
-        old = row["samples"][i]
-        row["samples"][i] = sample_record(old["tokens"], old["finish"], old["text"], v)
-        changed["samples"] += old["correct"] != v.correct
-        changed["extractions"] += old["answer"] != v.extracted
-    answers = [_final_answer(r) for r in new]
-    finals = grade_many(
-        [r["gold"] for r in new], [None if a is None else "\\boxed{" + a + "}" for a in answers], mode=mode
-    )
-    for row, answer, v in zip(new, answers, finals, strict=True):
-        correct = bool(v.correct) if answer is not None else False
-        changed["finals"] += correct != row["correct"]
-        row.update(answer=answer, correct=correct, status=v.status, grader=mode)
-    return new, {"rows": len(new), "completions": len(samples), "samples": 0, "extractions": 0, "finals": 0,
-                 **changed}  # fmt: skip
+    for old, row in zip(rows, new, strict=True):
+        for a, b in zip(old["samples"], row["samples"], strict=True):
+            changed["samples"] += a["correct"] != b["correct"]
+            changed["extractions"] += a["answer"] != b["answer"]
+        changed["finals"] += old["correct"] != row["correct"]
+    return new, {"rows": len(new), "completions": sum(len(r["samples"]) for r in new), **changed}
 
 
 def regrade_run(run_dir: str | Path, mode: str, out: str | Path | None = None) -> tuple[Path, dict[str, int]]:

@@ -240,7 +240,7 @@ _GLOSSARY = (
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
     "font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-    "td:first-child,th:first-child{text-align:left}img{max-width:100%;margin:1em 0}"
+    "td:first-child,th:first-child{text-align:left}td{white-space:nowrap}img{max-width:100%;margin:1em 0}"
 )
 
 

@@ -115,7 +115,20 @@ def _from_phrase(rest: str) -> str | None:
         cut = _SENTENCE_END_RE.search(line)
         candidate = line[: cut.start()] if cut else line
     candidate = candidate.strip().strip("*_`").strip()
-    return candidate or None
+    return candidate if candidate and _looks_like_an_answer(candidate) else None
+
+
+PROSE_WORDS = 3
+"""An "answer is" span with no digit and no math (no ``$``, no ``\\``) longer than this many words is prose
+("the answer is specified to the question"), not an answer."""
+
+
+def _looks_like_an_answer(span: str) -> bool:
+    r"""False for spans that only talk about an answer: an empty or unclosed box ("the answer is within
+    \boxed{}", "the answer is \boxed{1"; a complete box was preferred already) or wordy prose."""
+    if _BOX_RE.search(span):
+        return False
+    return any(ch.isdigit() or ch in "$\\" for ch in span) or len(span.split()) <= PROSE_WORDS
 
 
 def after_answer_phrase(text: str) -> str | None:

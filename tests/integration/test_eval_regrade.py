@@ -37,14 +37,16 @@ def script(prompt: str, j: int) -> str:
     return styles[j % len(styles)]
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("regrade")
+def _run(root, grader: str):
     data = root / "data" / "gsm8k"
     data.mkdir(parents=True)
-    lines = [json.dumps({"question": f"What is {a} + {b}?", "answer": f"{a} + {b}\n#### {a + b}"}) for a, b in PAIRS]
+    lines = [
+        json.dumps({"question": f"What is {a} + {b}?", "answer": f"{a} + {b}\n#### {a + b}"})
+        for a, b in PAIRS
+    ]
     (data / "test.jsonl").write_text("\n".join(lines) + "\n")
     config = EvalConfig(
+        grader=grader,
         model="fake",
         benchmark="gsm8k",
         data_dir=str(root / "data"),
@@ -53,16 +55,42 @@ def run_dir(tmp_path_factory):
         strategies=["majority:k=4", "sample"],
         batch_size=4,
     )
-    run = RunDir(root / "run")
+    run = RunDir(root / f"run-{grader}")
     run.prepare(config)
     run_sweep(config, run, engine=FakeEngine(script), progress=False)
     write_report(run.path)
     return run.path
 
 
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("regrade"), "lenient")
+
+
+def _verdicts(path) -> list:
+    rows = sorted(RunDir(path).read_rows(), key=lambda r: (r["strategy"], r["problem_id"]))
+    return [
+        (r["answer"], r["correct"], r["grader"], [(s["answer"], s["correct"]) for s in r["samples"]])
+        for r in rows
+    ]
+
+
+def test_eval_with_strict_grader_equals_a_strict_regrade(tmp_path, run_dir):
+    direct = _run(tmp_path, "strict")
+    regraded = run_dir / "regrade-strict"
+    if not regraded.exists():
+        regrade_run(run_dir, "strict")
+    assert _verdicts(direct) == _verdicts(regraded)
+
+
 def _sample_verdicts(path) -> list[tuple[str | None, bool]]:
     rows = sorted(RunDir(path).read_rows(), key=lambda r: (r["strategy"], r["problem_id"]))
-    return [(s["answer"], s["correct"]) for r in rows if r["strategy"].startswith("majority") for s in r["samples"]]
+    return [
+        (s["answer"], s["correct"])
+        for r in rows
+        if r["strategy"].startswith("majority")
+        for s in r["samples"]
+    ]
 
 
 def test_rows_keep_texts_and_the_grader(run_dir):
@@ -90,7 +118,7 @@ def test_regrade_strict_then_lenient(run_dir, capsys):
     assert majority["accuracy"] == 1.0 and majority["sample_acc"] == 0.5  # 2 of 4 votes still win
     # lenient again reproduces the original verdicts exactly
     assert main(["regrade", str(run_dir), "--mode", "lenient"]) == 0
-    assert _sample_verdicts(run_dir / "regrade-lenient") == _sample_verdicts(run_dir)
+    assert _verdicts(run_dir / "regrade-lenient") == _verdicts(run_dir)  # finals too
     assert "0 verdicts" in capsys.readouterr().out
 
 

@@ -259,3 +259,21 @@ def test_lenient_grading_does_not_score_a_digit_glued_to_a_word():
 
     assert not grade("4", "This reminds me of 4chan. Cannot be solved.").correct
     assert grade("12", "The rope is 12cm long in total").correct
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thus, the answer is within \\boxed{}.", None),  # talks about a box, holds none
+        ("So, the answer is \\boxed{1", None),  # the box was cut off
+        ("The answer is specified to the question of the integer itself.", None),  # prose
+        ("The answer is (C).", "(C)"),
+        ("The answer is 5 apples.", "5 apples"),
+        ("The answer is yes.", "yes"),
+        ("Answer: $x=3$", "x=3"),
+    ],
+)
+def test_answer_phrase_spans_that_are_not_answers(text, expected):
+    from reasoner.verify.extract import after_answer_phrase
+
+    assert after_answer_phrase(text) == expected
