@@ -6,7 +6,8 @@ math-verify directly (https://github.com/huggingface/Math-Verify) is
 run through our pool's hard timeout (``reasoner.verify.mathverify_many``, the check ``reasoner report --audit``
 uses). Our lenient mode differs from it on purpose in three ways: only the text after the last ``</think>`` is
 read; an explicitly marked answer (``\boxed{}``, "final answer is / answer is / Answer:", ``#### N``) wins
-over whatever math-verify's patterns would pick; and digits glued to the front of a word that is not a unit
+over whatever math-verify's patterns would pick (but an unboxed marked letter or word, which math-verify never
+reads, is left to math-verify's extraction, as lighteval's math tasks do); and digits glued to the front of a word that is not a unit
 ("4chan") are dropped before math-verify's extraction, which would read them as a number with a unit. Each disagreement is printed with the reason the comparison
 can name. Also printed: agreement overall and per category for both modes, and false positives on the
 ``digits_in_words`` rows (the gold digit appears only inside words) for both modes and for math-verify.

@@ -4,7 +4,9 @@ r"""Grading and extraction in batches, under the grader's two extraction policie
 ``\boxed{}``, then "final answer is ...", then ``#### N``, after the last ``</think>``). Without one, the
 ``lenient`` mode (the evaluation default) hands the answer region to math-verify's own LaTeX + expression
 extraction (``math_verify.parse(region)``, https://github.com/huggingface/Math-Verify) in the pool's workers,
-under the same hard timeout; the ``strict`` mode (the reward default) reports ``no_answer``. For answers found
+under the same hard timeout, and so does an unboxed marked answer with no digit and no math (a bare letter or word,
+which math-verify does not read: the lenient grade agrees with math-verify / lighteval there); the ``strict``
+mode (the reward default) keeps marked letters and words and reports ``no_answer`` for the rest. For answers found
 by math-verify, ``Verdict.extracted`` is its string form (``parse(region)[1]``, e.g. ``\frac{1}{3}``).
 ``mathverify_many`` is plain math-verify on the whole response, for audits of the grader.
 """
@@ -17,7 +19,14 @@ from typing import Any
 
 from reasoner.types import Verdict
 from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, fast_equal, is_garbage, run_cached, safe_gold
-from reasoner.verify.extract import GraderMode, answer_region, check_mode, marked_answer, unglue_digits
+from reasoner.verify.extract import (
+    GraderMode,
+    answer_region,
+    check_mode,
+    last_boxed,
+    marked_answer,
+    unglue_digits,
+)
 from reasoner.verify.pool import DEFAULT_TIMEOUT_S, Result, VerifierPool
 
 _MAY_HOLD_MATH = re.compile(r"[\d$\\\[]")
@@ -27,6 +36,17 @@ r"""Every extraction pattern of math-verify needs a digit, ``$``, ``\`` or ``[``
 
 def _may_hold_math(region: str | None) -> bool:
     return bool(region) and _MAY_HOLD_MATH.search(region) is not None  # type: ignore[arg-type]
+
+
+def _marked(region: str | None, mode: GraderMode) -> str | None:
+    """The marked answer of a region under ``mode``. In ``lenient`` mode an unboxed marked answer with no digit
+    and no math (a bare letter or word: "Answer: C", "the answer is yes") does not count: math-verify's extraction,
+    which lighteval's math tasks use, reads no such answer, and the lenient grade must agree with it, so the
+    region goes to that extraction instead. ``strict`` mode (rewards) keeps it: it was marked."""
+    answer = marked_answer(region) if region else None
+    if mode == "lenient" and answer is not None and not _may_hold_math(answer) and last_boxed(region) is None:
+        return None
+    return answer
 
 
 def _verdict(answer: str, result: Result) -> Verdict:
@@ -92,7 +112,7 @@ def grade_many(
     for i, (gold, response) in enumerate(zip(golds, responses, strict=True)):
         gold_text = safe_gold(gold, benchmark)
         region = answer_region(as_text(response))
-        answer = marked_answer(region) if region else None
+        answer = _marked(region, mode)
         if answer is not None:
             verdicts[i] = _marked_verdict(gold_text, answer, fast_path)
             if verdicts[i] is None:
@@ -149,7 +169,7 @@ def extract_many(
     pending: list[tuple[int, str]] = []
     for i, text in enumerate(texts):
         region = answer_region(as_text(text)) if isinstance(text, str) else None
-        answer = marked_answer(region) if region else None
+        answer = _marked(region, mode)
         out.append(answer)
         if answer is None and mode == "lenient" and _may_hold_math(region):
             pending.append((i, region))  # type: ignore[arg-type]

@@ -234,7 +234,8 @@ PHRASES = [
     ("answer-dollar", "18", "The answer is $18.", True, OK),
     ("answer-because", "18", "The answer is 18 because 9 * 2 = 18.", True, OK),
     ("final-answer-preferred", "7", "The final answer is 7. Let me double check the answer: yes.", True, OK),
-    ("answer-choice", r"\text{(B)}", "The answer is (B).", True, OK),
+    # a marked letter: math-verify reads none, so lenient agrees with it (no answer); strict counts the mark
+    ("answer-choice", r"\text{(B)}", "The answer is (B).", False, NO),
     ("answer-decimal-period", "3.5", "The answer is 3.5.", True, OK),
     ("answer-fraction-text", r"\frac{3}{4}", "The answer is 3/4.", True, OK),
     ("answer-latex-paren", r"\frac{3}{4}", r"The answer is \(\frac{3}{4}\).", True, OK),
@@ -331,9 +332,15 @@ def test_verdict(verdicts, case_id, gold, response, correct, status):
     assert (verdict.correct, verdict.status) == (correct, status), verdict
 
 
+MARKED_WORDS = {"answer-choice": Verdict(correct=True, extracted="(B)", status="ok")}
+"""Marked answers with no digit and no math: strict mode grades them; lenient leaves them to math-verify."""
+
+
 def test_strict_mode_grades_only_marked_answers(verdicts, strict_verdicts):
     for case_id in IDS:
-        if case_id in UNMARKED:
+        if case_id in MARKED_WORDS:
+            assert strict_verdicts[case_id] == MARKED_WORDS[case_id], case_id
+        elif case_id in UNMARKED:
             assert strict_verdicts[case_id] == Verdict(correct=False, extracted=None, status="no_answer"), (
                 case_id
             )
