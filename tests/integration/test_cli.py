@@ -15,6 +15,19 @@ import pytest
 REASONER = [sys.executable, "-m", "reasoner.cli"]
 
 
+DECODE_KEYS = {
+    "question",
+    "model",
+    "engine",
+    "strategy",
+    "answer",
+    "votes",
+    "completions",
+    "tokens",
+    "wall_s",
+}
+
+
 def run(args, env=None, timeout=600):
     return subprocess.run(
         REASONER + args, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
@@ -52,17 +65,7 @@ def test_decode_smollm2_json(engine):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
-    assert set(result) == {
-        "question",
-        "model",
-        "engine",
-        "strategy",
-        "answer",
-        "votes",
-        "completions",
-        "tokens",
-        "wall_s",
-    }
+    assert set(result) == DECODE_KEYS
     assert result["engine"] == engine and len(result["completions"]) == 2
     for c in result["completions"]:
         assert c["num_tokens"] == len(c["token_ids"]) <= 48
@@ -72,19 +75,6 @@ def test_decode_smollm2_json(engine):
     assert result["tokens"]["prefilled"] > 0 and result["wall_s"] > 0
     assert set(result["tokens"]) == {"generated", "prefilled", "thinking", "answer", "sequential"}
     assert result["tokens"]["sequential"] == max(c["num_tokens"] for c in result["completions"])
-
-
-DECODE_KEYS = {
-    "question",
-    "model",
-    "engine",
-    "strategy",
-    "answer",
-    "votes",
-    "completions",
-    "tokens",
-    "wall_s",
-}
 
 
 NO_VLLM = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed")
