@@ -95,7 +95,9 @@ def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int | No
     from reasoner.strategies.voting import vote
 
     if len(answers) != len(correct):
-        raise ValueError(f"need one verdict per answer, got {len(answers)} answers and {len(correct)} verdicts")
+        raise ValueError(
+            f"need one verdict per answer, got {len(answers)} answers and {len(correct)} verdicts"
+        )
     if k is not None:
         if not (1 <= k <= len(answers)):
             raise ValueError(f"need 1 <= k <= {len(answers)}, got k={k}")
