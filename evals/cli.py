@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from evals.console import load_summary, print_line, print_summary
+from evals.console import load_summary, print_line, print_summary, verdict_lines
 from reasoner.argtypes import non_negative_int, positive_int
 
 log = logging.getLogger("reasoner")
@@ -290,6 +290,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{stats.spent_tokens} tokens generated, {stats.served_tokens} replayed; "
         f"wall {time.perf_counter() - t0:.1f} s"
     )
+    for line in verdict_lines(load_summary(out)):
+        print_line(line)
     return 0
 
 
@@ -309,6 +311,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print_line(
         f"wrote {path} and {', '.join(str(out / n) for n in ('pareto.png', 'accuracy_vs_budget.png', 'lengths.png'))}"
     )
+    for line in verdict_lines(load_summary(out)):
+        print_line(line)
     return 0
 
 

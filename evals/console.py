@@ -67,3 +67,32 @@ def print_summary(summary: dict, out: Path) -> None:
     ]
     for line in lines:
         console.print(line, markup=False, highlight=False)
+
+
+def verdict_lines(summary: dict) -> list[str]:
+    """A few plain sentences drawn from the measured numbers: at the largest budget each strategy shares with the
+    baseline, its accuracy against the baseline's (paired difference, CI, p) and its generated tokens and
+    per-problem wall time as multiples of the baseline's. Empty without comparisons."""
+    comps = summary.get("comparisons") or []
+    if not comps:
+        return []
+    cells = {(c["strategy"], c["budget"]): c for c in summary["cells"]}
+    baseline = comps[0]["baseline"]
+    lines = [
+        f"verdict (each strategy against {baseline}, on the same problems, at its largest shared budget):"
+    ]
+    largest: dict[str, dict] = {}
+    for comp in comps:
+        if comp["budget"] >= largest.get(comp["strategy"], {"budget": -1})["budget"]:
+            largest[comp["strategy"]] = comp
+    for name, comp in largest.items():
+        mine, base = cells[(name, comp["budget"])], cells[(baseline, comp["budget"])]
+        lo, hi = comp["diff_ci"]
+        wall = mine["wall_s"] / base["wall_s"] if base["wall_s"] else float("nan")
+        ratio = comp["token_ratio"] if comp["token_ratio"] is not None else float("nan")
+        lines.append(
+            f"  {name} @ {comp['budget']}: accuracy {mine['accuracy']:.3f} vs {base['accuracy']:.3f} "
+            f"(diff {comp['diff']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], p {comp['p_value']:.2g}), "
+            f"{ratio:.2f}x tokens, {wall:.2f}x wall"
+        )
+    return lines
