@@ -13,6 +13,11 @@ construction), vLLM engine, temperature 1.0 (the organism's trained distribution
    organism): accuracy and mean response length (avg@4 on the same problems).
 
     .venv/bin/python bench/organism.py [--problems 100] [--dler-steps 100] [--json out.json] [key=value ...]
+    .venv/bin/python bench/organism.py --build --organism-only --problems 50   # build time + parts 1-2
+
+``--build`` builds the organism from nothing into a temporary directory (``build_overthinker``: tokenizer,
+init, data, SFT, save) and reports the build time; ``--organism-only`` runs parts 1-2 alone (one majority@8
+run: no short-m@k, no DLER).
 
 ``key=value`` arguments override the DLER recipe (``recipes/dler_overthinker.yaml``; the run logs them).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~35 min on 2 cores).
@@ -20,6 +25,25 @@ The model is ``--model`` (default: the ``overthinker`` alias, built on first use
 Measured (2-core CPU, idle machine, ~18 min; README "The overthinking organism" has the table): accuracy 78.1%,
 thinking 3.02x minimal; shortest-of-8 92.0% vs longest-of-8 62.0%; majority@8 93.0% / 85.9 s, short-3@8
 93.0% / 40.9 s (0.48x); DLER (cap 84, 100 steps) length 0.45x at +8.3 points.
+
+Build time (issue "A 5-minute organism": build <= 300 s with avg@8 >= 70%, thinking >= 2.5x minimal,
+shortest-of-8 >= longest-of-8 + 15 points; parts 1-2 on 50 problems). Not met yet; what was tried:
+
+| configuration (fp32 unless noted; 2-core AVX2 EPYC) | build s | avg@8 | thinking | shortest vs longest |
+|---|---|---|---|---|
+| shipped recipe: 256x4 layers, bf16 autocast, batch 32, lr 1e-3, 40,000 traces | not finished: 5 steps in ~490 s (~95 s/step, 1,250 steps ~33 h) | - | - | - |
+| same in fp32 (step time only, 32 x 240-token batches: 2.7 s/step, 2.8k tok/s) | ~3,400 (extrapolated) | - | - | - |
+| 128x4 (4 heads of 32), batch 32, lr 3e-3, 8,000 traces (250 steps) | 348 | 0.2% | 2.73x | 0.0% vs 0.0% |
+| 128x2 (4 heads of 32), batch 16, lr 3e-3, 12,000 traces (750 steps) | 292 | 1.8% | 3.11x | 2.0% vs 2.0% |
+| the 128x2 model trained 750 more steps on 12,000 new traces (seed 1) | ~575 est. (292 + 463 measured; tests ran beside the second half) | 3.0% | 3.18x | 8.0% vs 2.0% |
+| the 128x2 run at lr 8e-3 (warmup 5%) | stopped at step 400: loss 0.88 against 0.62 at lr 3e-3 | - | - | - |
+
+Step throughput, fp32, 32 x 240-token random batches, 2 torch threads: 256x4 2.8k tok/s; 256x2 5.1k;
+192x4 4.8k; 128x4 8.2k (batch 64: 6.6k; 1 thread: 3.8k); 128x2 15.7k. Data (~1 s per 10k traces), the
+tokenizer (~2 s), TRL's dataset tokenization (~1k rows/s) and the save (<1 s) are not where the time goes.
+The small models learn the format and copying the question's numbers within ~300 steps (loss ~0.5), then
+plateau until the two-digit facts with a carry come (loss 0.5 -> 0.2 around step 1,000-1,500 of batch 16),
+so 5 minutes of this CPU (~3M tokens at the fastest size) ends before the arithmetic is learned.
 
 Targets (issue [8]): organism accuracy >= 60% with thinking >= 3x minimal; shortest-of-8 more accurate than
 longest-of-8; DLER length <= 0.5x with accuracy >= -2 points; short-3@8 accuracy >= majority@8 at <= 0.75x
@@ -35,6 +59,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from common import cpu_env, evaluate, thinking, train_and_eval
 
@@ -62,8 +87,11 @@ def minimal_thinking(tokenizer, problems: list[Problem]) -> float:
     return statistics.mean(lengths)
 
 
-def strategies(engine, problems: list[Problem], spec: SampleSpec, chunk: int) -> dict[str, dict[str, float]]:
-    """Run the strategies chunk by chunk; sums per strategy plus the per-sample and shortest/longest stats."""
+def strategies(
+    engine, problems: list[Problem], spec: SampleSpec, chunk: int, organism_only: bool = False
+) -> dict[str, dict[str, float]]:
+    """Run the strategies chunk by chunk; sums per strategy plus the per-sample and shortest/longest stats
+    (``organism_only``: majority@8 alone, which is what the per-sample and shortest/longest stats need)."""
     from reasoner.strategies import build_strategy
     from reasoner.verify import grade_many
 
@@ -71,6 +99,8 @@ def strategies(engine, problems: list[Problem], spec: SampleSpec, chunk: int) ->
     for lo in range(0, len(problems), chunk):
         part = problems[lo : lo + chunk]
         for label, (name, params) in RUNS.items():
+            if organism_only and label != "majority@8":
+                continue
             t = time.perf_counter()
             results = build_strategy(name, params).run_batch(engine, part, spec)
             wall = time.perf_counter() - t
@@ -143,13 +173,20 @@ def _organism_lines(org: dict[str, float], runs: dict[str, dict[str, float]], n:
     short, long_ = 100 * s["shortest_correct"] / s["problems"], 100 * s["longest_correct"] / s["problems"]
     lines = [
         f"held-out: {n} multistep test problems (levels 1-4), 8 samples each, T={org['temperature']}",
-        f"organism accuracy (avg@8)      {acc:6.1f}%   target >= 60%: {_met(acc >= 60)}",
-        f"mean thinking tokens           {think:6.1f}    minimal solution {org['minimal_thinking']:.1f} -> "
-        f"{ratio:.2f}x (target >= 3x): {_met(ratio >= 3)}   unclosed <think>: {int(s['unclosed'])}",
-        f"shortest-of-8 accuracy         {short:6.1f}%   longest-of-8 {long_:.1f}%: {_met(short > long_)}",
-        "",
-        f"{'strategy':<12}{'acc%':>7}{'generated':>11}{'x maj':>7}{'wall s':>9}{'x maj':>7}",
     ]
+    if "build_s" in org:
+        lines.append(f"organism build (from nothing)  {org['build_s']:6.0f} s  target <= 300 s: "
+                     f"{_met(org['build_s'] <= 300)}")  # fmt: skip
+    lines += [
+        f"organism accuracy (avg@8)      {acc:6.1f}%   target >= 70%: {_met(acc >= 70)}",
+        f"mean thinking tokens           {think:6.1f}    minimal solution {org['minimal_thinking']:.1f} -> "
+        f"{ratio:.2f}x (target >= 2.5x): {_met(ratio >= 2.5)}   unclosed <think>: {int(s['unclosed'])}",
+        f"shortest-of-8 accuracy         {short:6.1f}%   longest-of-8 {long_:.1f}% ({short - long_:+.1f} points, "
+        f"target >= +15): {_met(short - long_ >= 15)}",
+    ]
+    if "short-3@8" not in runs:  # --organism-only
+        return lines
+    lines += ["", f"{'strategy':<12}{'acc%':>7}{'generated':>11}{'x maj':>7}{'wall s':>9}{'x maj':>7}"]
     base = runs["majority@8"]
     for label in RUNS:
         r = runs[label]
@@ -184,17 +221,30 @@ def main() -> None:
         "--dler-steps", type=int, default=100, help="DLER steps; 0 skips DLER. Default: %(default)s"
     )
     ap.add_argument("--only-dler", action="store_true", help="skip parts 1-3 (the strategies)")
+    ap.add_argument("--organism-only", action="store_true",
+                    help="parts 1-2 only: one majority@8 run (no short-m@k, no DLER)")  # fmt: skip
+    ap.add_argument("--build", action="store_true",
+                    help="build the organism from nothing into a temp dir first (train_organism, the alias's "
+                         "recipe) and report its build time; --model is then ignored")  # fmt: skip
     ap.add_argument("--json", help="also write the raw numbers here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    organism_only = args.organism_only
     cpu_env()
     from evals.benchmarks import load_benchmark
     from reasoner.engines import load_engine
     from reasoner.models import resolve
 
+    build_dir = tempfile.TemporaryDirectory(prefix="organism-build-") if args.build else None
     t0 = time.perf_counter()
-    model = resolve(args.model)
-    logging.info("model %s ready in %.0fs: %s", args.model, time.perf_counter() - t0, model)
+    if build_dir:
+        from reasoner.organism.build import build_overthinker
+
+        model = str(build_overthinker(Path(build_dir.name) / "overthinker"))
+    else:
+        model = resolve(args.model)
+    build_s = time.perf_counter() - t0
+    logging.info("model %s ready in %.0fs: %s", args.model, build_s, model)
     problems = list(load_benchmark("multistep", split="test", n=args.problems, seed=0).problems)
     engine = load_engine("vllm", model, dtype="float32", seed=args.seed)
     try:
@@ -204,12 +254,15 @@ def main() -> None:
             "minimal_thinking": minimal_thinking(engine.tokenizer, problems),
             "temperature": args.temperature,
         }
-        runs = None if args.only_dler else strategies(engine, problems, spec, args.chunk)
-        if args.dler_steps > 0:
+        runs = None if args.only_dler else strategies(engine, problems, spec, args.chunk, organism_only)
+        if args.dler_steps > 0 and not organism_only:
             before = evaluate(engine, engine.tokenizer, problems, 4, args.max_tokens, args.temperature)
     finally:
         engine.close()
-    dl = dler(args, model, problems, before) if args.dler_steps > 0 else None
+    dl = dler(args, model, problems, before) if args.dler_steps > 0 and not organism_only else None
+    if build_dir:
+        org["build_s"] = build_s
+        build_dir.cleanup()
     print("\n".join(report(org, runs, dl, len(problems))))
     if args.json:
         with open(args.json, "w") as f:

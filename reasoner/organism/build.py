@@ -4,13 +4,17 @@ Two model aliases come from here (``reasoner.models.MODELS``):
 - ``overthinker-init``: a randomly initialised Qwen2 (4 layers, hidden 256, head_dim 64, ~4M parameters)
   with a byte-level BPE tokenizer trained on multistep problems and traces (digits are single tokens, ChatML
   chat template, ``<think>`` tags). Built in about a second.
-- ``overthinker``: ``overthinker-init`` after ``recipes/sft_overthink.yaml`` (TRL ``SFTTrainer``) on
-  ``DEFAULT_TRACES`` written traces (``reasoner.organism.traces``). Built once on first use (tens of
-  minutes on a 2-core CPU), then loaded from the cache like any alias.
+- ``overthinker``: ``overthinker-init`` after ``recipes/sft_overthink.yaml`` (TRL ``SFTTrainer``, fp32) on
+  ``DEFAULT_TRACES`` written traces (``reasoner.organism.traces``). Built once on first use, then loaded from
+  the cache like any alias. ``reasoner organism build --out DIR`` builds a variant (seed, levels, re-check
+  knobs, trace count, recipe overrides) the same way.
 
-A from-scratch model of this size learns the step facts faster on 2 CPU cores than SmolLM2-135M adapts (it
-processes ~8k tokens/s in bf16 against a few hundred), and it has no prior habits: what it does is what the
-traces teach, which is the point of a model organism.
+On a 2-core AVX2 CPU (no AVX512-BF16) the SFT step is fp32: bf16 autocast measured ~95 s per 32-row step
+against 2.7 s in fp32 at this size (~2.8k tokens/s), so the 40,000-trace build is about an hour there; the
+data (~1 s per 10k traces), the tokenizer (~2 s), TRL's tokenization (~1k rows/s) and the save (<1 s) are
+not where the time goes. ``bench/organism.py`` (docstring) has the smaller, faster configurations tried.
+A from-scratch model has no prior habits: what it does is what the traces teach, which is the point of a
+model organism.
 """
 
 from __future__ import annotations
@@ -116,23 +120,28 @@ def write_sft_data(
 
 
 def train_organism(
-    out_dir: str | Path, *, traces: int = DEFAULT_TRACES, overrides: Sequence[str] = (), quiet: bool = True
-) -> Path:
-    """Write ``traces`` SFT rows, train ``recipes/sft_overthink.yaml`` on them, save the model to ``out_dir``."""
+    out_dir: str | Path, *, traces: int = DEFAULT_TRACES, seed: int = DATA_SEED, levels: Sequence[int] = LEVELS,
+    config: TraceConfig | None = None, overrides: Sequence[str] = (), quiet: bool = True,
+) -> Path:  # fmt: skip
+    """Build the organism from nothing into ``out_dir``: ``overthinker-init`` (tokenizer and random weights, in a
+    temporary directory: the alias cache is not used), ``traces`` SFT rows (``seed``, ``levels``, ``config``),
+    ``recipes/sft_overthink.yaml`` (plus ``overrides``) on them; the model is saved to ``out_dir``."""
     from reasoner.train.sft import load_sft_recipe, train_sft
     from reasoner.train.trainer import validate_sft_args
 
     out = Path(out_dir)
-    with tempfile.TemporaryDirectory(prefix="overthink-data-") as data_dir:
-        stats = write_sft_data(data_dir, traces)
-        config = load_sft_recipe(
+    with tempfile.TemporaryDirectory(prefix="overthink-build-") as tmp:
+        init, data_dir = build_init(Path(tmp) / "init"), Path(tmp) / "data"
+        stats = write_sft_data(data_dir, traces, seed, levels, config)
+        recipe = load_sft_recipe(
             RECIPE,
-            [f"data.path={data_dir}", f"trainer.output_dir={out}", *overrides],
+            [f"model.name={init}", f"data.path={data_dir}", f"trainer.output_dir={out}", *overrides],
             trainer_validator=validate_sft_args,
         )
         log.info("training the overthinking organism on %d traces (%s)", traces, stats)
-        train_sft(config, quiet=quiet)
-    (out / "organism.json").write_text(json.dumps({"traces": stats, "recipe": RECIPE}, indent=2))
+        train_sft(recipe, quiet=quiet)
+    (out / "organism.json").write_text(json.dumps({"traces": stats, "recipe": RECIPE, "sizes": ORGANISM_SIZES,
+                                                   "overrides": list(overrides)}, indent=2))  # fmt: skip
     return out
 
 

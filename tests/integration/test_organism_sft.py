@@ -1,6 +1,6 @@
 """A tiny overthinking organism trained in seconds: the recipe, data and alias path work end to end.
 
-The real organism (``overthinker``: ~4M parameters, 40,000 traces, ~30 min) is measured by
+The real organism (``overthinker``: ~4M parameters, 40,000 traces, ~1 h on a 2-core AVX2 CPU) is measured by
 ``bench/organism.py``; here a 2-layer model learns the trace format from a few dozen traces.
 """
 
@@ -64,7 +64,7 @@ def test_organism_aliases_resolve_through_the_cache(tmp_path, monkeypatch):
 
     monkeypatch.setenv("REASONER_CACHE", str(tmp_path))
     path = models.resolve("overthinker-init")
-    assert Path(path) == tmp_path / "models" / "overthinker-init-v1"
+    assert Path(path) == tmp_path / "models" / f"overthinker-init-{models._BUILD_VERSION}"
     config = AutoConfig.from_pretrained(path)
     assert (config.model_type, config.num_hidden_layers, config.hidden_size, config.head_dim) == (
         "qwen2",

@@ -171,3 +171,21 @@ def test_organism_tokenizer_splits_digits_and_keeps_think_tags():
     assert pieces[0] == "<think>" and pieces[-1] == "</think>"
     assert {"1", "2", "3", "4", "7"} <= {p.strip() for p in pieces}
     assert tok.decode(ids) == "<think>\n123 + 4 = 127\n</think>"
+
+
+def test_organism_build_cli_passes_the_knobs(tmp_path, monkeypatch):
+    """``reasoner organism build`` reaches ``train_organism`` with the data knobs and the recipe overrides."""
+    import argparse
+
+    from reasoner.organism import build, cli
+
+    seen = {}
+    monkeypatch.setattr(build, "train_organism", lambda out, **kw: seen.update(out=out, **kw) or out)
+    parser = argparse.ArgumentParser()
+    cli.add_parsers(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["organism", "build", "--out", str(tmp_path / "m"), "--traces", "100", "--seed", "3",
+                              "--levels", "1,2", "--max-rechecks", "4", "--p-flip", "0.2", "trainer.seed=1"])  # fmt: skip
+    assert args.func(args) == 0
+    assert seen["traces"] == 100 and seen["seed"] == 3 and seen["levels"] == [1, 2]
+    assert seen["config"] == TraceConfig(max_rechecks=4, p_full=TraceConfig().p_full, p_flip=0.2)
+    assert seen["overrides"] == ["trainer.seed=1"] and not seen["quiet"]
