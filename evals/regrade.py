@@ -6,7 +6,7 @@ re-graded: that is an error naming the run).
 
 **Regrade** (``regrade_run``): every completion is graded again with the chosen extraction policy
 (``reasoner.verify``: ``lenient`` or ``strict``). A row's final answer is re-derived where it is a function of
-its completions' answers alone (``evals.runner.REVOTE``): greedy and sample take their one completion's answer,
+its completions' answers alone (``evals.grading.REVOTE``): greedy and sample take their one completion's answer,
 majority votes again (``reasoner.strategies.voting.vote``, the strategy's own equivalence); ``reasoner eval
 --grader strict`` derives them the same way, so its rows equal a strict regrade of a lenient run. Other strategies decided their answer
 while decoding (short-m@k from the first finishers, budget forcing from a forced continuation, weighted
@@ -59,7 +59,7 @@ def _load(run_dir: str | Path) -> tuple[RunDir, list[dict]]:
 
 def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int]]:
     """Rows graded again with ``mode`` (module docstring) and counts of what changed."""
-    from evals.runner import grade_finals, grade_samples
+    from evals.grading import grade_finals, grade_samples
 
     new = copy.deepcopy(rows)
     grade_samples(new, mode)

@@ -96,30 +96,30 @@ def _string_form(parsed: list) -> str | None:
     return strings[-1] if strings else (str(parsed[0]) if parsed else None)
 
 
-def _grade_text(gold: str, region: str) -> tuple[str, Any]:
-    parsed_gold = _parse_gold(gold)
+def _grade_free_text(parsed_gold: list, text: str, *, require_math: bool) -> tuple[str, Any]:
+    """math-verify's own extraction of ``text`` compared with a parsed gold; ``require_math``: a gold with math
+    against an answer without any is ``unparsable`` (the lenient grader's rule; plain math-verify has none)."""
     if not parsed_gold:
         return ("unparsable", (False, None))
-    target = _parse_text(region)
+    target = _parse_text(text)
     extracted = _string_form(target)
     if extracted is None:
         return ("no_answer", (False, None))
-    if _has_math(parsed_gold) and not _has_math(target):
+    if require_math and _has_math(parsed_gold) and not _has_math(target):
         return ("unparsable", (False, extracted))
     return ("ok", (_equal(parsed_gold, target), extracted))
+
+
+def _grade_text(gold: str, region: str) -> tuple[str, Any]:
+    return _grade_free_text(_parse_gold(gold), region, require_math=True)
 
 
 def _mv_direct(gold: str, response: str) -> tuple[str, Any]:
     from math_verify import parse
 
-    parsed_gold = parse("\\boxed{" + gold + "}", parsing_timeout=None)
-    if not parsed_gold:
-        return ("unparsable", (False, None))
-    target = _parse_text(response)
-    extracted = _string_form(target)
-    if extracted is None:
-        return ("no_answer", (False, None))
-    return ("ok", (_equal(parsed_gold, target), extracted))
+    return _grade_free_text(
+        parse("\\boxed{" + gold + "}", parsing_timeout=None), response, require_math=False
+    )
 
 
 def run_task(task: Task) -> tuple[str, Any]:
