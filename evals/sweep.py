@@ -9,7 +9,9 @@ cheap and resumable:
   sample request j with its own seed from (``spec.seed``, j, prompt), so the first B tokens of a max-budget
   run are exactly what a run with ``max_tokens = B`` produces: one generation at the largest budget answers
   every "stop at B" budget of per-sample strategies (greedy, sample, majority, best-of-n, short-m@k simulated); identical
-  requests of different strategies (majority@4 and short-1@4 share their 4 chains) are generated once; and
+  requests of different strategies (majority@4 and short-1@4 share their 4 chains) are generated once (a
+  recording made without logprobs cannot serve a request that reads them, e.g. best-of-n after majority: that
+  request runs and its recording, with logprobs, replaces the other); and
   strategies that force an answer (budget forcing: thinking capped at B, then ``</think>`` + answer cue)
   replay the capped thinking and only generate the forced answer from ``prompt + prefix`` (continue_from).
   Strategies whose requests do not repeat simply run per budget. Replayed completions keep their recorded
@@ -255,7 +257,7 @@ def truncate(tokenizer: Any, c: Completion, n: int, reason: str, stop: Sequence[
     return Completion(
         token_ids=ids,
         text=cut_at_stop(tokenizer.decode(list(ids), skip_special_tokens=True), stop)[0],
-        logprobs=c.logprobs[:n],
+        logprobs=c.logprobs[:n] if c.logprobs is not None else None,
         top_logprobs=c.top_logprobs[:n] if c.top_logprobs is not None else None,
         finish_reason=reason,
         prompt_tokens=c.prompt_tokens,
@@ -270,8 +272,17 @@ def covers(c: Completion, max_tokens: int) -> bool:
     return c.finish_reason == "stop" or c.num_tokens >= max_tokens
 
 
+def serves(record: Sequence[Completion], spec: SampleSpec) -> bool:
+    """Whether a recording answers a request: it covers ``spec.max_tokens`` and, when the request reads
+    logprobs, it has them."""
+    has_logprobs = all(c.logprobs is not None for c in record)
+    return all(covers(c, spec.max_tokens) for c in record) and (has_logprobs or not spec.logprobs)
+
+
 def _key(prompts: Sequence[Sequence[int]], spec: SampleSpec, entropies: bool) -> tuple:
-    fields = dataclasses.replace(spec, max_tokens=1)
+    """Requests that differ only in ``max_tokens`` or ``logprobs`` share a recording (logprobs do not change
+    the samples; ``SweepEngine.start`` checks that a recording has the logprobs a request reads)."""
+    fields = dataclasses.replace(spec, max_tokens=1, logprobs=True)
     return (tuple(tuple(p) for p in prompts), fields, entropies)
 
 
@@ -314,7 +325,7 @@ class SweepEngine(Engine):
     ) -> Session:
         key = _key(prompts, spec, entropies)
         record = self._records.get(key) if self.reuse else None
-        if record is not None and all(covers(c, spec.max_tokens) for c in record):
+        if record is not None and serves(record, spec):
             return ReplaySession(self, record, spec)
         return RecordingSession(
             self, self.inner.start(prompts, spec, entropies=entropies), key, prompts, spec
@@ -384,6 +395,8 @@ class ReplaySession(ListSession):
         self.live = list(range(len(record)))
 
     def _plan(self, c: Completion) -> Completion:
+        if not self.spec.logprobs and c.logprobs is not None:
+            c = dataclasses.replace(c, logprobs=None)  # the shape a live run without logprobs returns
         if c.finish_reason == "stop" and c.num_tokens <= self.spec.max_tokens:
             return c
         return truncate(self.e.tokenizer, c, self.spec.max_tokens, "length", self.spec.stop)
@@ -394,8 +407,9 @@ class ReplaySession(ListSession):
             plan, p = self.plans[i], self.pos[i]
             self.pos[i] = p + 1
             done = plan if p + 1 >= plan.num_tokens else None
+            lps = plan.logprobs[p : p + 1] if plan.logprobs is not None else None
             top = plan.top_logprobs[p : p + 1] if plan.top_logprobs is not None else None
-            events.append(StreamEvent(i, plan.token_ids[p : p + 1], done, plan.logprobs[p : p + 1], top))
+            events.append(StreamEvent(i, plan.token_ids[p : p + 1], done, lps, top))
             if done is None:
                 still.append(i)
         self.e.served += len(events)

@@ -47,8 +47,14 @@ class SampleSpec:
     reproducible."""
     stop: tuple[str, ...] = ()
     """Stop strings; the matched string is not included in the text."""
+    logprobs: bool = False
+    """Return the sampled token's logprob at every position (``Completion.logprobs``). Off by default, as
+    vLLM's ``SamplingParams.logprobs=None``: computing them costs throughput (full-vocabulary log-softmax and a
+    Python object per token on vLLM), so only callers that read them ask: training rollouts (importance
+    ratios, the weight-sync check), best-of-n, DeepConf, early exit's probes. Without it ``Completion.logprobs``
+    and ``top_logprobs`` are None, and ``Completion.require_logprobs`` raises for a reader that needed them."""
     logprobs_k: int = 0
-    """Also return the top-k logprobs at every position (0: only the sampled token's logprob)."""
+    """Also return the top-k logprobs at every position (0: none); needs ``logprobs=True``."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,6 +68,11 @@ class SampleSpec:
         for name, value, ok, rule in checks:
             if not ok:
                 raise ValueError(f"SampleSpec.{name} must be {rule}, got {value!r}")
+        if self.logprobs_k > 0 and not self.logprobs:
+            raise ValueError(
+                f"SampleSpec.logprobs_k={self.logprobs_k} needs logprobs=True (top-k logprobs come with the "
+                "sampled token's)"
+            )
         if isinstance(self.stop, str):
             object.__setattr__(self, "stop", (self.stop,))
         else:
@@ -80,8 +91,9 @@ class Completion:
     """Generated token ids (the prompt and any continued prefix excluded)."""
     text: str
     """Decoded ``token_ids`` (special tokens skipped, stop string cut)."""
-    logprobs: tuple[float, ...]
-    """Log-probability of each sampled token under the raw model distribution (before temperature)."""
+    logprobs: tuple[float, ...] | None
+    """Log-probability of each sampled token under the raw model distribution (before temperature); None
+    when the request did not ask for them (``SampleSpec.logprobs``). Readers use ``require_logprobs``."""
     top_logprobs: tuple[dict[int, float], ...] | None
     """Per position, the top-k token ids and logprobs (raw distribution), when ``logprobs_k > 0``."""
     finish_reason: FinishReason
@@ -99,6 +111,24 @@ class Completion:
     @property
     def num_tokens(self) -> int:
         return len(self.token_ids)
+
+    def require_logprobs(self, reader: str) -> tuple[float, ...]:
+        """``logprobs``, or a ``ValueError`` naming ``reader`` when they were not requested."""
+        if self.logprobs is None:
+            raise ValueError(
+                f"{reader} reads sampled-token logprobs, but this completion was generated without them: "
+                "request them with SampleSpec(logprobs=True)"
+            )
+        return self.logprobs
+
+    def require_top_logprobs(self, reader: str) -> tuple[dict[int, float], ...]:
+        """``top_logprobs``, or a ``ValueError`` naming ``reader`` when they were not requested."""
+        if self.top_logprobs is None:
+            raise ValueError(
+                f"{reader} reads top-k logprobs, but this completion was generated without them: request "
+                "them with SampleSpec(logprobs=True, logprobs_k=k)"
+            )
+        return self.top_logprobs
 
 
 @dataclass(frozen=True)

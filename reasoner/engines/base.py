@@ -33,8 +33,9 @@ class StreamEvent:
     """Flat request index: prompt ``i``, sample ``j`` -> ``i * spec.n + j``."""
     new_token_ids: tuple[int, ...]
     finished: Completion | None = None
-    logprobs: tuple[float, ...] = ()
-    """Logprob of each new token (raw distribution), aligned with ``new_token_ids``."""
+    logprobs: tuple[float, ...] | None = None
+    """Logprob of each new token (raw distribution), aligned with ``new_token_ids``; None unless
+    ``spec.logprobs``."""
     top_logprobs: tuple[dict[int, float], ...] | None = None
     """Top-k logprobs at each new position when ``spec.logprobs_k > 0`` (online confidence, DeepConf)."""
 
@@ -222,18 +223,20 @@ def finalize(
     state: _Partial,
     finish_reason: FinishReason,
     *,
+    want_logprobs: bool,
     want_top: bool,
     want_entropy: bool,
     text: str | None = None,
 ) -> Completion:
-    """Build the immutable Completion of one request from its accumulated state."""
+    """Build the immutable Completion of one request from its accumulated state; fields that were not asked
+    for are None (the same shape on every engine)."""
     ids = tuple(state.token_ids)
     if text is None:
         text = tokenizer.decode(list(ids), skip_special_tokens=True)
     return Completion(
         token_ids=ids,
         text=text,
-        logprobs=tuple(state.logprobs),
+        logprobs=tuple(state.logprobs) if want_logprobs else None,
         top_logprobs=tuple(state.top) if want_top else None,
         finish_reason=finish_reason,
         prompt_tokens=state.prompt_tokens,

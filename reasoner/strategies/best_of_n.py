@@ -38,14 +38,17 @@ class BestOfNConfig:
 
 
 def token_confidences(c: Completion) -> list[float]:
-    """DeepConf token confidence per position: -mean of the top-k logprobs (needs ``top_logprobs``)."""
-    if not c.top_logprobs:
-        return [-lp for lp in c.logprobs]
-    return [-sum(top.values()) / len(top) if top else 0.0 for top in c.top_logprobs]
+    """DeepConf token confidence per position: -mean of the top-k logprobs (the completion must have been
+    generated with ``logprobs_k > 0``, else ``ValueError``)."""
+    tops = c.require_top_logprobs("token confidence (DeepConf, best-of-n score=confidence)")
+    return [-sum(top.values()) / len(top) if top else 0.0 for top in tops]
 
 
 def chain_score(c: Completion, score: str) -> float:
-    values = list(c.logprobs) if score == "logprob" else token_confidences(c)
+    if score == "logprob":
+        values = list(c.require_logprobs("best-of-n score=logprob"))
+    else:
+        values = token_confidences(c)
     return sum(values) / len(values) if values else float("-inf")
 
 
@@ -58,7 +61,7 @@ class BestOfN(Strategy):
     def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg = self.config
         k = max(spec.logprobs_k, cfg.conf_topk if cfg.score == "confidence" else 0)
-        rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.n, logprobs_k=k)
+        rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.n, logprobs=True, logprobs_k=k)
         out = []
         answer_rows = extract_rows([[c.text for c in row] for row in rows])
         for task, row, t, answers in zip(tasks, rows, ready, answer_rows, strict=True):

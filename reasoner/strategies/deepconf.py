@@ -107,16 +107,16 @@ class DeepConf(Strategy):
         cfg = self.config
         lk = max(spec.logprobs_k, cfg.conf_topk)
         if cfg.mode == "offline":
-            rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.k, logprobs_k=lk)
+            rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.k, logprobs=True, logprobs_k=lk)
             answer_rows = extract_rows([[c.text for c in row] for row in rows])
             return [
                 self._offline(engine.tokenizer, t, row, r, answers)
                 for t, row, r, answers in zip(tasks, rows, ready, answer_rows, strict=True)
             ]
-        warm, _ = sample_all(engine, tasks, spec, clock, n=cfg.warmup, logprobs_k=lk)
+        warm, _ = sample_all(engine, tasks, spec, clock, n=cfg.warmup, logprobs=True, logprobs_k=lk)
         bars = [quantile([self._conf(c) for c in row], 1 - cfg.keep) for row in warm]
         start = clock.now()
-        streamed = self._stream(engine, tasks, bars, derive(spec, logprobs_k=lk))
+        streamed = self._stream(engine, tasks, bars, derive(spec, logprobs=True, logprobs_k=lk))
         out = []
         answer_rows = extract_rows([[c.text for c in [*w, *s]] for w, s in zip(warm, streamed, strict=True)])
         for task, w, s, bar, answers in zip(tasks, warm, streamed, bars, answer_rows, strict=True):
@@ -152,7 +152,9 @@ class DeepConf(Strategy):
         with engine.stream([t.ids for t in tasks], online) as stream:
             for ev in stream:
                 win = windows[ev.index]
-                tops = ev.top_logprobs or [{0: lp} for lp in ev.logprobs]
+                tops = ev.top_logprobs
+                if tops is None:
+                    raise ValueError("deepconf online: the engine streamed no top-k logprobs")
                 win.extend(-sum(top.values()) / len(top) if top else 0.0 for top in tops)
                 full = len(win) == cfg.window
                 bar = bars[ev.index // n]

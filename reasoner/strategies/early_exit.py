@@ -92,7 +92,7 @@ def trial_confidence(tok: Any, c: Completion, how: str) -> tuple[str | None, flo
         depth = 1 + text.count("{") - text.count("}")
         if depth <= 0:
             break
-    probs = [math.exp(lp) for lp in c.logprobs[:n]]
+    probs = [math.exp(lp) for lp in c.require_logprobs("early-exit trial confidence")[:n]]
     if depth > 0 or not probs:
         return forced_answer(c.text), 0.0
     return forced_answer(c.text), (min(probs) if how == "min" else sum(probs) / len(probs))
@@ -174,7 +174,7 @@ class EarlyExit(Strategy):
                 [*s.task.ids, *prefix, *answer_cue_ids(tok, span_open(tok, prefix, s.task.span_open))]
             )
         start = clock.now()
-        spec = SampleSpec(n=1, max_tokens=cfg.probe_tokens, temperature=0.0)
+        spec = SampleSpec(n=1, max_tokens=cfg.probe_tokens, temperature=0.0, logprobs=True)
         for s, (c,) in zip(paused, engine.generate(prompts, spec), strict=True):
             answer, conf = trial_confidence(tok, c, cfg.confidence)
             s.probes.append(c)

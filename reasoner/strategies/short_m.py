@@ -66,7 +66,7 @@ def truncate(tokenizer: Any, c: Completion, n: int) -> Completion:
     return Completion(
         token_ids=ids,
         text=tokenizer.decode(list(ids), skip_special_tokens=True),
-        logprobs=c.logprobs[:n],
+        logprobs=c.logprobs[:n] if c.logprobs is not None else None,
         top_logprobs=c.top_logprobs[:n] if c.top_logprobs is not None else None,
         finish_reason="abort",
         prompt_tokens=c.prompt_tokens,

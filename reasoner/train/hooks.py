@@ -150,7 +150,7 @@ class GRPOHooks:
         groups = batch.groups[local]
         for g in groups:
             for c in g.completions:
-                ids, lps = list(c.token_ids), list(c.logprobs)
+                ids, lps = list(c.token_ids), list(c.require_logprobs("GRPO rollout logprobs"))
                 if not ids:  # TRL indexes ids[-1]; an empty completion becomes a lone EOS
                     ids, lps = [fallback], [0.0]
                 out["prompt_ids"].append(list(g.prompt_ids))
@@ -196,10 +196,12 @@ class GRPOHooks:
         return self._prompt_cache[problem.id]
 
     def _sample_spec(self, round_: int) -> SampleSpec:
+        """Rollout sampling: logprobs on, as TRL's importance ratios and the weight-sync check read them."""
         a = self.args
         seed = self.recipe.rollout.seed + 1_000_003 * self.state.global_step + 10_007 * round_
         return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length or 256,
-                          temperature=a.temperature, top_p=a.top_p, top_k=a.top_k or 0, seed=seed)  # fmt: skip
+                          temperature=a.temperature, top_p=a.top_p, top_k=a.top_k or 0, seed=seed,
+                          logprobs=True)  # fmt: skip
 
     def _share(self, total: int, generation: bool) -> tuple[int, int]:
         """This rank's contiguous share of ``total`` groups; a Ray pool is driven by rank 0 alone."""
@@ -327,7 +329,7 @@ class GRPOHooks:
         t0 = time.perf_counter()
         learner = token_logprobs(self.model, out["prompt_ids"][:k], out["prompt_mask"][:k],
                                  out["completion_ids"][:k], out["completion_mask"][:k]).cpu()  # fmt: skip
-        engine = [c.logprobs for g in groups for c in g.completions][:k]
+        engine = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions][:k]
         parts = self.comm.all_gather(logprob_gap(learner, engine), "sync check", step)
         count = sum(c for _, c, _ in parts)
         mean, worst = sum(t for t, _, _ in parts) / max(count, 1), max(m for _, _, m in parts)

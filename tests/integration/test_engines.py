@@ -15,7 +15,7 @@ QUESTIONS = [
     "Solve for x: 3x + 4 = 19.",
     "x",
 ]
-GREEDY = SampleSpec(n=1, max_tokens=48, temperature=0.0, logprobs_k=3)
+GREEDY = SampleSpec(n=1, max_tokens=48, temperature=0.0, logprobs=True, logprobs_k=3)
 
 
 def _prompts(engine):
@@ -120,3 +120,43 @@ def test_entropies_and_think_end(engines, kind):
     from reasoner.prompts import think_end_index
 
     assert think_end_index(partial, end) == len(partial)
+
+
+def test_without_logprobs_same_greedy_tokens_and_no_logprobs_on_both_engines(engines):
+    """A spec without logprobs: vLLM computes none, every engine returns completions (and stream events)
+    with ``logprobs`` and ``top_logprobs`` None, and greedy output is what it is with logprobs on."""
+    plain = SampleSpec(n=1, max_tokens=48, temperature=0.0)
+    with_lp = {k: e.generate(_prompts(e), GREEDY) for k, e in engines.items()}
+    without = {k: e.generate(_prompts(e), plain) for k, e in engines.items()}
+    for kind in engines:
+        for (a,), (b,) in zip(with_lp[kind], without[kind], strict=True):
+            assert (a.token_ids, a.text, a.finish_reason) == (b.token_ids, b.text, b.finish_reason)
+            assert a.logprobs is not None and len(a.logprobs) == a.num_tokens
+            assert b.logprobs is None and b.top_logprobs is None and b.entropies is None
+        prompt = _prompts(engines[kind])[0]
+        with engines[kind].stream([prompt], plain) as stream:
+            events = list(stream)
+        assert events and all(ev.logprobs is None and ev.top_logprobs is None for ev in events)
+    ids = {k: [[c.token_ids for c in row] for row in rows] for k, rows in without.items()}
+    assert ids["hf"] == ids["vllm"]
+
+
+@pytest.mark.parametrize("kind", ["hf", "vllm"])
+def test_sampled_logprobs_without_top_k(engines, kind):
+    engine = engines[kind]
+    spec = SampleSpec(n=2, max_tokens=12, temperature=1.0, seed=3, logprobs=True)
+    for c in engine.generate(_prompts(engine)[:2], spec)[0]:
+        assert len(c.logprobs) == c.num_tokens and all(lp <= 0 for lp in c.logprobs)
+        assert c.top_logprobs is None
+
+
+def test_stop_string_is_cut_from_the_text_on_both_engines(engines):
+    prompt = _prompts(engines["hf"])[1]
+    (full,) = engines["hf"].generate([prompt], SampleSpec(max_tokens=24, temperature=0.0))[0]
+    assert len(full.text) >= 6, "the tiny model must say something to stop on"
+    stop = full.text[len(full.text) // 2 :][:2]
+    spec = SampleSpec(max_tokens=24, temperature=0.0, stop=(stop,))
+    texts = {k: e.generate([prompt], spec)[0][0] for k, e in engines.items()}
+    for c in texts.values():
+        assert c.finish_reason == "stop" and stop not in c.text
+        assert c.text == full.text[: full.text.find(stop)]

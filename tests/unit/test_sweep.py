@@ -91,6 +91,27 @@ def test_truncation_equals_separate_runs(fake, name, params, derivable):
     assert proxy.served > 0
 
 
+def test_recordings_without_logprobs_do_not_serve_readers_of_logprobs(fake):
+    """majority@3 and best-of-3 send the same requests but only best-of-n reads logprobs: it cannot be served
+    from majority's recording (generated without them), and its own recording then serves majority, with the
+    logprobs dropped as a live run without them would return."""
+    spec = SampleSpec(max_tokens=32, temperature=0.7, seed=11)
+    majority, best = build_strategy("majority", {"k": "3"}), build_strategy("best-of-n", {"n": "3"})
+    proxy = SweepEngine(fake)
+    majority.run_batch(proxy, PROBLEMS, spec)
+    spent = proxy.spent
+    via_proxy = best.run_batch(proxy, PROBLEMS, spec)
+    assert proxy.spent == 2 * spent, "best-of-n must generate: the recording has no logprobs"
+    for a, b in zip(via_proxy, best.run_batch(fake, PROBLEMS, spec), strict=True):
+        same(a, b)
+    small = replace(spec, max_tokens=9)
+    replayed = majority.run_batch(proxy, PROBLEMS, small)
+    assert proxy.spent == 2 * spent, "majority replays best-of-n's recording"
+    for a, b in zip(replayed, majority.run_batch(fake, PROBLEMS, small), strict=True):
+        same(a, b)
+        assert all(c.logprobs is None for c in a.completions)
+
+
 def test_budget_forcing_reuses_the_capped_thinking(fake):
     """Budget forcing: thinking replayed from the largest budget, only the forced answers are generated."""
     spec = SampleSpec(max_tokens=64, temperature=0.7, seed=3)
