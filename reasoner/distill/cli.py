@@ -99,7 +99,7 @@ def _add_engine_args(p: argparse.ArgumentParser, model_flag: str) -> None:
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="vllm, hf (transformers) or auto (vllm where it imports). Default: auto")  # fmt: skip
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights dtype; auto = the model's own (float32 on CPU with hf). Default: auto")  # fmt: skip
+                   help="weights dtype; auto = the model's own (float32 on CPU). Default: auto")  # fmt: skip
     p.add_argument(
         "--seed",
         type=int,

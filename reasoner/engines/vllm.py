@@ -159,6 +159,8 @@ class VLLMEngine(Engine):
             _configure_cpu_env()
         from vllm import LLM
 
+        if dtype == "auto" and not on_gpu:
+            dtype = "float32"  # as the hf engine: bf16 linears measured ~7x slower than fp32 on an AVX2 CPU
         kwargs: dict[str, Any] = dict(
             dtype=dtype,
             seed=seed,

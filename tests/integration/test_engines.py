@@ -160,3 +160,31 @@ def test_stop_string_is_cut_from_the_text_on_both_engines(engines):
     for c in texts.values():
         assert c.finish_reason == "stop" and stop not in c.text
         assert c.text == full.text[: full.text.find(stop)]
+
+
+def test_auto_dtype_is_float32_on_cpu_for_a_bf16_checkpoint(tiny_model, tmp_path):
+    """dtype="auto" on a CPU runs a bf16-stored model in fp32 on both engines (bf16 linears are several times
+    slower on CPUs without AVX512-BF16/AMX); on a GPU it keeps the checkpoint's bf16."""
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasoner.engines import vllm_available
+    from reasoner.engines.hf import HFEngine
+
+    ok, why = vllm_available()
+    if not ok:
+        pytest.skip(why)
+    path = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.bfloat16).save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(path)
+    expected = "bfloat16" if torch.cuda.is_available() else "float32"
+    assert HFEngine(str(path)).dtype == expected
+    # A fresh process: a second in-process vLLM engine would tear down the session engine's global state.
+    script = (
+        f"from reasoner.engines.vllm import VLLMEngine; print('DTYPE=' + VLLMEngine({str(path)!r}).dtype)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"DTYPE={expected}" in proc.stdout.splitlines()
