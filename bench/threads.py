@@ -19,6 +19,12 @@ of rounds in which the setting beat ``shipped``. A setting "wins" when that medi
 ``shipped`` in at least 80% of rounds; otherwise the default stays.
 
     .venv/bin/python bench/threads.py [--model smollm2-135m] [--rounds 5] [--workloads vllm hf train]
+
+Measured (idle 2-core AVX2 EPYC, smollm2-135m fp32, 3 rounds, ~33 min; README "Set-up details" has the table):
+no setting wins. vLLM x shipped: OMP_NUM_THREADS=2 1.02, =1 0.60, nobind 1.01, =2+nobind 1.05 (beat shipped
+in 3 of 3 rounds, but below the 1.05 median that a win needs; spread 171-215 tok/s), =1+nobind 0.61;
+transformers: =2 0.99, =1 0.87; training step: =2 1.04, =1 0.62. As shipped, torch kept 2 threads under
+the in-process vLLM engine, so shipped and OMP_NUM_THREADS=2 are the same configuration.
 """
 
 from __future__ import annotations
