@@ -20,7 +20,16 @@ from typing import Any
 
 import torch
 
-from reasoner.engines.base import Engine, Session, StreamEvent, _Partial, cut_at_stop, finalize, sample_seed
+from reasoner.engines.base import (
+    Engine,
+    Session,
+    StreamEvent,
+    _Partial,
+    cut_at_stop,
+    engine_dtype,
+    finalize,
+    sample_seed,
+)
 from reasoner.types import Completion, SampleSpec
 
 log = logging.getLogger(__name__)
@@ -188,9 +197,7 @@ class HFEngine(Engine):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model_name = model
         self.tokenizer = AutoTokenizer.from_pretrained(model)
-        torch_dtype = _DTYPES[dtype]
-        if torch_dtype == "auto" and self.device == "cpu":
-            torch_dtype = torch.float32  # bf16 matmuls are many times slower than fp32 on most CPUs
+        torch_dtype = _DTYPES[engine_dtype(dtype, self.device)]
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
         self.dtype = str(self.model.dtype).removeprefix("torch.")
         eos = self.model.generation_config.eos_token_id
