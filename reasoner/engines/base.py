@@ -225,25 +225,18 @@ def topk_entropy(top: dict[int, float]) -> float:
 
 
 def finalize(
-    tokenizer: Any,
-    state: _Partial,
-    finish_reason: FinishReason,
-    *,
-    want_logprobs: bool,
-    want_top: bool,
-    want_entropy: bool,
-    text: str | None = None,
+    tokenizer: Any, state: _Partial, finish_reason: FinishReason, spec: SampleSpec, want_entropy: bool
 ) -> Completion:
-    """Build the immutable Completion of one request from its accumulated state; fields that were not asked
-    for are None (the same shape on every engine)."""
+    """Build the immutable Completion of one request from its accumulated state: the text decoded and cut
+    before the first of ``spec.stop``; fields that ``spec`` (or ``want_entropy``) did not ask for are None
+    (the same shape on every engine)."""
     ids = tuple(state.token_ids)
-    if text is None:
-        text = tokenizer.decode(list(ids), skip_special_tokens=True)
+    text = cut_at_stop(tokenizer.decode(list(ids), skip_special_tokens=True), spec.stop)[0]
     return Completion(
         token_ids=ids,
         text=text,
-        logprobs=tuple(state.logprobs) if want_logprobs else None,
-        top_logprobs=tuple(state.top) if want_top else None,
+        logprobs=tuple(state.logprobs) if spec.logprobs else None,
+        top_logprobs=tuple(state.top) if spec.logprobs_k > 0 else None,
         finish_reason=finish_reason,
         prompt_tokens=state.prompt_tokens,
         think_end=think_end_index(ids, delimiter_ids(tokenizer, THINK_END)),

@@ -67,16 +67,7 @@ class FakeSession(ListSession):
         self.live = list(self.plans)
 
     def _finalize(self, st: _Partial, reason: str) -> Completion:
-        text = cut_at_stop(self.e.tokenizer.decode(st.token_ids, skip_special_tokens=True), self.spec.stop)[0]
-        return finalize(
-            self.e.tokenizer,
-            st,
-            reason,
-            want_logprobs=self.spec.logprobs,
-            want_top=self.spec.logprobs_k > 0,
-            want_entropy=self.want_entropy,
-            text=text,
-        )
+        return finalize(self.e.tokenizer, st, reason, self.spec, self.want_entropy)
 
     def step(self) -> list[StreamEvent]:
         events, still = [], []

@@ -151,10 +151,7 @@ class HFSession(Session):
         return None
 
     def _finalize(self, st: _Partial, reason: str) -> Completion:
-        text = self.e.tokenizer.decode(st.token_ids, skip_special_tokens=True)
-        text = cut_at_stop(text, self.spec.stop)[0]
-        return finalize(self.e.tokenizer, st, reason, want_logprobs=self.want_lp, want_top=self.want_top,
-                        want_entropy=self.want_entropy, text=text)  # fmt: skip
+        return finalize(self.e.tokenizer, st, reason, self.spec, self.want_entropy)
 
     def _keep(self, keep: list[int], tokens: torch.Tensor) -> None:
         if len(keep) != len(self.rows):

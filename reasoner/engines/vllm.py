@@ -31,7 +31,6 @@ from reasoner.engines.base import (
     Session,
     StreamEvent,
     _Partial,
-    cut_at_stop,
     engine_dtype,
     finalize,
     sample_seed,
@@ -67,7 +66,7 @@ class VLLMSession(Session):
         self._k, self._top_k = k, spec.logprobs_k
         self._llm_engine = engine.llm.llm_engine
         self._want_lp, self._want_top, self._want_entropy = spec.logprobs, spec.logprobs_k > 0, want_entropy
-        self._stop = spec.stop
+        self._spec = spec
         self._live: dict[str, tuple[int, _Partial]] = {}
 
     def add(self, index: int, prompt: Sequence[int], params: Any) -> None:
@@ -90,16 +89,7 @@ class VLLMSession(Session):
                 state.entropies.append(topk_entropy({t: lp.logprob for t, lp in ranked.items()}))
 
     def _finalize(self, state: _Partial, reason: str) -> Completion:
-        text = self._engine.tokenizer.decode(state.token_ids, skip_special_tokens=True)
-        return finalize(
-            self._engine.tokenizer,
-            state,
-            reason,
-            want_logprobs=self._want_lp,
-            want_top=self._want_top,
-            want_entropy=self._want_entropy,
-            text=cut_at_stop(text, self._stop)[0],
-        )
+        return finalize(self._engine.tokenizer, state, reason, self._spec, self._want_entropy)
 
     def step(self) -> list[StreamEvent]:
         events = []
