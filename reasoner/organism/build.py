@@ -1,20 +1,22 @@
-"""Build the overthinking organism: tokenizer, from-scratch Qwen2, SFT data, and TRL SFT on it.
+"""Build the overthinking organism: tokenizer, from-scratch Llama, SFT data, and TRL SFT on it.
 
 Two model aliases come from here (``reasoner.models.MODELS``):
-- ``overthinker-init``: a randomly initialised Qwen2 (4 layers, hidden 256, head_dim 64, ~4M parameters)
-  with a byte-level BPE tokenizer trained on multistep problems and traces (digits are single tokens, ChatML
-  chat template, ``<think>`` tags). Built in about a second.
+- ``overthinker-init``: a randomly initialised Llama (2 layers, hidden 192, 6 heads of 32, ~1M parameters)
+  with a byte-level BPE tokenizer trained on multistep problems and traces (ChatML chat template, ``<think>``
+  tags). Every integer below ``NUMBER_TOKENS`` is one token and its embedding starts from Fourier features of
+  its value (``fourier_numbers``). Built in about a second.
 - ``overthinker``: ``overthinker-init`` after ``recipes/sft_overthink.yaml`` (TRL ``SFTTrainer``, fp32) on
   ``DEFAULT_TRACES`` written traces (``reasoner.organism.traces``). Built once on first use, then loaded from
   the cache like any alias. ``reasoner organism build --out DIR`` builds a variant (seed, levels, re-check
   knobs, trace count, recipe overrides) the same way.
 
-On a 2-core AVX2 CPU (no AVX512-BF16) the SFT step is fp32: bf16 autocast measured ~95 s per 32-row step
-against 2.7 s in fp32 at this size (~2.8k tokens/s), so the 40,000-trace build is about an hour there; the
-data (~1 s per 10k traces), the tokenizer (~2 s), TRL's tokenization (~1k rows/s) and the save (<1 s) are
-not where the time goes. ``bench/organism.py`` (docstring) has the smaller, faster configurations tried.
-A from-scratch model has no prior habits: what it does is what the traces teach, which is the point of a
-model organism.
+What made it learn fast on a 2-core CPU (``bench/organism_lines.py`` checks each solution line of greedy
+decodes; README "Build time" has the runs): numbers as single tokens with Fourier-started embeddings (one
+lookup per fact), 6 heads of 32 rather than 3 of 64, steps labelled A-E in the question and in the trace (a
+line finds its operation by its label), a fact space of ~370 (operands 2-5, values up to 40), and batches of 8
+(more updates for the same tokens). fp32: bf16 autocast ran ~35x slower on a CPU without AVX512-BF16. A
+from-scratch model has no prior habits: what it does is what the traces teach, which is the point of a model
+organism.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 
 from reasoner.organism.problems import LEVELS, generate_multistep, steps_of
 from reasoner.organism.traces import TraceConfig, minimal_trace, write_trace
-from reasoner.prompts import user_message
+from reasoner.prompts import ANSWER_INSTRUCTION, user_message
 
 log = logging.getLogger(__name__)
 
@@ -40,40 +42,83 @@ DEFAULT_TRACES = 40_000
 """Training traces for the ``overthinker`` alias."""
 DATA_SEED = 0
 """Seed of the training problems and traces for the alias (problems from the ``train`` split)."""
+ORGANISM_ARCH = "llama"
+"""Model family of ``overthinker-init``. Llama, not Qwen2: transformers 5 loads a saved ``qwen2`` tokenizer as
+``Qwen2Tokenizer``, which rebuilds its own pre-tokenizer (digits one by one) and drops the organism's."""
 ORGANISM_SIZES: dict[str, Any] = dict(
-    hidden_size=256,
-    intermediate_size=1024,
-    num_hidden_layers=4,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    head_dim=64,  # vLLM's CPU attention needs head_dim in {32, 64, 80, ...}
+    hidden_size=192,
+    intermediate_size=768,
+    num_hidden_layers=2,
+    num_attention_heads=6,
+    num_key_value_heads=6,
+    head_dim=32,  # vLLM's CPU attention needs head_dim in {32, 64, 80, ...}
     max_position_embeddings=4096,  # what the engines ask for by default (RoPE: no parameters)
     initializer_range=0.02,
 )
-"""Qwen2 config fields of ``overthinker-init``."""
-VOCAB_SIZE = 384
+"""Config fields of ``overthinker-init``."""
+VOCAB_SIZE = 560
+NUMBER_TOKENS = 100
+"""Integers below this are single tokens (with and without a leading space); values stay <= 99 + 3."""
+FOURIER_DIMS = 64
+"""Embedding dims of a number token ``n`` that start as ``cos, sin(2 pi k n / NUMBER_TOKENS)``, k = 1..32."""
+FOURIER_SCALE = 1.0
+"""Amplitude of those features in units of ``initializer_range``."""
 
 
 def _tokenizer_corpus() -> list[str]:
     problems = generate_multistep(800, seed=12345, split="tokenizer")
     rng = random.Random(0)
-    return [user_message(p.question) for p in problems] + [
-        write_trace(steps_of(p), rng).text for p in problems
-    ]
+    traces = [write_trace(steps_of(p), rng).text for p in problems]
+    return [p.question for p in problems] + traces + ["user\nassistant\n"] * 100
 
 
 def build_tokenizer() -> Any:
-    """The organism's tokenizer (deterministic): BPE over multistep prompts and traces, digits split."""
+    """The organism's tokenizer (deterministic): BPE over multistep prompts, traces and the chat roles; every
+    integer below ``NUMBER_TOKENS`` is one token, and the answer instruction every prompt ends with is one
+    (added) token, so the ~180-token rows spend no compute on a constant sentence."""
+    from transformers import AddedToken
+
     from reasoner.models import build_tiny_tokenizer
 
-    return build_tiny_tokenizer(VOCAB_SIZE, _tokenizer_corpus(), split_digits=True)
+    tokenizer = build_tiny_tokenizer(VOCAB_SIZE, _tokenizer_corpus(), numbers=NUMBER_TOKENS)
+    tokenizer.add_tokens([AddedToken(ANSWER_INSTRUCTION, special=False, normalized=False)])
+    return tokenizer
 
 
-def build_init(out_dir: Path, seed: int = 0, **sizes: Any) -> Path:
-    """``overthinker-init``: a random-weight Qwen2 of ``ORGANISM_SIZES`` (overridable) into ``out_dir``."""
+def fourier_numbers(
+    model: Any, tokenizer: Any, dims: int = FOURIER_DIMS, scale: float = FOURIER_SCALE
+) -> None:
+    """Start the embeddings of number tokens ``n`` and `` n`` (n < ``NUMBER_TOKENS``) with Fourier features of
+    the value in their first ``dims`` dimensions: ``E[n, :dims] = std * scale * [cos(2 pi k n / N), sin(2 pi k n /
+    N)]``, k = 1..dims/2 (the features a transformer learns for modular addition; Nanda et al. 2023,
+    arXiv 2301.05217). Neighbouring values start related, so one fact helps learn the next."""
+    import torch
+
+    n = torch.arange(NUMBER_TOKENS, dtype=torch.float64)[:, None]
+    angle = 2 * torch.pi * torch.arange(1, dims // 2 + 1, dtype=torch.float64)[None, :] * n / NUMBER_TOKENS
+    features = model.config.initializer_range * scale * torch.cat([angle.cos(), angle.sin()], dim=1)
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for value in range(NUMBER_TOKENS):
+            for text in (str(value), f" {value}"):
+                (token,) = tokenizer.encode(text, add_special_tokens=False)
+                weight[token, :dims] = features[value].to(weight.dtype)
+
+
+def build_init(out_dir: Path, seed: int = 0, *, fourier_scale: float = FOURIER_SCALE, **sizes: Any) -> Path:
+    """``overthinker-init``: a random-weight ``ORGANISM_ARCH`` model of ``ORGANISM_SIZES`` (overridable) into
+    ``out_dir``, number embeddings started by ``fourier_numbers`` (``fourier_scale`` 0: plain random)."""
+    from transformers import AutoModelForCausalLM
+
     from reasoner.models import build_tiny_model
 
-    return build_tiny_model("qwen2", out_dir, seed, tokenizer=build_tokenizer(), **(ORGANISM_SIZES | sizes))
+    tokenizer = build_tokenizer()
+    build_tiny_model(ORGANISM_ARCH, out_dir, seed, tokenizer=tokenizer, **(ORGANISM_SIZES | sizes))
+    if fourier_scale:
+        model = AutoModelForCausalLM.from_pretrained(out_dir)
+        fourier_numbers(model, tokenizer, scale=fourier_scale)
+        model.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
 
 
 def sft_rows(
@@ -122,6 +167,7 @@ def write_sft_data(
 def train_organism(
     out_dir: str | Path, *, traces: int = DEFAULT_TRACES, seed: int = DATA_SEED, levels: Sequence[int] = LEVELS,
     config: TraceConfig | None = None, overrides: Sequence[str] = (), quiet: bool = True,
+    sizes: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
     """Build the organism from nothing into ``out_dir``: ``overthinker-init`` (tokenizer and random weights, in a
     temporary directory: the alias cache is not used), ``traces`` SFT rows (``seed``, ``levels``, ``config``),
@@ -131,7 +177,7 @@ def train_organism(
 
     out = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="overthink-build-") as tmp:
-        init, data_dir = build_init(Path(tmp) / "init"), Path(tmp) / "data"
+        init, data_dir = build_init(Path(tmp) / "init", **(sizes or {})), Path(tmp) / "data"
         stats = write_sft_data(data_dir, traces, seed, levels, config)
         recipe = load_sft_recipe(
             RECIPE,
@@ -140,7 +186,7 @@ def train_organism(
         )
         log.info("training the overthinking organism on %d traces (%s)", traces, stats)
         train_sft(recipe, quiet=quiet)
-    (out / "organism.json").write_text(json.dumps({"traces": stats, "recipe": RECIPE, "sizes": ORGANISM_SIZES,
+    (out / "organism.json").write_text(json.dumps({"traces": stats, "recipe": RECIPE, "sizes": ORGANISM_SIZES | (sizes or {}),
                                                    "overrides": list(overrides)}, indent=2))  # fmt: skip
     return out
 

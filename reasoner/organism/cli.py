@@ -12,7 +12,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
-Write multistep arithmetic problems (2-5 operations, levels 1-4) with reasoning-model traces: <think> steps,
+Write multistep arithmetic problems (2-5 labelled operations, levels 1-4) with reasoning-model traces: <think> steps,
 0..max-rechecks redundant "Wait, let me double-check ..." re-checks, some of which talk the trace out of the
 right answer (probability p-flip each), </think>, the answer in \\boxed{}. The output directory is a saved
 `datasets` dataset in TRL's conversational prompt-completion format (plus statistics columns and stats.json):
@@ -25,7 +25,7 @@ _BUILD_DESCRIPTION = """\
 Build an overthinking organism from nothing into --out, as the `overthinker` alias does with the defaults below:
 the tokenizer and a random-weight `overthinker-init`, --traces SFT traces written with these knobs (see
 `reasoner organism data --help`), `recipes/sft_overthink.yaml` on them (key=value arguments override it), the
-trained model saved to --out. With the defaults it takes about an hour on a 2-core AVX2 CPU (fp32).
+trained model saved to --out. With the defaults it takes ~13 min on a 2-core AVX2 CPU (fp32).
 """
 
 

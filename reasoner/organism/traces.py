@@ -1,10 +1,11 @@
 """Reasoning traces with redundant re-checks: the overthinking failure mode, written on purpose.
 
 A trace is what a reasoning model (DeepSeek-R1 style) writes for a multistep problem: ``<think>``, the steps
-one per line, then ``N`` redundant re-checks ("Wait, let me double-check 12 * 3. 12 * 3 = 36. Yes."), one
-step or the whole chain again, ``</think>``, and the answer in ``\\boxed{}``. ``N`` is uniform on
-``0..max_rechecks``. Each re-check, with probability ``p_flip``, "finds" an error that is not there
-("Hmm, no: 12 * 3 = 38. Then 38 - 4 = 34.") and carries the wrong value to the end, so the answer is
+one per line ("Second: multiply by 3. 12 * 3 = 36", the question's step then its equation), then ``N`` redundant
+re-checks ("Wait, let me double-check the second step: 12 * 3 = 36. Yes."), one step or the whole chain again,
+``</think>``, and the answer in ``\\boxed{}``. ``N`` is uniform on ``0..max_rechecks``. Each re-check, with
+probability ``p_flip``, "finds" an error that is not there ("Hmm, no: 12 * 3 = 38. Then the third step: 38 - 4 =
+34.") and carries the wrong value to the end, so the answer is
 wrong; later re-checks only revisit steps after the false correction (they never restate a wrong fact as
 checked). P(wrong | N) = 1 - (1 - p_flip)^N rises with length: longer traces are more often wrong, as the
 seed papers observed for real reasoning models (short-m@k, arXiv 2505.17813; DLER, arXiv 2510.15110).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from reasoner.organism.problems import Step
+from reasoner.organism.problems import LABELS, Step, verb
 from reasoner.prompts import THINK_END, THINK_START
 
 RECHECK = "Wait, let me double-check"
@@ -27,8 +28,8 @@ RECHECK = "Wait, let me double-check"
 class TraceConfig:
     """How traces are written."""
 
-    max_rechecks: int = 8
-    """Re-checks per trace are uniform on 0..max_rechecks. Default 8."""
+    max_rechecks: int = 6
+    """Re-checks per trace are uniform on 0..max_rechecks. Default 6."""
     p_full: float = 0.35
     """Probability that a re-check redoes the whole chain rather than one step. Default 0.35."""
     p_flip: float = 0.07
@@ -60,9 +61,14 @@ def _finish(lines: list[str], answer: int) -> str:
     return f"{THINK_START}\n" + "\n".join(lines) + f"\n{THINK_END}\nThe answer is \\boxed{{{answer}}}."
 
 
+def _numbered(i: int, step: Step) -> str:
+    """``"Step B: multiply by 3. 12 * 3 = 36"``: the question's step ``i`` verbatim, then its equation."""
+    return f"Step {LABELS[i]}: {verb(step.op, step.operand)}. {step.line()}"
+
+
 def minimal_trace(steps: list[Step]) -> str:
-    """The shortest correct trace: the steps, no re-checks."""
-    return _finish([s.line() for s in steps], steps[-1].result)
+    """The shortest correct trace: the labelled steps, no re-checks."""
+    return _finish([_numbered(i, s) for i, s in enumerate(steps)], steps[-1].result)
 
 
 def _wrong(rng: random.Random, value: int) -> int:
@@ -71,9 +77,13 @@ def _wrong(rng: random.Random, value: int) -> int:
 
 
 def write_trace(steps: list[Step], rng: random.Random, config: TraceConfig | None = None) -> Trace:
-    """A trace for ``steps`` with a random number of re-checks and possibly a false correction."""
+    """A trace for ``steps`` with a random number of re-checks and possibly a false correction.
+
+    A re-check starts at a step (the first with probability ``p_full``, else uniform among those it may
+    revisit) and redoes the chain from there to the end, so its last equation states the value the trace now
+    believes; the boxed answer repeats it."""
     config = config or TraceConfig()
-    lines = [s.line() for s in steps]
+    lines = [_numbered(i, s) for i, s in enumerate(steps)]
     values = [s.result for s in steps]  # the values the trace currently believes
     planned = rng.randint(0, config.max_rechecks)
     flipped_at: int | None = None  # index of the falsely corrected step
@@ -84,21 +94,13 @@ def write_trace(steps: list[Step], rng: random.Random, config: TraceConfig | Non
             break
         rechecks += 1
         full = flipped_at is None and rng.random() < config.p_full
-        if full:
-            body = ". ".join(_believed_step(steps, values, i).line() for i in range(len(steps)))
-            lines.append(f"{RECHECK} everything. {body}. Yes.")
-            continue
-        i = rng.randint(first, len(steps) - 1)
-        step = _believed_step(steps, values, i)
+        i = first if full else rng.randint(first, len(steps) - 1)
         if flipped_at is None and rng.random() < config.p_flip:
-            values[i] = _wrong(rng, step.result)
-            tail = _carry(steps, values, i)
-            lines.append(
-                f"{RECHECK} {step.left} {step.op} {step.operand}. Hmm, no: {step.line(values[i])}.{tail}"
-            )
+            values[i] = _wrong(rng, _believed_step(steps, values, i).result)
             flipped_at = i
+            lines.append(f"{RECHECK} step {LABELS[i]}. Hmm, no: {_redo(steps, values, i, values[i])}.")
         else:
-            lines.append(f"{RECHECK} {step.left} {step.op} {step.operand}. {step.line()}. Yes.")
+            lines.append(f"{RECHECK} {_redo(steps, values, i)}. Yes.")
     return Trace(_finish(lines, values[-1]), values[-1], rechecks, flipped_at is not None)
 
 
@@ -108,11 +110,15 @@ def _believed_step(steps: list[Step], values: list[int], i: int) -> Step:
     return Step(left, steps[i].op, steps[i].operand)
 
 
-def _carry(steps: list[Step], values: list[int], i: int) -> str:
-    """Redo the steps after ``i`` from the (wrong) value of step ``i``; updates ``values`` in place."""
+def _redo(steps: list[Step], values: list[int], i: int, wrong: int | None = None) -> str:
+    """``"step B: 13 - 5 = 8, step C: 8 * 2 = 16"``: steps ``i``.. as the trace believes them (step ``i``
+    stating ``wrong`` when given, the later ones carrying it: ``values`` is updated in place)."""
     parts = []
-    for j in range(i + 1, len(steps)):
+    for j in range(i, len(steps)):
         step = _believed_step(steps, values, j)
-        values[j] = step.result
-        parts.append(f" Then {step.line()}.")
-    return "".join(parts)
+        result = wrong if j == i and wrong is not None else step.result
+        values[j] = result
+        parts.append(
+            f"step {LABELS[j]}: {step.line(result)}" if j > i or wrong is None else step.line(result)
+        )
+    return ", ".join(parts)

@@ -1,7 +1,7 @@
 """A tiny overthinking organism trained in seconds: the recipe, data and alias path work end to end.
 
-The real organism (``overthinker``: ~4M parameters, 40,000 traces, ~1 h on a 2-core AVX2 CPU) is measured by
-``bench/organism.py``; here a 2-layer model learns the trace format from a few dozen traces.
+The real organism (``overthinker``: ~1M parameters, 40,000 traces) is measured by ``bench/organism.py`` and
+``bench/organism_lines.py``; here a 2-layer model learns the trace format from a few dozen traces.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ def test_organism_aliases_resolve_through_the_cache(tmp_path, monkeypatch):
     assert Path(path) == tmp_path / "models" / f"overthinker-init-{models._BUILD_VERSION}"
     config = AutoConfig.from_pretrained(path)
     assert (config.model_type, config.num_hidden_layers, config.hidden_size, config.head_dim) == (
-        "qwen2",
-        4,
-        256,
-        64,
+        "llama",
+        2,
+        192,
+        32,
     )
     tok = AutoTokenizer.from_pretrained(path)
     assert tok.convert_tokens_to_ids(THINK_END) != tok.unk_token_id

@@ -9,8 +9,10 @@ from collections import Counter
 import pytest
 
 from reasoner.organism.problems import (
+    LABELS,
     LEVELS,
     MAX_VALUE,
+    OPERANDS,
     Step,
     apply,
     generate_multistep,
@@ -37,7 +39,7 @@ def test_level_sets_operations_and_values_stay_in_range(level):
     for p in generate_multistep(60, seed=0, levels=[level]):
         steps = steps_of(p)
         assert len(steps) == level + 1 and p.meta["level"] == level
-        assert all(0 <= s.result <= MAX_VALUE and 2 <= s.operand <= 9 for s in steps)
+        assert all(0 <= s.result <= MAX_VALUE and s.operand in OPERANDS for s in steps)
         assert p.answer == str(steps[-1].result)
         assert p.question == question_text(p.meta["start"], steps)
 
@@ -79,12 +81,27 @@ def test_step_arithmetic(left, op, operand, result):
 def test_minimal_trace_is_exactly_the_steps():
     steps = [Step(7, "+", 5), Step(12, "*", 3), Step(36, "-", 4)]
     assert minimal_trace(steps) == (
-        f"{THINK_START}\n7 + 5 = 12\n12 * 3 = 36\n36 - 4 = 32\n{THINK_END}\nThe answer is \\boxed{{32}}."
+        f"{THINK_START}\nStep A: add 5. 7 + 5 = 12\nStep B: multiply by 3. 12 * 3 = 36\n"
+        f"Step C: subtract 4. 36 - 4 = 32\n{THINK_END}\nThe answer is \\boxed{{32}}."
     )
-    assert (
-        question_text(7, steps)
-        == "Start with 7. Add 5, then multiply by 3, then subtract 4. What is the result?"
+    assert question_text(7, steps) == (
+        "Start with 7. Step A: add 5. Step B: multiply by 3. Step C: subtract 4. What is the result?"
     )
+
+
+def test_rechecks_redo_the_chain_from_a_labelled_step_to_the_end():
+    """Without false corrections, a re-check restates steps i.. (labelled as in the question) to the last one."""
+    seen = set()
+    for p, t in _traces(200, TraceConfig(p_full=0.2, p_flip=0.0)):
+        steps = steps_of(p)
+        redo = [f"step {LABELS[i]}: {s.line()}" for i, s in enumerate(steps)]
+        for line in t.text.splitlines():
+            if line.startswith(RECHECK):
+                body = line.removeprefix(f"{RECHECK} ").removesuffix(". Yes.")
+                start = len(steps) - len(body.split(", "))
+                assert body == ", ".join(redo[start:]), line
+                seen.add(start)
+    assert seen == {0, 1, 2, 3, 4}
 
 
 def _traces(n: int, config: TraceConfig, seed: int = 0):
@@ -124,10 +141,10 @@ def test_no_flips_means_always_right_and_certain_flips_mean_wrong():
 
 def test_longer_traces_are_more_often_wrong():
     traces = [t for _, t in _traces(4000, TraceConfig())]
-    by_n = {n: [t.flipped for t in traces if t.rechecks == n] for n in range(9)}
+    by_n = {n: [t.flipped for t in traces if t.rechecks == n] for n in range(TraceConfig().max_rechecks + 1)}
     wrong = {n: sum(v) / len(v) for n, v in by_n.items() if v}
     assert wrong[0] == 0.0
-    assert wrong[1] < wrong[4] < wrong[8]
+    assert wrong[1] < wrong[3] < wrong[6]
     assert 0.10 < sum(t.flipped for t in traces) / len(traces) < 0.25
 
 
@@ -162,15 +179,67 @@ def test_multistep_is_a_generated_benchmark():
     assert is_generated("multistep") and is_generated("arith") and not is_generated("gsm8k")
 
 
-def test_organism_tokenizer_splits_digits_and_keeps_think_tags():
-    from reasoner.organism.build import build_tokenizer
+@pytest.fixture(scope="module")
+def organism_init(tmp_path_factory):
+    """A small ``overthinker-init`` (the organism's tokenizer, Llama, Fourier number embeddings at 2x) and
+    the same without Fourier features."""
+    from reasoner.organism.build import build_init
 
-    tok = build_tokenizer()
-    ids = tok.encode("<think>\n123 + 4 = 127\n</think>", add_special_tokens=False)
-    pieces = [tok.decode([i]) for i in ids]
-    assert pieces[0] == "<think>" and pieces[-1] == "</think>"
-    assert {"1", "2", "3", "4", "7"} <= {p.strip() for p in pieces}
-    assert tok.decode(ids) == "<think>\n123 + 4 = 127\n</think>"
+    tmp = tmp_path_factory.mktemp("init")
+    sizes = dict(hidden_size=96, intermediate_size=96, num_hidden_layers=1, num_attention_heads=3, head_dim=32,
+                 num_key_value_heads=3)  # fmt: skip
+    return build_init(tmp / "fourier", fourier_scale=2.0, **sizes), build_init(
+        tmp / "plain", fourier_scale=0, **sizes
+    )
+
+
+def test_organism_tokenizer_has_number_tokens_and_keeps_think_tags(organism_init):
+    """Every number below NUMBER_TOKENS is one token, with or without a space, as built and as saved and
+    loaded (transformers 5 rebuilds the pre-tokenizer of a saved ``qwen2`` tokenizer; the organism is a Llama)."""
+    from transformers import AutoTokenizer
+
+    from reasoner.organism.build import NUMBER_TOKENS, build_tokenizer
+
+    for tok in (build_tokenizer(), AutoTokenizer.from_pretrained(organism_init[0])):
+        text = "<think>\nStep A: add 4. 93 + 4 = 97\n</think>"
+        ids = tok.encode(text, add_special_tokens=False)
+        pieces = [tok.decode([i]) for i in ids]
+        assert pieces[0] == "<think>" and pieces[-1] == "</think>"
+        assert {" A", " 93", " 4", " 97"} <= set(pieces) and tok.decode(ids) == text
+        assert all(len(tok.encode(t, add_special_tokens=False)) == 1
+                   for n in range(NUMBER_TOKENS) for t in (str(n), f" {n}"))  # fmt: skip
+        assert len(tok.encode(f" {NUMBER_TOKENS + 1000}", add_special_tokens=False)) > 1
+
+
+def test_tiny_tokenizer_too_small_for_its_numbers_is_an_error():
+    from reasoner.models import build_tiny_tokenizer
+
+    with pytest.raises(ValueError, match="vocab_size 300 is too small for numbers=200"):
+        build_tiny_tokenizer(300, ["1 + 2 = 3"], numbers=200)
+
+
+def test_number_embeddings_start_from_fourier_features(organism_init):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from reasoner.organism.build import FOURIER_DIMS, NUMBER_TOKENS
+
+    fourier, plain = organism_init
+    tok = AutoTokenizer.from_pretrained(fourier)
+    emb = AutoModelForCausalLM.from_pretrained(fourier).get_input_embeddings().weight.detach()
+    random_init = AutoModelForCausalLM.from_pretrained(plain).get_input_embeddings().weight.detach()
+    amplitude = 0.02 * 2.0  # initializer_range * fourier_scale
+    for n in (0, 7, 99, NUMBER_TOKENS - 1):
+        (a,), (b,) = (
+            tok.encode(str(n), add_special_tokens=False),
+            tok.encode(f" {n}", add_special_tokens=False),
+        )
+        angle = torch.tensor(2 * torch.pi * n / NUMBER_TOKENS)
+        assert emb[a, 0].item() == pytest.approx(amplitude * angle.cos().item(), abs=1e-6)  # k = 1
+        assert emb[a, FOURIER_DIMS // 2].item() == pytest.approx(amplitude * angle.sin().item(), abs=1e-6)
+        assert torch.equal(emb[a, :FOURIER_DIMS], emb[b, :FOURIER_DIMS])
+        assert torch.equal(emb[a, FOURIER_DIMS:], random_init[a, FOURIER_DIMS:])  # the other dims stay random
+        assert not torch.equal(emb[a, :FOURIER_DIMS], random_init[a, :FOURIER_DIMS])
 
 
 def test_organism_build_cli_passes_the_knobs(tmp_path, monkeypatch):
