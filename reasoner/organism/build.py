@@ -58,7 +58,8 @@ ORGANISM_SIZES: dict[str, Any] = dict(
 """Config fields of ``overthinker-init``."""
 VOCAB_SIZE = 560
 NUMBER_TOKENS = 100
-"""Integers below this are single tokens (with and without a leading space); values stay <= 99 + 3."""
+"""Integers below this are single tokens (with and without a leading space). Values stay <= 40 (+3 for a false
+correction); a wrong value carried through a multiplication can pass 100 and then takes two tokens."""
 FOURIER_DIMS = 64
 """Embedding dims of a number token ``n`` that start as ``cos, sin(2 pi k n / NUMBER_TOKENS)``, k = 1..32."""
 FOURIER_SCALE = 1.0
