@@ -168,26 +168,37 @@ def write_sft_data(
 def train_organism(
     out_dir: str | Path, *, traces: int = DEFAULT_TRACES, seed: int = DATA_SEED, levels: Sequence[int] = LEVELS,
     config: TraceConfig | None = None, overrides: Sequence[str] = (), quiet: bool = True,
-    sizes: dict[str, Any] | None = None,
+    sizes: dict[str, Any] | None = None, chain_traces: int = 0,
 ) -> Path:  # fmt: skip
     """Build the organism from nothing into ``out_dir``: ``overthinker-init`` (tokenizer and random weights, in a
     temporary directory: the alias cache is not used), ``traces`` SFT rows (``seed``, ``levels``, ``config``),
-    ``recipes/sft_overthink.yaml`` (plus ``overrides``) on them; the model is saved to ``out_dir``."""
+    ``recipes/sft_overthink.yaml`` (plus ``overrides``) on them; the model is saved to ``out_dir``.
+
+    ``chain_traces`` > 0 first trains the same recipe on that many minimal traces of other problems (no
+    re-checks: a row costs about half as much), so that the model learns to solve before it learns to
+    overthink."""
     from reasoner.train.sft import load_sft_recipe, train_sft
     from reasoner.train.trainer import validate_sft_args
 
     out = Path(out_dir)
+    stages = [("chains", chain_traces, seed + 1, TraceConfig(max_rechecks=0))] if chain_traces else []
+    stages.append(("traces", traces, seed, config or TraceConfig()))
     with tempfile.TemporaryDirectory(prefix="overthink-build-") as tmp:
-        init, data_dir = build_init(Path(tmp) / "init", **(sizes or {})), Path(tmp) / "data"
-        stats = write_sft_data(data_dir, traces, seed, levels, config)
-        recipe = load_sft_recipe(
-            RECIPE,
-            [f"model.name={init}", f"data.path={data_dir}", f"trainer.output_dir={out}", *overrides],
-            trainer_validator=validate_sft_args,
-        )
-        log.info("training the overthinking organism on %d traces (%s)", traces, stats)
-        train_sft(recipe, quiet=quiet)
-    (out / "organism.json").write_text(json.dumps({"traces": stats, "recipe": RECIPE, "sizes": ORGANISM_SIZES | (sizes or {}),
+        model, stats = build_init(Path(tmp) / "init", **(sizes or {})), {}
+        for name, n, data_seed, trace_config in stages:
+            data_dir = Path(tmp) / name
+            stats[name] = write_sft_data(data_dir, n, data_seed, levels, trace_config)
+            stage_out = out if name == "traces" else Path(tmp) / f"{name}-model"
+            recipe = load_sft_recipe(
+                RECIPE,
+                [f"model.name={model}", f"data.path={data_dir}", f"trainer.output_dir={stage_out}", *overrides],
+                trainer_validator=validate_sft_args,
+            )
+            log.info("training the overthinking organism on %d %s (%s)", n, name, stats[name])
+            train_sft(recipe, quiet=quiet)
+            model = stage_out
+    (out / "organism.json").write_text(json.dumps({"traces": stats["traces"], "chains": stats.get("chains"),
+                                                   "recipe": RECIPE, "sizes": ORGANISM_SIZES | (sizes or {}),
                                                    "overrides": list(overrides)}, indent=2))  # fmt: skip
     return out
 

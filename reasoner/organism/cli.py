@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
 Write multistep arithmetic problems (2-5 labelled operations, levels 1-4) with reasoning-model traces: <think> steps,
-0..max-rechecks redundant "Wait, let me double-check ..." re-checks, some of which talk the trace out of the
-right answer (probability p-flip each), </think>, the answer in \\boxed{}. The output directory is a saved
+0..max-rechecks redundant "Wait, let me double-check." re-checks that write the chain again, some of which talk
+the trace out of the right answer (probability p-flip each), </think>, the answer in \\boxed{}. The output directory is a saved
 `datasets` dataset in TRL's conversational prompt-completion format (plus statistics columns and stats.json):
 what `reasoner train sft_overthink data.path=DIR` trains on. The `overthinker` model alias builds itself the
 same way with the defaults below.
@@ -67,8 +67,6 @@ def add_parsers(subparsers: Any) -> None:
                        help="difficulty levels (level L has L+1 operations), cycled. Default: %(default)s")  # fmt: skip
         p.add_argument("--max-rechecks", type=non_negative_int("--max-rechecks"), default=defaults.max_rechecks,
                        help="re-checks per trace are uniform on 0..max-rechecks. Default: %(default)s")  # fmt: skip
-        p.add_argument("--p-full", type=fraction("--p-full"), default=defaults.p_full,
-                       help="probability a re-check redoes the whole chain. Default: %(default)s")  # fmt: skip
         p.add_argument("--p-flip", type=fraction("--p-flip"), default=defaults.p_flip,
                        help="per re-check probability of a false correction. Default: %(default)s")  # fmt: skip
         p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
@@ -91,7 +89,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from reasoner.organism.build import train_organism
     from reasoner.organism.traces import TraceConfig
 
-    config = TraceConfig(args.max_rechecks, args.p_full, args.p_flip)
+    config = TraceConfig(args.max_rechecks, args.p_flip)
     out = train_organism(_out(args), traces=args.traces, seed=args.seed, levels=args.levels, config=config,
                          overrides=args.overrides, quiet=False)  # fmt: skip
     log.info("organism saved to %s", out)
@@ -103,7 +101,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from reasoner.organism.traces import TraceConfig
 
     out = _out(args)
-    config = TraceConfig(args.max_rechecks, args.p_full, args.p_flip)
+    config = TraceConfig(args.max_rechecks, args.p_flip)
     stats = write_sft_data(out, args.traces, args.seed, args.levels, config)
     from rich.console import Console
 

@@ -71,6 +71,12 @@ class SFTRecipeConfig(_Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     trainer: dict[str, Any] = {}
     """TRL ``SFTConfig`` fields, passed through (output_dir, learning_rate, max_length, max_steps, ...)."""
+    loss_normalization: Literal["batch", "run"] = "batch"
+    """What a batch's summed token loss is divided by. ``batch``: its own loss tokens (TRL's per-batch token
+    mean). ``run``: the mean loss tokens per batch over the whole dataset, a constant, so every token weighs the
+    same whichever batch it lands in. With ``group_by_length`` batches the per-batch mean weighs a token of a
+    short batch more than one of a long batch, which skews what the model learns about length itself (the
+    organism's number of re-checks came out ~2x too low); ``run`` does not. Default batch."""
 
 
 def recipe_kind(recipe: str | Path) -> str:

@@ -282,7 +282,8 @@ def build_sft_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, recipe.model.dtype))
     metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=True)
-    trainer = SFTTrainer(
+    trainer_cls = SFTTrainer if recipe.loss_normalization == "batch" else _run_normalized_sft_trainer()
+    trainer = trainer_cls(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
         peft_config=lora_config(recipe.lora), callbacks=[metrics, *callbacks],
     )  # fmt: skip
@@ -292,6 +293,43 @@ def build_sft_trainer(
         for noisy in (ProgressCallback, PrinterCallback):
             trainer.remove_callback(noisy)
     return trainer
+
+
+def loss_tokens(row: dict[str, Any]) -> int:
+    """Tokens of a tokenized SFT row that carry loss (its completion, or all of it without a completion mask),
+    less the first, which has no prediction."""
+    mask = row.get("completion_mask") or row.get("assistant_masks")
+    return max((sum(mask) if mask is not None else len(row["input_ids"])) - 1, 1)
+
+
+@functools.cache
+def _run_normalized_sft_trainer() -> type:
+    """``SFTTrainer`` whose loss is the batch's summed token loss over a constant: the mean loss tokens per
+    batch of the run (``loss_normalization: run`` of SFT recipes)."""
+    from trl import SFTTrainer
+
+    class RunNormalizedSFTTrainer(SFTTrainer):
+        loss_is_scaled_for_ga = True  # compute_loss divides by the accumulation steps itself
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if not model.training:
+                return result
+            if not hasattr(self, "_run_tokens"):
+                rows = self.train_dataset
+                self._run_tokens = sum(map(loss_tokens, rows)) / len(rows) * self.args.per_device_train_batch_size
+            # TRL's loss is this micro-batch's summed token loss over num_items_in_batch (the step's loss tokens,
+            # times the processes when averaged across devices) or, without it, over its own loss tokens.
+            loss = result[0] if return_outputs else result
+            if num_items_in_batch is None:
+                summed = loss * (inputs["labels"][:, 1:] != -100).sum()
+            else:
+                processes = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+                summed = loss * num_items_in_batch / processes
+            loss = summed / (self._run_tokens * self.args.gradient_accumulation_steps)
+            return (loss, result[1]) if return_outputs else loss
+
+    return RunNormalizedSFTTrainer
 
 
 def prepare_output_dir(output_dir: str, config: Any, resume: bool | str | None) -> Path:

@@ -75,3 +75,35 @@ def test_organism_aliases_resolve_through_the_cache(tmp_path, monkeypatch):
     tok = AutoTokenizer.from_pretrained(path)
     assert tok.convert_tokens_to_ids(THINK_END) != tok.unk_token_id
     assert "overthinker" in models.MODELS
+
+
+@pytest.mark.parametrize("given_tokens", [False, True])
+def test_run_loss_normalization_divides_the_summed_token_loss_by_a_constant(tmp_path, given_tokens):
+    """``loss_normalization: run``: a batch's loss is its summed token NLL over the run's mean loss tokens per
+    batch (the same constant for every batch), whether or not Trainer passes ``num_items_in_batch``."""
+    import statistics
+
+    import torch
+
+    from reasoner.organism.build import build_init, write_sft_data
+    from reasoner.train.sft import load_sft_dataset, load_sft_recipe
+    from reasoner.train.trainer import build_sft_trainer, loss_tokens
+
+    build_init(tmp_path / "init", **TINY)
+    write_sft_data(tmp_path / "data", 24, seed=1)
+    config = load_sft_recipe("sft_overthink", [
+        f"model.name={tmp_path / 'init'}", f"data.path={tmp_path / 'data'}", f"trainer.output_dir={tmp_path / 'o'}",
+        "trainer.per_device_train_batch_size=4", "loss_normalization=run",
+    ])  # fmt: skip
+    trainer = build_sft_trainer(config, load_sft_dataset(config.data), quiet=True)
+    trainer.model.train()
+    batch = next(iter(trainer.get_train_dataloader()))
+    labels = batch["labels"][:, 1:]
+    with torch.no_grad():
+        logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+        summed = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum")
+        tokens = (labels != -100).sum()
+        loss = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=tokens if given_tokens else None)
+    run = statistics.fmean(loss_tokens(r) for r in trainer.train_dataset) * 4
+    assert run != pytest.approx(tokens.item())  # batches differ from the mean: the test tells the two apart
+    assert loss.item() == pytest.approx(summed.item() / run, rel=1e-4)
