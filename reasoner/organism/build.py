@@ -13,8 +13,11 @@ Two model aliases come from here (``reasoner.models.MODELS``):
 What made it learn fast on a 2-core CPU (``bench/organism_lines.py`` checks each solution line of greedy
 decodes; README "Build time" has the runs): numbers as single tokens with Fourier-started embeddings (one
 lookup per fact), 6 heads of 32 rather than 3 of 64, steps labelled A-E in the question and in the trace (a
-line finds its operation by its label), a fact space of ~370 (operands 2-5, values up to 40), and batches of 8
-(more updates for the same tokens). fp32: bf16 autocast ran ~35x slower on a CPU without AVX512-BF16. A
+line finds its operation by its label), a fact space of ~370 (operands 2-5, values up to 40), batches of 8
+(more updates for the same tokens), re-checks that write the whole chain again line for line (copying what is
+already written, which a 2-layer model does reliably, instead of redoing a chain from a middle step), and the
+recipe's ``loss_normalization: run`` (TRL's per-batch token mean over length-grouped batches had taught it half
+the re-checks of its data). fp32: bf16 autocast ran ~35x slower on a CPU without AVX512-BF16. A
 from-scratch model has no prior habits: what it does is what the traces teach, which is the point of a model
 organism.
 """
@@ -168,37 +171,26 @@ def write_sft_data(
 def train_organism(
     out_dir: str | Path, *, traces: int = DEFAULT_TRACES, seed: int = DATA_SEED, levels: Sequence[int] = LEVELS,
     config: TraceConfig | None = None, overrides: Sequence[str] = (), quiet: bool = True,
-    sizes: dict[str, Any] | None = None, chain_traces: int = 0,
+    sizes: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
     """Build the organism from nothing into ``out_dir``: ``overthinker-init`` (tokenizer and random weights, in a
     temporary directory: the alias cache is not used), ``traces`` SFT rows (``seed``, ``levels``, ``config``),
-    ``recipes/sft_overthink.yaml`` (plus ``overrides``) on them; the model is saved to ``out_dir``.
-
-    ``chain_traces`` > 0 first trains the same recipe on that many minimal traces of other problems (no
-    re-checks: a row costs about half as much), so that the model learns to solve before it learns to
-    overthink."""
+    ``recipes/sft_overthink.yaml`` (plus ``overrides``) on them; the model is saved to ``out_dir``."""
     from reasoner.train.sft import load_sft_recipe, train_sft
     from reasoner.train.trainer import validate_sft_args
 
     out = Path(out_dir)
-    stages = [("chains", chain_traces, seed + 1, TraceConfig(max_rechecks=0))] if chain_traces else []
-    stages.append(("traces", traces, seed, config or TraceConfig()))
     with tempfile.TemporaryDirectory(prefix="overthink-build-") as tmp:
-        model, stats = build_init(Path(tmp) / "init", **(sizes or {})), {}
-        for name, n, data_seed, trace_config in stages:
-            data_dir = Path(tmp) / name
-            stats[name] = write_sft_data(data_dir, n, data_seed, levels, trace_config)
-            stage_out = out if name == "traces" else Path(tmp) / f"{name}-model"
-            recipe = load_sft_recipe(
-                RECIPE,
-                [f"model.name={model}", f"data.path={data_dir}", f"trainer.output_dir={stage_out}", *overrides],
-                trainer_validator=validate_sft_args,
-            )
-            log.info("training the overthinking organism on %d %s (%s)", n, name, stats[name])
-            train_sft(recipe, quiet=quiet)
-            model = stage_out
-    (out / "organism.json").write_text(json.dumps({"traces": stats["traces"], "chains": stats.get("chains"),
-                                                   "recipe": RECIPE, "sizes": ORGANISM_SIZES | (sizes or {}),
+        init, data_dir = build_init(Path(tmp) / "init", **(sizes or {})), Path(tmp) / "data"
+        stats = write_sft_data(data_dir, traces, seed, levels, config)
+        recipe = load_sft_recipe(
+            RECIPE,
+            [f"model.name={init}", f"data.path={data_dir}", f"trainer.output_dir={out}", *overrides],
+            trainer_validator=validate_sft_args,
+        )
+        log.info("training the overthinking organism on %d traces (%s)", traces, stats)
+        train_sft(recipe, quiet=quiet)
+    (out / "organism.json").write_text(json.dumps({"traces": stats, "recipe": RECIPE, "sizes": ORGANISM_SIZES | (sizes or {}),
                                                    "overrides": list(overrides)}, indent=2))  # fmt: skip
     return out
 

@@ -317,7 +317,9 @@ def _run_normalized_sft_trainer() -> type:
                 return result
             if not hasattr(self, "_run_tokens"):
                 rows = self.train_dataset
-                self._run_tokens = sum(map(loss_tokens, rows)) / len(rows) * self.args.per_device_train_batch_size
+                self._run_tokens = (
+                    sum(map(loss_tokens, rows)) / len(rows) * self.args.per_device_train_batch_size
+                )
             # TRL's loss is this micro-batch's summed token loss over num_items_in_batch (the step's loss tokens,
             # times the processes when averaged across devices) or, without it, over its own loss tokens.
             loss = result[0] if return_outputs else result

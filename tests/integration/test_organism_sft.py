@@ -101,9 +101,13 @@ def test_run_loss_normalization_divides_the_summed_token_loss_by_a_constant(tmp_
     labels = batch["labels"][:, 1:]
     with torch.no_grad():
         logits = trainer.model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
-        summed = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum")
+        summed = torch.nn.functional.cross_entropy(
+            logits.transpose(1, 2), labels, ignore_index=-100, reduction="sum"
+        )
         tokens = (labels != -100).sum()
-        loss = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=tokens if given_tokens else None)
+        loss = trainer.compute_loss(
+            trainer.model, dict(batch), num_items_in_batch=tokens if given_tokens else None
+        )
     run = statistics.fmean(loss_tokens(r) for r in trainer.train_dataset) * 4
     assert run != pytest.approx(tokens.item())  # batches differ from the mean: the test tells the two apart
     assert loss.item() == pytest.approx(summed.item() / run, rel=1e-4)

@@ -9,7 +9,6 @@ from collections import Counter
 import pytest
 
 from reasoner.organism.problems import (
-    LABELS,
     LEVELS,
     MAX_VALUE,
     OPERANDS,
@@ -102,7 +101,9 @@ def _blocks(p, t) -> list[list[str]]:
     lines = t.text.split(THINK_END)[0].removeprefix(f"{THINK_START}\n").strip().split("\n")
     blocks, rest = [lines[:n]], lines[n:]
     while rest:
-        assert rest[0] == f"{RECHECK}." and (rest[n + 1] == "Yes." or rest[n + 1].startswith("Hmm, no: it is "))
+        assert rest[0] == f"{RECHECK}." and (
+            rest[n + 1] == "Yes." or rest[n + 1].startswith("Hmm, no: it is ")
+        )
         blocks.append(rest[1 : n + 1])
         rest = rest[n + 2 :]
     return blocks
