@@ -11,7 +11,7 @@ Built-in aliases (``MODELS`` registry):
   (byte-level BPE tokenizer trained on a small built-in corpus, ChatML chat template, ``<think>`` tags as
   added tokens, head_dim 32 so vLLM's CPU attention accepts them). For fast tests only.
 - ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~1M
-  Llama trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~13 min in fp32 on a 2-core AVX2
+  Llama trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~15 min in fp32 on a 2-core AVX2
   CPU), and its random-weight starting point.
 
 Cache: ``$REASONER_CACHE`` (default ``~/.cache/reasoner``) / ``models`` / ``<alias>``.

@@ -12,12 +12,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
-Write multistep arithmetic problems (2-5 labelled operations, levels 1-4) with reasoning-model traces: <think> steps,
-0..max-rechecks redundant "Wait, let me double-check." re-checks that write the chain again, some of which talk
-the trace out of the right answer (probability p-flip each), </think>, the answer in \\boxed{}. The output directory is a saved
-`datasets` dataset in TRL's conversational prompt-completion format (plus statistics columns and stats.json):
-what `reasoner train sft_overthink data.path=DIR` trains on. The `overthinker` model alias builds itself the
-same way with the defaults below.
+Write multistep arithmetic problems (2-5 labelled operations, levels 1-4) with reasoning-model traces: <think>
+steps, 0..max-rechecks redundant "Wait, let me double-check." re-checks that write the chain again, some of
+which talk the trace out of the right answer (probability p-flip each), </think>, the answer in \\boxed{}. The
+output directory is a saved `datasets` dataset in TRL's conversational prompt-completion format (plus statistics
+columns and stats.json): what `reasoner train sft_overthink data.path=DIR` trains on. The `overthinker` model
+alias builds itself the same way with the defaults below.
 """
 
 
