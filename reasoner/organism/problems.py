@@ -4,9 +4,9 @@ A problem is a start value and 2-5 labelled operations applied in order ("Start 
 multiply by 3. Step C: subtract 4. What is the result?"); level L has L + 1 operations. Operands are 2-5 and
 every intermediate value stays in [0, 40]: about 370 distinct facts, which a ~1M-parameter model learns in a
 few minutes of a 2-core CPU (with operands 2-9 and values up to 99, ~1,800 facts, five minutes of training
-left it at ~75% per fact), so the difficulty comes from chaining them and from the trace's re-checks. Problems are a pure function of
-(split, seed, level, index), so a larger ``n`` extends a smaller one; ``train`` and ``test`` are disjoint by
-construction (a hash of the question text decides its side).
+left it at ~75% per fact), so the difficulty comes from chaining them and from the trace's re-checks. Problems
+are a pure function of (split, seed, level, index), so a larger ``n`` extends a smaller one; ``train`` and
+``test`` are disjoint by construction (a hash of the question text decides its side).
 """
 
 from __future__ import annotations

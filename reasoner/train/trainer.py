@@ -311,15 +311,15 @@ def _run_normalized_sft_trainer() -> type:
     class RunNormalizedSFTTrainer(SFTTrainer):
         loss_is_scaled_for_ga = True  # compute_loss divides by the accumulation steps itself
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            rows = self.train_dataset  # tokenized by SFTTrainer
+            self._run_tokens = sum(map(loss_tokens, rows)) / len(rows) * self.args.per_device_train_batch_size
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             if not model.training:
                 return result
-            if not hasattr(self, "_run_tokens"):
-                rows = self.train_dataset
-                self._run_tokens = (
-                    sum(map(loss_tokens, rows)) / len(rows) * self.args.per_device_train_batch_size
-                )
             # TRL's loss is this micro-batch's summed token loss over num_items_in_batch (the step's loss tokens,
             # times the processes when averaged across devices) or, without it, over its own loss tokens.
             loss = result[0] if return_outputs else result
