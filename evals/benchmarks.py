@@ -254,11 +254,13 @@ class GeneratedBenchmark:
         limit: int | None = None,
         data_dir: str | Path | None = None,
         *,
-        n: int = 50,
+        n: int | None = None,
         seed: int = 0,
         levels: Sequence[int] | None = None,
     ) -> LoadResult:
-        count = n if limit is None else min(n, limit)
+        """``n`` problems (default: ``limit``, else 50), at most ``limit``."""
+        count = n if n is not None else limit if limit is not None else 50
+        count = count if limit is None else min(count, limit)
         levels = self.levels if levels is None else levels
         return LoadResult(self.generate(count, seed, levels, split), 0, self.source)
 

@@ -22,13 +22,17 @@ log = logging.getLogger("reasoner")
 
 _EVAL_DESCRIPTION = """\
 Evaluate decoding strategies at several token budgets on a math benchmark: a grid of strategies x budgets x
-seeds. With no arguments: smollm2-135m on 30 offline `arith` problems, strategies greedy, majority@4 and
-short-1@4 (simulated), budgets 64/128/256, then the report (a few minutes on 2 CPU cores).
+seeds. With no arguments: the overthinking organism (`overthinker`, built on first use in ~5 min on 2 CPU cores,
+then cached) on 100 held-out `multistep` problems at T=1.0, strategies greedy, majority@8, short-1@8 and
+short-3@8 (live: real aborts) and budget forcing, budgets 64/128/384 tokens, then the report and a few verdict
+lines against majority@8 (~2 min after the build). The real small model instead: --config
+evals/configs/smollm2.yaml (SmolLM2-135M-Instruct on arithmetic).
 
 One generation at the largest budget answers every smaller "stop at B tokens" budget by truncation; requests
-repeated across strategies (majority@4 and short-1@4 share their chains) run once; budget forcing replays
-the capped thinking and generates only the forced answer. The summary reports tokens generated against what
-separate runs per budget would have generated.
+repeated across strategies (majority@k and short-m@k simulated share their chains) run once; budget forcing
+replays the capped thinking and generates only the forced answer; live strategies run first on each work unit
+so that their aborts and wall times are real. The summary reports tokens generated against what separate runs
+per budget would have generated.
 
 Results go to --out: config.yaml, samples.jsonl (one row per strategy, budget, problem and seed, appended as
 work units finish), summary.json/.csv (accuracy with 95% bootstrap CIs over problems), comparisons.csv

@@ -70,29 +70,54 @@ def print_summary(summary: dict, out: Path) -> None:
 
 
 def verdict_lines(summary: dict) -> list[str]:
-    """A few plain sentences drawn from the measured numbers: at the largest budget each strategy shares with the
-    baseline, its accuracy against the baseline's (paired difference, CI, p) and its generated tokens and
-    per-problem wall time as multiples of the baseline's. Empty without comparisons."""
+    """A few plain sentences drawn from the measured numbers, each strategy against the baseline:
+
+    - at the largest budget it shares with the baseline: accuracy against the baseline's (paired difference,
+      95% CI, p), generated tokens and per-problem wall time as multiples of the baseline's;
+    - a strategy whose budget is a setting of the method (budget forcing's thinking cap) at each budget,
+      against the baseline at its largest budget (not at that max_tokens, where the baseline is cut short):
+      accuracy, tokens and wall time; unpaired across budgets, so without CI.
+
+    Empty without comparisons."""
+    from evals.sweep import StrategyEntry
+
     comps = summary.get("comparisons") or []
     if not comps:
         return []
     cells = {(c["strategy"], c["budget"]): c for c in summary["cells"]}
     baseline = comps[0]["baseline"]
-    lines = [
-        f"verdict (each strategy against {baseline}, on the same problems, at its largest shared budget):"
-    ]
+    top = max(b for s, b in cells if s == baseline)
+    base = cells[(baseline, top)]
+    lines = [f"verdict (against {baseline} on the same problems):"]
     largest: dict[str, dict] = {}
     for comp in comps:
         if comp["budget"] >= largest.get(comp["strategy"], {"budget": -1})["budget"]:
             largest[comp["strategy"]] = comp
+    capped = []
     for name, comp in largest.items():
-        mine, base = cells[(name, comp["budget"])], cells[(baseline, comp["budget"])]
+        if StrategyEntry.parse(name, 1).takes_budget:
+            capped.append(name)
+            continue
+        mine, theirs = cells[(name, comp["budget"])], cells[(baseline, comp["budget"])]
         lo, hi = comp["diff_ci"]
-        wall = mine["wall_s"] / base["wall_s"] if base["wall_s"] else float("nan")
-        ratio = comp["token_ratio"] if comp["token_ratio"] is not None else float("nan")
         lines.append(
-            f"  {name} @ {comp['budget']}: accuracy {mine['accuracy']:.3f} vs {base['accuracy']:.3f} "
+            f"  {name} @ {comp['budget']} tokens: accuracy {mine['accuracy']:.3f} vs {theirs['accuracy']:.3f} "
             f"(diff {comp['diff']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}], p {comp['p_value']:.2g}), "
-            f"{ratio:.2f}x tokens, {wall:.2f}x wall"
+            f"{_times(comp['token_ratio'])} tokens, {_ratio(mine, theirs, 'wall_s')} wall"
         )
+    for name in capped:
+        for budget in sorted(b for s, b in cells if s == name):
+            mine = cells[(name, budget)]
+            lines.append(
+                f"  {name} @ thinking cap {budget}: accuracy {mine['accuracy']:.3f} vs {base['accuracy']:.3f} "
+                f"({baseline} @ {top}), {_ratio(mine, base, 'generated')} tokens, {_ratio(mine, base, 'wall_s')} wall"
+            )
     return lines
+
+
+def _ratio(mine: dict, base: dict, key: str) -> str:
+    return _times(mine[key] / base[key] if base.get(key) else None)
+
+
+def _times(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}x"

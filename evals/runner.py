@@ -295,13 +295,17 @@ def run_unit(
     config: EvalConfig,
     on_cell: Callable[[], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every strategy at every budget (largest first, so smaller ones replay) on one unit; graded rows."""
+    """Every strategy at every budget (largest first, so smaller ones replay) on one unit; graded rows.
+
+    Live strategies (``Strategy.live``: real aborts) run before the others, so that no recording of full
+    chains made by another strategy replays them: their aborts and wall times are real. The rows do not
+    depend on the order (request seeds depend on the unit, the prompt and the sample index only)."""
     problems = list(unit.problems)
     engine.clear()
     engine.set_owners({p.id: render(engine.tokenizer, p.question) for p in problems})
     spec = SampleSpec(temperature=config.temperature, top_p=config.top_p, seed=unit.spec_seed)
     raw: list[tuple[str, int, Problem, StrategyResult, int, float]] = []
-    for entry in entries:
+    for entry in sorted(entries, key=lambda e: not e.build(budgets[0]).live):
         for budget in sorted(budgets, reverse=True):
             strategy = entry.build(budget)
             t0 = time.perf_counter()

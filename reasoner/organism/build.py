@@ -31,7 +31,7 @@ import statistics
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reasoner.organism.problems import LEVELS, generate_multistep, steps_of
 from reasoner.organism.traces import TraceConfig, minimal_trace, write_trace
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 RECIPE = "sft_overthink"
 """The SFT recipe that trains the organism (``recipes/sft_overthink.yaml``)."""
-DEFAULT_TRACES = 40_000
+DEFAULT_TRACES = 14_000
 """Training traces for the ``overthinker`` alias."""
 DATA_SEED = 0
 """Seed of the training problems and traces for the alias (problems from the ``train`` split)."""
@@ -50,7 +50,7 @@ ORGANISM_ARCH = "llama"
 ``Qwen2Tokenizer``, which rebuilds its own pre-tokenizer (digits one by one) and drops the organism's."""
 ORGANISM_SIZES: dict[str, Any] = dict(
     hidden_size=192,
-    intermediate_size=768,
+    intermediate_size=384,
     num_hidden_layers=2,
     num_attention_heads=6,
     num_key_value_heads=6,
@@ -170,7 +170,7 @@ def write_sft_data(
 
 def train_organism(
     out_dir: str | Path, *, traces: int = DEFAULT_TRACES, seed: int = DATA_SEED, levels: Sequence[int] = LEVELS,
-    config: TraceConfig | None = None, overrides: Sequence[str] = (), quiet: bool = True,
+    config: TraceConfig | None = None, overrides: Sequence[str] = (), quiet: bool | Literal["bar"] = True,
     sizes: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
     """Build the organism from nothing into ``out_dir``: ``overthinker-init`` (tokenizer and random weights, in a
@@ -197,4 +197,4 @@ def train_organism(
 
 def build_overthinker(out_dir: Path) -> Path:
     """The ``overthinker`` alias builder (``reasoner.models.MODELS``)."""
-    return train_organism(out_dir, quiet=False)
+    return train_organism(out_dir, quiet="bar")

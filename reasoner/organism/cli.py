@@ -25,7 +25,7 @@ _BUILD_DESCRIPTION = """\
 Build an overthinking organism from nothing into --out, as the `overthinker` alias does with the defaults below:
 the tokenizer and a random-weight `overthinker-init`, --traces SFT traces written with these knobs (see
 `reasoner organism data --help`), `recipes/sft_overthink.yaml` on them (key=value arguments override it), the
-trained model saved to --out. With the defaults it takes ~15 min on a 2-core AVX2 CPU (fp32).
+trained model saved to --out. With the defaults it takes ~5 min on a 2-core AVX2 CPU (fp32).
 """
 
 

@@ -2,7 +2,9 @@
 
 A trace is what a reasoning model (DeepSeek-R1 style) writes for a multistep problem: ``<think>``, the steps
 one per line ("Step B: multiply by 3. 12 * 3 = 36", the question's step then its equation), then ``N``
-redundant re-checks, ``</think>``, and the answer in ``\\boxed{}``. A re-check ("Wait, let me double-check.")
+redundant re-checks, ``</think>``, and ``prompts.ANSWER_CUE`` ("The final answer is \\boxed{") with the answer:
+the cue that budget forcing, fractured sampling and early exit append, so that a forced answer is in the
+organism's own format. A re-check ("Wait, let me double-check.")
 writes the whole chain again, line for line as the block before it, and ends "Yes."; ``N`` is uniform on
 ``0..max_rechecks``. With probability ``p_flip`` a re-check "finds" an error that is not there: it states a
 wrong result at one step, carries it through the later steps and ends "Hmm, no: it is W.", and the re-checks
@@ -24,7 +26,7 @@ import random
 from dataclasses import dataclass
 
 from reasoner.organism.problems import LABELS, Step, verb
-from reasoner.prompts import THINK_END, THINK_START
+from reasoner.prompts import ANSWER_CUE, THINK_END, THINK_START
 
 RECHECK = "Wait, let me double-check"
 """The phrase that opens every redundant re-check."""
@@ -34,10 +36,12 @@ RECHECK = "Wait, let me double-check"
 class TraceConfig:
     """How traces are written."""
 
-    max_rechecks: int = 4
-    """Re-checks per trace are uniform on 0..max_rechecks. Default 4."""
-    p_flip: float = 0.07
-    """Per re-check probability of a false correction that makes the answer wrong. Default 0.07."""
+    max_rechecks: int = 3
+    """Re-checks per trace are uniform on 0..max_rechecks. Default 3 (mean 1.5: thinking ~2.8x the minimal
+    solution's)."""
+    p_flip: float = 0.1
+    """Per re-check probability of a false correction that makes the answer wrong. Default 0.1 (a trace with 3
+    re-checks is right with probability 0.9^3 = 0.73)."""
 
     def __post_init__(self) -> None:
         if self.max_rechecks < 0:
@@ -61,7 +65,7 @@ class Trace:
 
 
 def _finish(lines: list[str], answer: int) -> str:
-    return f"{THINK_START}\n" + "\n".join(lines) + f"\n{THINK_END}\nThe answer is \\boxed{{{answer}}}."
+    return f"{THINK_START}\n" + "\n".join(lines) + f"\n{THINK_END}{ANSWER_CUE}{answer}}}."
 
 
 def _numbered(i: int, step: Step, result: int | None = None) -> str:

@@ -189,6 +189,13 @@ class Strategy(ABC):
                 f"{self.name}: config must be {self.Config.__name__}, got {type(config).__name__}"
             )
 
+    @property
+    def live(self) -> bool:
+        """Whether the strategy aborts requests in a stream to save wall time (short-m@k live, DeepConf
+        online): its wall time means something only when the engine really generates, not when an eval sweep
+        replays a recording (``evals.sweep.SweepEngine``), so sweeps run such strategies first."""
+        return False
+
     def run(self, engine: Any, problem: Problem, spec: SampleSpec) -> StrategyResult:
         """Solve one problem."""
         return self.run_batch(engine, [problem], spec)[0]

@@ -103,6 +103,10 @@ class DeepConf(Strategy):
     name = "deepconf"
     Config = DeepConfConfig
 
+    @property
+    def live(self) -> bool:
+        return self.config.mode == "online"
+
     def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg = self.config
         lk = max(spec.logprobs_k, cfg.conf_topk)

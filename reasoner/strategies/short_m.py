@@ -137,6 +137,10 @@ class ShortM(Strategy):
     name = "short-m@k"
     Config = ShortMConfig
 
+    @property
+    def live(self) -> bool:
+        return self.config.mode == "live"
+
     def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg, tok = self.config, engine.tokenizer
         if cfg.mode == "simulated":

@@ -139,10 +139,11 @@ def train_sft(
     config: SFTRecipeConfig,
     *,
     resume: bool | str | None = None,
-    quiet: bool = False,
+    quiet: bool | Literal["bar"] = False,
     callbacks: Sequence[Any] = (),
 ) -> Any:
-    """Run an SFT recipe end to end; return the trainer (model and tokenizer saved to ``output_dir``)."""
+    """Run an SFT recipe end to end; return the trainer (model and tokenizer saved to ``output_dir``).
+    ``quiet``: as ``build_sft_trainer``'s (True: no console output, "bar": the progress bar only)."""
     from reasoner.train.trainer import build_sft_trainer, prepare_output_dir
 
     dataset = load_sft_dataset(config.data)

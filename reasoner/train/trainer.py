@@ -25,7 +25,7 @@ import typing
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -262,11 +262,12 @@ def sft_config(recipe: Any) -> Any:
 
 
 def build_sft_trainer(
-    recipe: Any, dataset: Any, *, callbacks: Sequence[Any] = (), quiet: bool = False
+    recipe: Any, dataset: Any, *, callbacks: Sequence[Any] = (), quiet: bool | Literal["bar"] = False
 ) -> Any:
     """A ready TRL ``SFTTrainer`` for an SFT recipe: model, tokenizer (pad = eos when unset), LoRA, dataset.
 
-    Metrics go to ``<output_dir>/metrics.jsonl`` (one JSON line per logging step) as for RL recipes.
+    Metrics go to ``<output_dir>/metrics.jsonl`` (one JSON line per logging step) as for RL recipes. On the
+    console: a progress bar and each logged dict (``quiet=False``), the bar only (``"bar"``), nothing (True).
     """
     _quiet_trl()
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -292,7 +293,20 @@ def build_sft_trainer(
 
         for noisy in (ProgressCallback, PrinterCallback):
             trainer.remove_callback(noisy)
+        if quiet == "bar":
+            trainer.add_callback(_bar_only_callback())
     return trainer
+
+
+def _bar_only_callback() -> Any:
+    """transformers' ``ProgressCallback`` without the dict it writes at every logging step."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            return None
+
+    return BarOnly()
 
 
 def loss_tokens(row: dict[str, Any]) -> int:

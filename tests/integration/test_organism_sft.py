@@ -1,6 +1,6 @@
 """A tiny overthinking organism trained in seconds: the recipe, data and alias path work end to end.
 
-The real organism (``overthinker``: ~1M parameters, 40,000 traces) is measured by ``bench/organism.py`` and
+The real organism (``overthinker``: ~1M parameters, 14,000 traces) is measured by ``bench/organism.py`` and
 ``bench/organism_lines.py``; here a 2-layer model learns the trace format from a few dozen traces.
 """
 
@@ -19,7 +19,7 @@ from reasoner.types import SampleSpec
 
 TINY = dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
             num_key_value_heads=2, head_dim=32)  # fmt: skip
-FORMAT = re.compile(rf"^{THINK_START}\n.+?\n{THINK_END}\nThe answer is \\boxed\{{-?\d+\}}\.$", re.S)
+FORMAT = re.compile(rf"^{THINK_START}\n.+?\n{THINK_END}\n\nThe final answer is \\boxed\{{-?\d+\}}\.$", re.S)
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def tiny_organism(tmp_path_factory) -> Path:
     config = load_sft_recipe("sft_overthink", [
         f"model.name={tmp / 'init'}", f"data.path={tmp / 'data'}", f"trainer.output_dir={tmp / 'out'}",
         "trainer.max_steps=150", "trainer.learning_rate=3e-3", "trainer.per_device_train_batch_size=8",
-        "trainer.bf16=false", "trainer.warmup_steps=0", "trainer.lr_scheduler_type=constant",
-    ])  # fmt: skip
+        "trainer.bf16=false", "trainer.warmup_steps=0", "trainer.lr_scheduler_type=constant", "trainer.adam_beta2=0.999",
+    ])  # fmt: skip  # a tiny model, 150 steps at a constant 3e-3: Adam's default beta2, not the recipe's 0.95
     trainer = train_sft(config, quiet=True)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert losses[-1] < 0.5 * losses[0]

@@ -343,3 +343,19 @@ def test_hub_benchmark_from_rows_without_ids() -> None:
     spec = HubBenchmark("demo", "org/demo", "answer")
     result = spec.from_rows([{"problem": "Q", "answer": "1"}, {"problem": "Q2"}], split="test")
     assert ([p.id for p in result], result.skipped) == (["demo-test-0"], 1)
+
+
+@pytest.mark.parametrize(
+    "limit, options, count",
+    [
+        (None, {}, 50),
+        (100, {}, 100),
+        (7, {}, 7),
+        (None, {"n": 12}, 12),
+        (5, {"n": 12}, 5),
+        (30, {"n": 12}, 12),
+    ],
+)
+def test_generated_benchmark_size(limit: int | None, options: dict, count: int) -> None:
+    """A generated benchmark has no natural size: ``limit`` alone sets it (no silent cap at the default 50)."""
+    assert len(load_benchmark("multistep", "test", limit, **options)) == count

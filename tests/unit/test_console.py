@@ -1,12 +1,19 @@
-"""The plain verdict lines at the end of `reasoner eval`: drawn from the summary's numbers, largest shared budget."""
+"""The plain verdict lines at the end of `reasoner eval`: drawn from the summary's numbers, largest shared budget;
+budget forcing at each thinking cap against the baseline's largest budget."""
 
 from __future__ import annotations
 
 from evals.console import verdict_lines
 
 
-def _cell(strategy: str, budget: int, accuracy: float, wall_s: float) -> dict:
-    return {"strategy": strategy, "budget": budget, "accuracy": accuracy, "wall_s": wall_s}
+def _cell(strategy: str, budget: int, accuracy: float, wall_s: float, generated: float = 100.0) -> dict:
+    return {
+        "strategy": strategy,
+        "budget": budget,
+        "accuracy": accuracy,
+        "wall_s": wall_s,
+        "generated": generated,
+    }
 
 
 def _comp(strategy: str, budget: int, diff: float, ratio: float | None) -> dict:
@@ -33,8 +40,25 @@ def test_verdict_lines_use_the_largest_shared_budget_and_the_measured_ratios():
     }
     head, line = verdict_lines(summary)
     assert "against majority:k=8" in head
-    assert line.strip().startswith("short-m@k:k=8,m=3 @ 256: accuracy 0.900 vs 0.800 (diff +0.100")
+    assert line.strip().startswith("short-m@k:k=8,m=3 @ 256 tokens: accuracy 0.900 vs 0.800 (diff +0.100")
     assert line.endswith("0.50x tokens, 0.50x wall")
+
+
+def test_budget_forcing_is_shown_at_each_cap_against_the_baselines_largest_budget():
+    summary = {
+        "cells": [
+            _cell("majority:k=8", 64, 0.0, 1.0, generated=512),
+            _cell("majority:k=8", 256, 0.8, 4.0, generated=1000),
+            _cell("budget-forcing", 64, 0.7, 0.5, generated=80),
+            _cell("budget-forcing", 256, 0.6, 1.0, generated=150),
+        ],
+        "comparisons": [_comp("budget-forcing", 64, 0.7, 0.16), _comp("budget-forcing", 256, -0.2, 0.15)],
+    }
+    head, cap64, cap256 = verdict_lines(summary)
+    assert cap64.strip() == (
+        "budget-forcing @ thinking cap 64: accuracy 0.700 vs 0.800 (majority:k=8 @ 256), 0.08x tokens, 0.12x wall"
+    )
+    assert cap256.strip().startswith("budget-forcing @ thinking cap 256: accuracy 0.600 vs 0.800")
 
 
 def test_no_comparisons_no_verdict():

@@ -81,7 +81,7 @@ def test_minimal_trace_is_exactly_the_steps():
     steps = [Step(7, "+", 5), Step(12, "*", 3), Step(36, "-", 4)]
     assert minimal_trace(steps) == (
         f"{THINK_START}\nStep A: add 5. 7 + 5 = 12\nStep B: multiply by 3. 12 * 3 = 36\n"
-        f"Step C: subtract 4. 36 - 4 = 32\n{THINK_END}\nThe answer is \\boxed{{32}}."
+        f"Step C: subtract 4. 36 - 4 = 32\n{THINK_END}\n\nThe final answer is \\boxed{{32}}."
     )
     assert question_text(7, steps) == (
         "Start with 7. Step A: add 5. Step B: multiply by 3. Step C: subtract 4. What is the result?"
@@ -124,7 +124,7 @@ def test_trace_format_and_bookkeeping(config):
     for p, t in _traces(300, config):
         think, _, answer_part = t.text.partition(THINK_END)
         assert think.startswith(f"{THINK_START}\n") and THINK_END not in answer_part
-        assert answer_part == f"\nThe answer is \\boxed{{{t.answer}}}."
+        assert answer_part == f"\n\nThe final answer is \\boxed{{{t.answer}}}."
         assert think.count(RECHECK) == t.rechecks <= config.max_rechecks
         assert t.flipped == (str(t.answer) != p.answer)
         last = EQUATION.findall(think)[-1]
@@ -162,12 +162,13 @@ def test_no_flips_means_always_right_and_certain_flips_mean_wrong():
 
 
 def test_longer_traces_are_more_often_wrong():
-    traces = [t for _, t in _traces(4000, TraceConfig())]
-    by_n = {n: [t.flipped for t in traces if t.rechecks == n] for n in range(TraceConfig().max_rechecks + 1)}
-    wrong = {n: sum(v) / len(v) for n, v in by_n.items() if v}
-    assert wrong[0] == 0.0
-    assert wrong[1] < wrong[2] < wrong[4]
-    assert 0.08 < sum(t.flipped for t in traces) / len(traces) < 0.20
+    config = TraceConfig()
+    traces = [t for _, t in _traces(4000, config)]
+    by_n = {n: [t.flipped for t in traces if t.rechecks == n] for n in range(config.max_rechecks + 1)}
+    wrong = [sum(v) / len(v) for v in by_n.values()]
+    assert wrong[0] == 0.0 and wrong == sorted(wrong) and len(set(wrong)) == len(wrong)
+    for n, rate in enumerate(wrong):  # P(wrong | N) = 1 - (1 - p_flip)^N: 0, 0.1, 0.19, 0.271 by default
+        assert abs(rate - (1 - (1 - config.p_flip) ** n)) < 0.05, (n, rate)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from evals.report import NOT_REPRODUCIBLE, summarize
-from evals.runner import RunDir, RunDirError, run_sweep
+from evals.runner import RunDir, RunDirError, run_sweep, run_unit
 from evals.sweep import (
     EvalConfig,
     StrategyEntry,
@@ -159,6 +159,21 @@ def test_reuse_off_and_spent_by_owner(fake):
     assert spent["p0"] >= results[0].tokens.generated
 
 
+def test_live_strategies_run_first_so_no_recording_replays_them(fake):
+    """majority@3 listed first would record the 3 chains that short-1@3 live asks for; the unit runs the live
+    strategy first, so its aborts are real (nothing replayed) and its rows equal a run of it alone."""
+    cfg = _cfg(strategies=["majority:k=3", "short-m@k:k=3,m=1"], budgets=[24], seeds=[0])
+    unit = work_units(PROBLEMS[:2], [0], 2)[0]
+    proxy = SweepEngine(fake)
+    rows = run_unit(proxy, unit, cfg.entries(), cfg.budgets, cfg)
+    assert proxy.served == 0 and proxy.spent > 0
+    alone = run_unit(SweepEngine(fake), unit, cfg.entries()[1:], cfg.budgets, cfg)
+    live = [r for r in rows if r["strategy"] == "short-m@k:k=3,m=1"]
+    assert [r["samples"] for r in live] == [r["samples"] for r in alone]
+    assert any(s["finish"] == "abort" for r in live for s in r["samples"])
+    assert [r["strategy"] for r in rows][:2] == ["short-m@k:k=3,m=1"] * 2
+
+
 def test_truncate_marks_length_and_recomputes_think_end(fake):
     ids = fake.tokenizer.encode("<think> a a a</think> \\boxed{2}", add_special_tokens=False)
     c = fake.generate([ids[:0] or [1]], SampleSpec(max_tokens=40, seed=0))[0][0]
@@ -267,7 +282,7 @@ def test_run_dir_config_mismatch_and_modes(tmp_path):
     with pytest.raises(RunDirError, match="nothing to resume"):
         run.prepare(EvalConfig(), "resume")
     assert run.prepare(EvalConfig(), "auto") == 0
-    with pytest.raises(RunDirError, match=r"budgets: \[64, 128, 256\] -> \[8\]\); rerun with --fresh"):
+    with pytest.raises(RunDirError, match=r"budgets: \[64, 128, 384\] -> \[8\]\); rerun with --fresh"):
         run.prepare(EvalConfig(budgets=[8]), "auto")
     assert run.prepare(EvalConfig(budgets=[8]), "fresh") == 0
     assert run.load_config().budgets == [8]
