@@ -4,15 +4,17 @@ All arms share one warm ``vllm.LLM`` in one process (ours drives its ``LLMEngine
 requests, raw calls ``LLM.generate``), so all run under the same thread settings: ``common.cpu_env`` (one
 unbound OpenMP thread unless the environment says otherwise), applied before torch or vLLM is imported and
 printed with the results. Raw runs twice: with the requests our engine sends for a plain ``SampleSpec`` (one
-per sample, seed ``sample_seed``, no logprobs: identical samples, so equal work) and as a user would call it
-(one ``n``-sample request per prompt, no logprobs; vLLM seeds the children ``seed + j``). The transformers
-engine's tokens/s is printed for reference on a smaller slice.
+per sample, seed ``sample_seed``, no logprobs) and as a user would call it (one ``n``-sample request per
+prompt, no logprobs, seeded ``prompt_seed``: vLLM seeds the children ``seed + j``, which is our
+``sample_seed``). All three arms draw identical samples, so they do equal work. The transformers engine's
+tokens/s is printed for reference on a smaller slice.
 
-The user arm samples different chains, so its lengths differ, and tokens/s depends on them (a step costs
-nearly the same whether 64 or 40 chains are still live). With one seed for every round that bias is the
-same in every round: measured at seeds 0, 1, 2 (fp32, 16 prompts x 4) ours/user was 0.81, 1.10, 0.96 while
-ours/same-requests was 0.95, 1.01, 1.02. So round r samples with seed r in every arm, arms rotate order, and
-the ratios are pooled (total tokens / total seconds per arm) over rounds; the per-round median is printed too.
+Why identical samples: tokens/s depends on the chains' lengths (a step costs nearly the same whether 64 or 40
+chains are still live). Before 2026-12-05 the user arm used one seed for all prompts and drew other chains:
+at seeds 0, 1, 2 (fp32, 16 prompts x 4) ours/user was 0.81, 1.10, 0.96 while ours/same-requests was 0.95,
+1.01, 1.02, and 5 rounds left the ratio unsettled (0.950 pooled, 0.974 median). Round r samples with seed r in
+every arm, arms rotate order, and the ratios are pooled (total tokens / total seconds per arm) over rounds;
+the per-round median is printed too.
 Default dtype float32: on CPUs without bf16 matrix units (AVX2) a bf16 linear is ~7x slower (64x576 @ 576x1536:
 15.6 ms vs 2.3 ms), which buries the engine's overhead under compute.
 
@@ -32,7 +34,7 @@ from dataclasses import replace
 
 from common import cpu_env
 
-from reasoner.engines.base import sample_seed
+from reasoner.engines.base import prompt_seed, sample_seed
 from reasoner.models import resolve
 from reasoner.prompts import render
 from reasoner.types import SampleSpec
@@ -52,8 +54,8 @@ def run_ours(engine, prompts: list[list[int]], spec: SampleSpec) -> tuple[int, f
 
 def run_raw(engine, prompts: list[list[int]], spec: SampleSpec, *, same_work: bool) -> tuple[int, float]:
     """Raw ``LLM.generate``, no logprobs (``spec.logprobs`` is off). ``same_work``: the requests our engine
-    issues (one per sample, seed ``sample_seed``), so both sides generate identical tokens; else one request
-    with ``n`` per prompt (vLLM seeds its children ``seed + j``)."""
+    issues (one per sample, seed ``sample_seed``); else one request with ``n`` per prompt, seeded
+    ``prompt_seed`` (vLLM seeds its children ``seed + j`` = ``sample_seed``). Both draw our very samples."""
     from vllm import SamplingParams
 
     common = dict(max_tokens=spec.max_tokens, temperature=spec.temperature, top_p=spec.top_p)
@@ -66,7 +68,7 @@ def run_raw(engine, prompts: list[list[int]], spec: SampleSpec, *, same_work: bo
         ]
     else:
         inputs = [{"prompt_token_ids": p} for p in prompts]
-        params = SamplingParams(n=spec.n, seed=spec.seed, **common)
+        params = [SamplingParams(n=spec.n, seed=prompt_seed(spec, p), **common) for p in prompts]
     t0 = time.perf_counter()
     out = engine.llm.generate(inputs, params, use_tqdm=False)
     return sum(len(c.token_ids) for r in out for c in r.outputs), time.perf_counter() - t0
@@ -128,8 +130,12 @@ def main() -> None:
         per_run = ", ".join(f"{t / s:.1f}" for t, s in res)
         tokens = ", ".join(str(t) for t, _ in res)
         print(f"{arm:34s} {pooled[arm]:8.1f} tok/s pooled   runs: {per_run}   tokens: {tokens}")
+    same = all(len({results[arm][r][0] for arm in ARMS}) == 1 for r in range(args.repeats))
+    print(
+        f"equal work (every arm generated the same number of tokens in every round): {'yes' if same else 'NO'}"
+    )
     ours = results[ARMS[0]]
-    for arm, label in ((ARMS[1], "same requests"), (ARMS[2], f"n={args.n}, no logprobs, different samples")):
+    for arm, label in ((ARMS[1], "same requests"), (ARMS[2], f"n={args.n}-sample requests, no logprobs")):
         paired = statistics.median(
             (to / so) / (t / s) for (to, so), (t, s) in zip(ours, results[arm], strict=True)
         )

@@ -87,6 +87,22 @@ def test_same_seed_same_samples(engines, kind):
     assert len({x.token_ids for x in a[0]}) > 1  # the n samples of one prompt differ
 
 
+def test_samples_equal_one_raw_n_sample_request_per_prompt(engines):
+    """``sample_seed`` = ``prompt_seed + j`` is vLLM's seeding of an n-sample request's children, so a user's
+    ``LLM.generate`` with ``SamplingParams(n, seed=prompt_seed)`` per prompt draws exactly our samples."""
+    from vllm import SamplingParams
+
+    from reasoner.engines.base import prompt_seed
+
+    engine = engines["vllm"]
+    prompts = _prompts(engine)[:3]
+    spec = SampleSpec(n=3, max_tokens=24, temperature=1.0, seed=11)
+    ours = [[c.token_ids for c in row] for row in engine.generate(prompts, spec)]
+    params = [SamplingParams(n=3, max_tokens=24, temperature=1.0, seed=prompt_seed(spec, p)) for p in prompts]
+    raw = engine.llm.generate([{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False)
+    assert ours == [[tuple(c.token_ids) for c in sorted(r.outputs, key=lambda c: c.index)] for r in raw]
+
+
 def test_weight_update_changes_output_in_both_engines(engines, hf_engine):
     model = hf_engine.model
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}

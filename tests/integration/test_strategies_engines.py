@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from reasoner.prompts import ANSWER_CUE, render
+from reasoner.prompts import ANSWER_CUE, THINK_END, render
 from reasoner.strategies import STRATEGIES, build_strategy
+from reasoner.strategies.base import span_open, thinking_prefix
 from reasoner.types import Problem, SampleSpec
 
 PROBLEMS = [Problem("a", "What is 2+3?", "5"), Problem("b", "Solve for x: 3x + 4 = 19.", "5")]
@@ -80,9 +81,12 @@ def test_fractured_and_budget_forcing_prefixes(engines, kind):
     r = build_strategy("fractured", {"n": "2", "H": "3", "answer_tokens": "3"}).run(engine, PROBLEMS[0], SPEC)
     forced = r.completions[2:]
     assert len(forced) == 2 * 3
-    cuts = [c for row in r.extra["cuts"] for c in row]
-    # random traces rarely open <think>, so the cue alone follows the cut
-    assert [c.prompt_tokens for c in forced] == [prompt + cut + cue for cut in cuts]
+    cuts = [(j, c) for j, row in enumerate(r.extra["cuts"]) for c in row]
+    # the cue follows the cut, after </think> where the random trace's thinking left a span open
+    close = len(tok.encode(THINK_END, add_special_tokens=False))
+    opened = [span_open(tok, thinking_prefix(tok, c)) for c in r.completions[:2]]
+    expected = [prompt + cut + cue + close * opened[j] for j, cut in cuts]
+    assert [c.prompt_tokens for c in forced] == expected
     bf = build_strategy("budget-forcing", {"budget": "5", "answer_tokens": "3"}).run(
         engine, PROBLEMS[0], SPEC
     )
