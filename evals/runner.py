@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 from evals.grading import grade_rows
 from evals.manifest import MANIFEST_FILE, append_manifest, run_manifest
-from evals.sweep import EvalConfig, StrategyEntry, SweepEngine, WorkUnit, work_units
+from evals.replay import SweepEngine
+from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, work_units
 from reasoner.prompts import render
 from reasoner.types import Problem, SampleSpec, StrategyResult
 

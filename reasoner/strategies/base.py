@@ -193,7 +193,7 @@ class Strategy(ABC):
     def live(self) -> bool:
         """Whether the strategy aborts requests in a stream to save wall time (short-m@k live, DeepConf
         online): its wall time means something only when the engine really generates, not when an eval sweep
-        replays a recording (``evals.sweep.SweepEngine``), so sweeps run such strategies first."""
+        replays a recording (``evals.replay.SweepEngine``), so sweeps run such strategies first."""
         return False
 
     def run(self, engine: Any, problem: Problem, spec: SampleSpec) -> StrategyResult:

@@ -8,17 +8,10 @@ from dataclasses import replace
 
 import pytest
 
+from evals.replay import SweepEngine, truncate
 from evals.report import NOT_REPRODUCIBLE, summarize
 from evals.runner import RunDir, RunDirError, run_sweep, run_unit
-from evals.sweep import (
-    EvalConfig,
-    StrategyEntry,
-    SweepEngine,
-    WorkUnit,
-    load_config,
-    truncate,
-    work_units,
-)
+from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, load_config, work_units
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.strategies import build_strategy
 from reasoner.types import Problem, SampleSpec
