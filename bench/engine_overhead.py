@@ -31,7 +31,9 @@ Default dtype float32: on CPUs without bf16 matrix units (AVX2) a bf16 linear is
     .venv/bin/python bench/engine_overhead.py [--model smollm2-135m] [--prompts 32] [--n 4] [--repeats 6]
 
 Target (issue 17): ours / raw tokens/s >= 0.97 against raw as a user would call it (and against the same
-requests).
+requests). Measured (2026-12-05, defaults, alone on a 2-core AVX2 EPYC): overhead per ~42 s run 40.2 ms (ours),
+44.3 ms (raw n-sample), 51.6 ms (raw same requests); compute-free ratio 1.000 against both; wall clock 0.975
+pooled / 0.992 median (n-sample), 0.980 / 0.955 (same requests).
 """
 
 from __future__ import annotations

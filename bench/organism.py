@@ -22,13 +22,13 @@ run: no short-m@k, no DLER).
 ``key=value`` arguments override the DLER recipe (``recipes/dler_overthinker.yaml``; the run logs them).
 The model is ``--model`` (default: the ``overthinker`` alias, built on first use, ~5 min on 2 cores).
 
-Measured (2-core CPU, idle machine; README "The overthinking organism" has the table): accuracy 81.4%,
-thinking 2.86x minimal; shortest-of-8 85.0% vs longest-of-8 62.0%; majority@8 96.0% / 33.8 s, short-3@8
-95.0% / 17.0 s (0.50x); DLER (cap 84, 100 steps) length 0.46x at +3.7 points; 299 s.
+Measured on v5 (2-core CPU, idle machine; README "The overthinking organism" has the table): accuracy 78.0%,
+thinking 2.65x minimal; shortest-of-8 81.0% vs longest-of-8 66.0%; majority@8 98.0% / 29.1 s, short-3@8
+91.0% / 13.9 s (0.48x); DLER (cap 84, 100 steps) length 0.46x at +2.7 points; 629 s with the build.
 
 Build time (issue "A 5-minute organism": build <= 300 s with avg@8 >= 70%, thinking >= 2.5x minimal,
-shortest-of-8 >= longest-of-8 + 15 points): met, the alias built in 245 s; README "Build time" has every
-configuration tried and what it measured.
+shortest-of-8 >= longest-of-8 + 15 points): met, the v5 recipe built in 236 s (80.8% avg@8, 2.78x, +20.7
+points on 300 problems); README "Build time" has every configuration tried and what it measured.
 
 Targets (issue [8]): organism accuracy >= 60% with thinking >= 3x minimal; shortest-of-8 more accurate than
 longest-of-8; DLER length <= 0.5x with accuracy >= -2 points; short-3@8 accuracy >= majority@8 at <= 0.75x
@@ -41,6 +41,8 @@ import argparse
 import json
 import logging
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -189,6 +191,22 @@ def _met(ok: bool) -> str:
     return "MET" if ok else "MISSED"
 
 
+def ready_model(build_into: Path | None, name: str) -> str:
+    """The model's directory: the alias recipe built into ``build_into`` (``build_overthinker``), else ``name``
+    resolved (an alias builds on first use). Done by this script in a child process (``--ready-only``) with
+    this shell's thread settings, as ``reasoner eval`` builds it: ``cpu_env``'s one thread, set here for the
+    measurements, made the build ~1.5x slower (373 s against 236 s for the same recipe)."""
+    cmd = [sys.executable, __file__, "--ready-only", str(build_into or ""), "--model", name]
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
+
+
+def _ready(build_into: str, name: str) -> str:
+    from reasoner.models import resolve
+    from reasoner.organism.build import build_overthinker
+
+    return str(build_overthinker(Path(build_into))) if build_into else resolve(name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("overrides", nargs="*", help="key=value overrides of recipes/dler_overthinker.yaml")
@@ -212,23 +230,21 @@ def main() -> None:
                     help="build the organism from nothing into a temp dir first (train_organism, the alias's "
                          "recipe) and report its build time; --model is then ignored")  # fmt: skip
     ap.add_argument("--json", help="also write the raw numbers here")
+    ap.add_argument("--ready-only", metavar="DIR", help=argparse.SUPPRESS)  # child of ready_model
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.ready_only is not None:
+        print(_ready(args.ready_only, args.model))
+        return
     organism_only = args.organism_only
+    build_dir = tempfile.TemporaryDirectory(prefix="organism-build-") if args.build else None
+    t0 = time.perf_counter()
+    model = ready_model(Path(build_dir.name) / "overthinker" if build_dir else None, args.model)
+    build_s = time.perf_counter() - t0
     cpu_env()
     from evals.benchmarks import load_benchmark
     from reasoner.engines import load_engine
-    from reasoner.models import resolve
 
-    build_dir = tempfile.TemporaryDirectory(prefix="organism-build-") if args.build else None
-    t0 = time.perf_counter()
-    if build_dir:
-        from reasoner.organism.build import build_overthinker
-
-        model = str(build_overthinker(Path(build_dir.name) / "overthinker"))
-    else:
-        model = resolve(args.model)
-    build_s = time.perf_counter() - t0
     logging.info("model %s ready in %.0fs: %s", args.model, build_s, model)
     problems = list(load_benchmark("multistep", split="test", n=args.problems, seed=0).problems)
     engine = load_engine("vllm", model, dtype="float32", seed=args.seed)

