@@ -25,6 +25,10 @@ no setting wins. vLLM x shipped: OMP_NUM_THREADS=2 1.02, =1 0.60, nobind 1.01, =
 in 3 of 3 rounds, but below the 1.05 median that a win needs; spread 171-215 tok/s), =1+nobind 0.61;
 transformers: =2 0.99, =1 0.87; training step: =2 1.04, =1 0.62. As shipped, torch kept 2 threads under
 the in-process vLLM engine, so shipped and OMP_NUM_THREADS=2 are the same configuration.
+On the organism (``--model overthinker --workloads vllm train``, v5, 4 rounds): no setting wins; vLLM x shipped
+=2 0.95, =1 0.83, nobind 1.00, =2+nobind 0.99, =1+nobind 0.77; training =2 1.01, =1 0.58. With
+``--workloads vllm --prompts 64 --max-tokens 256`` (4 rounds): =2 1.07, =1 0.74, nobind 1.06, =2+nobind 0.96,
+=1+nobind 0.79; shipped already ran torch on 2 threads, so its 1.07 against =2 is noise.
 """
 
 from __future__ import annotations
