@@ -1,0 +1,192 @@
+"""The layering of ../shared/DESIGN.md section 1, checked on the source: imports point downward only, counting
+imports inside functions (a lazy import is still an arrow), and no module imports itself back in a cycle.
+
+Layers: L0 types/config/argtypes; L1 models, prompts, verify, advantages, weights, and ``rewards/`` (which may
+import only L0-L1); L2 engines; L3 strategies; L4 train, organism, distill, and ``evals/`` (never train/dist);
+L5 dist; L6 the composition root (``reasoner/cli.py`` and the subcommand CLI modules).
+
+``KNOWN`` and ``KNOWN_CYCLES`` list the upward imports and import cycles that exist today (issue [12] removes
+them). The tests fail on any arrow or cycle not listed, and on any listed one that is gone, so the lists stay the
+exact debt. An import names the module it loads (``from a.b import c`` is an arrow to ``a.b``; a package is its
+``__init__``).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("reasoner", "rewards", "evals")
+ROOTS = ("reasoner.cli", "evals.cli", "reasoner.train.cli", "reasoner.train.merge_cli", "reasoner.distill.cli",
+         "reasoner.organism.cli")  # fmt: skip
+"""The composition root: modules that wire names to objects (L6)."""
+LAYERS = (
+    (0, ("reasoner", "reasoner.types", "reasoner.config", "reasoner.argtypes")),
+    (
+        1,
+        (
+            "reasoner.models",
+            "reasoner.prompts",
+            "reasoner.verify",
+            "reasoner.advantages",
+            "reasoner.weights",
+            "rewards",
+        ),
+    ),  # fmt: skip
+    (2, ("reasoner.engines",)),
+    (3, ("reasoner.strategies",)),
+    (4, ("reasoner.train", "reasoner.organism", "reasoner.distill", "evals")),
+    (5, ("reasoner.dist",)),
+)
+FORBIDDEN = {"evals": ("reasoner.train", "reasoner.dist")}
+"""Packages a module may not import even where the layer number allows it (DESIGN: evals never train/dist)."""
+
+KNOWN = {
+    ("evals.runner", "reasoner.dist"),
+    ("reasoner.models", "reasoner.organism"),
+    ("reasoner.train.rollout", "reasoner.dist"),
+}
+KNOWN_CYCLES = {
+    frozenset({"evals.plots", "evals.regrade", "evals.report"}),
+    frozenset({"evals.cli", "reasoner.cli", "reasoner.distill.cli", "reasoner.organism.cli", "reasoner.train.cli",
+               "reasoner.train.merge_cli"}),  # the subcommands import CLIError back from reasoner.cli
+}  # fmt: skip
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str) -> int:
+    if module in ROOTS:
+        return 6
+    best = (-1, -1)  # (prefix length, layer): the longest matching prefix decides
+    for number, prefixes in LAYERS:
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best[0]:
+                best = (len(prefix), number)
+    if best[1] < 0:
+        raise AssertionError(f"{module} has no layer: add it to LAYERS in {__file__}")
+    return best[1]
+
+
+def imports() -> dict[str, set[str]]:
+    """Every module of PACKAGES -> the modules of PACKAGES it imports anywhere in its body."""
+    graph: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            name = module_name(path)
+            targets = set()
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    targets.update(alias.name for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    targets.add(node.module)
+            graph[name] = {t for t in targets if t.split(".")[0] in PACKAGES and t != name}
+    return graph
+
+
+def upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(importer, imported package or module) for every arrow that points up or into a forbidden package."""
+    found = set()
+    for module, targets in graph.items():
+        for target in targets:
+            forbidden = FORBIDDEN.get(module.split(".")[0], ())
+            banned = next((f for f in forbidden if target == f or target.startswith(f + ".")), None)
+            if banned is not None:
+                found.add((module, banned))
+            elif layer(target) > layer(module):
+                found.add((module, target))
+    return {(m, _collapse(t)) for m, t in found}
+
+
+def _collapse(target: str) -> str:
+    """``reasoner.dist.pool`` -> ``reasoner.dist``: the debt is per package for dist (one arrow, many modules)."""
+    return "reasoner.dist" if target.startswith("reasoner.dist") else target
+
+
+def cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
+    """The strongly connected components of more than one module (Tarjan), targets resolved to known modules."""
+    known = set(graph)
+
+    def resolve(target: str) -> str:
+        while target not in known and "." in target:
+            target = target.rsplit(".", 1)[0]
+        return target
+
+    edges = {m: {resolve(t) for t in ts} - {m} for m, ts in graph.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: set[frozenset[str]] = set()
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v] & known:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while not component or v not in component:
+                component.add(stack.pop())
+            if len(component) > 1:
+                found.add(frozenset(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_every_module_has_a_layer():
+    for module in imports():
+        layer(module)
+
+
+def test_imports_point_downward_except_the_known_debt():
+    found = upward(imports())
+    assert found - KNOWN == set(), "new upward imports (DESIGN section 1): " + repr(sorted(found - KNOWN))
+    assert KNOWN - found == set(), "gone, remove from KNOWN: " + repr(sorted(KNOWN - found))
+
+
+def test_no_import_cycles_except_the_known_debt():
+    found = cycles(imports())
+    assert found - KNOWN_CYCLES == set(), "new import cycles: " + repr(
+        [sorted(c) for c in found - KNOWN_CYCLES]
+    )
+    assert KNOWN_CYCLES - found == set(), "gone, remove from KNOWN_CYCLES: " + repr(
+        [sorted(c) for c in KNOWN_CYCLES - found]
+    )
+
+
+def test_cycles_finds_a_cycle_through_a_package():
+    graph = {"a": {"a.b.c"}, "a.b": {"a"}, "d": {"a"}}  # a -> a.b (a.b.c resolves to it) -> a
+    assert cycles(graph) == {frozenset({"a", "a.b"})}
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [("reasoner.types", 0), ("reasoner.verify.pool", 1), ("rewards.length", 1), ("reasoner.engines.vllm", 2),
+     ("reasoner.strategies.short_m", 3), ("evals.sweep", 4), ("reasoner.dist.pool", 5), ("evals.cli", 6)],
+)  # fmt: skip
+def test_layer_table(module, expected):
+    assert layer(module) == expected
+
+
+def test_upward_finds_an_upward_and_a_forbidden_arrow():
+    graph = {
+        "reasoner.engines.hf": {"reasoner.strategies.base", "reasoner.types"},
+        "evals.x": {"reasoner.train.sft"},
+    }
+    assert upward(graph) == {
+        ("reasoner.engines.hf", "reasoner.strategies.base"),
+        ("evals.x", "reasoner.train"),
+    }
