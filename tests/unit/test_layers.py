@@ -101,12 +101,7 @@ def upward(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
                 found.add((module, banned))
             elif layer(target) > layer(module):
                 found.add((module, target))
-    return {(m, _collapse(t)) for m, t in found}
-
-
-def _collapse(target: str) -> str:
-    """``reasoner.dist.pool`` -> ``reasoner.dist``: the debt is per package for dist (one arrow, many modules)."""
-    return "reasoner.dist" if target.startswith("reasoner.dist") else target
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
