@@ -128,6 +128,9 @@ def main() -> None:
     )
     ap.add_argument("--hf-prompts", type=int, default=4, help="prompts for the transformers reference")
     args = ap.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     cpu_env()  # before torch and vLLM are imported: both arms share the engine, hence these settings
     import torch
 

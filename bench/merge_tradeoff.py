@@ -109,6 +109,9 @@ def run(args, work: Path) -> dict[str, dict[str, float]]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     if args.work_dir:
         Path(args.work_dir).mkdir(parents=True, exist_ok=True)

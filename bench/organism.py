@@ -232,6 +232,9 @@ def main() -> None:
     ap.add_argument("--json", help="also write the raw numbers here")
     ap.add_argument("--ready-only", metavar="DIR", help=argparse.SUPPRESS)  # child of ready_model
     args = ap.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.ready_only is not None:
         print(_ready(args.ready_only, args.model))

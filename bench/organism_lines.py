@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--fourier-scale", type=float, help="with --build: number embedding Fourier amplitude")
     ap.add_argument("--save", help="with --build: keep the built model here")
     args = ap.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from evals.benchmarks import load_benchmark
     from reasoner.engines import load_engine

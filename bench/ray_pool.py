@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from reasoner.dist import RolloutPool
 from reasoner.models import resolve
 from reasoner.prompts import render
 from reasoner.train.rollout import make_rollout_source
@@ -68,7 +69,8 @@ def time_source(source, weights, prompts, spec: SampleSpec, steps: int) -> dict[
 def build(kind: str, engine: str, path: str, workers: int, cpus: float):
     t0 = time.perf_counter()
     extra = {"num_cpus": cpus, "placement": "PACK"} if workers else {}
-    source = make_rollout_source(engine, path, dtype="float32", seed=0, workers=workers, **extra)
+    source = make_rollout_source(engine, path, dtype="float32", seed=0, workers=workers, pool=RolloutPool,
+                                 **extra)  # fmt: skip
     log.info("%-12s built in %.1f s", kind, time.perf_counter() - t0)
     return source
 
@@ -82,6 +84,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--steps", type=int, default=3)
     args = ap.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import ray
 

@@ -169,6 +169,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the raw numbers here")
     args = ap.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cpu_env()
     stats = run(args)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from evals.runner import RunDir, load_problems, run_sweep
+from evals.runner import RunDir, run_sweep, sweep_problems
 from evals.sweep import EvalConfig
 from reasoner.engines import load_engine
 from reasoner.verify import grade_many
@@ -48,6 +48,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = p.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     logging.basicConfig(level=logging.WARNING)
     config = EvalConfig(
         model=args.model,
@@ -60,7 +63,7 @@ def main() -> None:
     t0 = time.perf_counter()
     engine = load_engine(config.engine, config.model, dtype=config.dtype)
     print(f"engine {engine.name} ({config.model}) loaded in {time.perf_counter() - t0:.1f} s")
-    load_problems(config)  # warm-ups outside the timed arms: benchmark generator, verifier pool
+    sweep_problems(config)  # warm-ups outside the timed arms: benchmark generator, verifier pool
     grade_many(["1/2"], ["\\boxed{0.5}"])
     with tempfile.TemporaryDirectory() as tmp:
         sweep_tokens, sweep_s, sweep_rows = arm(config, Path(tmp) / "sweep", engine, reuse=True)

@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the table as JSON")
     ap.add_argument("--child", choices=["vllm", "hf", "train"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     if args.child:
         print(json.dumps(child(args.child, args.model, args.prompts, args.n, args.max_tokens)))
         return 0

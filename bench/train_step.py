@@ -116,6 +116,9 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast in both trainers' updates (GRPOConfig.bf16; "
                     "AMX on recent Xeons); weights stay float32")  # fmt: skip
     args = ap.parse_args()
+    from reasoner.wiring import wire
+
+    wire()  # the organism aliases (overthinker, overthinker-init) resolve here too
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
     from evals.benchmarks import load_benchmark

@@ -342,3 +342,32 @@ def load_benchmark(
     spec = get_benchmark(name)
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
     return spec.load(split=split, limit=limit, data_dir=data_dir, **options)
+
+
+def load_problems(
+    name: str,
+    split: str = "test",
+    *,
+    limit: int | None = None,
+    data_dir: str | Path | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    levels: Sequence[int] | None = None,
+) -> list[Problem]:
+    """The problems of benchmark ``name``'s ``split``: the one problem loader of evaluation (``evals.runner``),
+    training (a recipe's ``data`` section) and distillation (``reasoner distill --benchmark``).
+
+    ``limit``: the first N problems; ``data_dir``: local copies (default ``$REASONER_DATA_DIR``, else the Hub);
+    ``n``, ``seed``, ``levels``: the generator's options, for generated benchmarks only (``is_generated``;
+    ignored by the others). An unknown name, an unreadable file, a missing split or a split without problems
+    is a ValueError that names the benchmark and the split.
+    """
+    options = {"n": n, "seed": seed, "levels": None if levels is None else tuple(levels)}
+    try:
+        result = load_benchmark(name, split, limit, data_dir, **(options if is_generated(name) else {}))
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"benchmark {name!r} split {split!r}: {err}") from err
+    if not result.problems:
+        raise ValueError(f"benchmark {name!r} split {split!r}: no problems")
+    logger.info("%s/%s: %d problems from %s", name, split, len(result), result.source)
+    return list(result.problems)

@@ -85,7 +85,7 @@ def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
 
 def _add_eval_parser(sub: Any) -> None:
     from evals.sweep import EvalConfig
-    from reasoner.cli import _add_model_args
+    from reasoner.engines import add_engine_args
 
     d = argparse.Namespace(
         **{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(EvalConfig)}
@@ -103,7 +103,7 @@ def _add_eval_parser(sub: Any) -> None:
         help="read the run's config from a YAML file (keys above); "
         "flags given on the command line override it",
     )
-    _add_model_args(p)
+    add_engine_args(p)
     for dest in ("model", "engine", "dtype"):
         _config_default(p, dest, getattr(d, dest))
     _add_problem_args(p, d)
@@ -271,6 +271,7 @@ def _fail(command: str, err: BaseException) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from evals.report import write_report, write_summary
     from evals.runner import RunDir, RunDirError, run_sweep
+    from reasoner.dist import map_with_engines
 
     t0 = time.perf_counter()
     try:
@@ -281,7 +282,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _fail("eval", err)
     log.info("run dir %s (%s)", out, f"resuming, {done} rows done" if done else "new")
     try:
-        stats = run_sweep(config, run, workers=args.workers)
+        stats = run_sweep(config, run, workers=args.workers, map_with_engines=map_with_engines)
     except (ValueError, FileNotFoundError) as err:
         return _fail("eval", err)
     if args.no_report:
@@ -300,7 +301,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from evals.regrade import audit_lines, audit_run
+    from evals.audit import audit_lines, audit_run
     from evals.report import write_report
 
     out = Path(args.run_dir)

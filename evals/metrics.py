@@ -15,6 +15,8 @@ tokens too.
 - ``auc_accuracy_vs_budget``  trapezoid area under accuracy(budget), optionally / (B_max - B_min)
 - ``pareto_front``        non-dominated (tokens, accuracy) points: fewer tokens, higher accuracy
 - ``wall_time_stats``     total / mean / median / p90 / max of per-item wall seconds
+
+Which strategies these per-sample metrics apply to: ``PER_SAMPLE`` (by ``base_name`` of a strategy label).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import numpy as np
 from reasoner.types import TokenCount
 
 __all__ = [
+    "PER_SAMPLE",
     "accuracy",
     "accuracy_per_1k_tokens",
     "auc_accuracy_vs_budget",
+    "base_name",
     "maj_at_k",
     "mean_maj_at_k",
     "mean_pass_at_k",
@@ -208,3 +212,12 @@ def wall_time_stats(wall_s: Sequence[float]) -> dict[str, float]:
         "p90": float(np.percentile(w, 90)),
         "max": float(w.max()),
     }
+
+
+PER_SAMPLE = frozenset({"greedy", "sample", "majority", "best-of-n"})
+"""Strategies whose completions are independent full samples (pass@k / maj@k apply)."""
+
+
+def base_name(label: str) -> str:
+    """A strategy label's name without its parameters: ``majority:k=8`` -> ``majority``."""
+    return label.partition(":")[0]

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from evals.report import PER_SAMPLE, base_name
+from evals.metrics import PER_SAMPLE, base_name
 
 MARKERS = "osD^vP*X"
 

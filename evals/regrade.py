@@ -1,5 +1,5 @@
-r"""Re-grading a finished run without generating (``reasoner regrade``), and auditing its grades against
-math-verify itself (``reasoner report --audit``).
+r"""Re-grading a finished run without generating (``reasoner regrade``). Auditing its grades against
+math-verify itself (``reasoner report --audit``) is ``evals.audit``.
 
 Both read the completion texts that ``samples.jsonl`` keeps (runs made before texts were kept cannot be
 re-graded: that is an error naming the run).
@@ -12,11 +12,6 @@ majority votes again (``reasoner.strategies.voting.vote``, the strategy's own eq
 while decoding (short-m@k from the first finishers, budget forcing from a forced continuation, weighted
 votes): their answer is kept and graded again. The re-graded run is written to its own directory (default
 ``RUN_DIR/regrade-<mode>``) with a full summary and report, so both can be compared side by side.
-
-**Audit** (``audit_run``): every completion is graded by math-verify directly, ``verify(parse(gold),
-parse(response))`` on the whole response with its default extraction (``reasoner.verify.mathverify_many``,
-in the verifier pool with hard timeouts), and compared with the verdict stored in the row. The result
-(disagreement rate, counts in each direction, examples) goes to ``audit.json`` and into the report.
 """
 
 from __future__ import annotations
@@ -25,36 +20,14 @@ import copy
 import json
 import logging
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
+from evals.audit import load_graded_rows
 from evals.manifest import MANIFEST_FILE
-from evals.runner import CONFIG_FILE, RunDir
+from evals.runner import RunDir
 
 log = logging.getLogger(__name__)
-
-AUDIT_FILE = "audit.json"
-EXAMPLES = 10
-"""Disagreements an audit keeps as examples."""
-
-
-def _require_texts(rows: list[dict], where: Path) -> None:
-    missing = sum(1 for r in rows for s in r["samples"] if "text" not in s)
-    if missing:
-        raise ValueError(
-            f"{where}: {missing} completion(s) have no saved text (a run made before responses were kept); "
-            "rerun it with `reasoner eval --fresh` to re-grade or audit it"
-        )
-
-
-def _load(run_dir: str | Path) -> tuple[RunDir, list[dict]]:
-    run = RunDir(run_dir)
-    rows = run.read_rows()
-    if not rows:
-        raise ValueError(f"{run.samples_path}: no rows (is {run.path} a run directory of `reasoner eval`?)")
-    _require_texts(rows, run.samples_path)
-    return run, rows
 
 
 def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int]]:
@@ -78,7 +51,7 @@ def regrade_run(run_dir: str | Path, mode: str, out: str | Path | None = None) -
     (default ``RUN_DIR/regrade-<mode>``); returns the directory and the change counts."""
     from evals.report import write_report
 
-    run, rows = _load(run_dir)
+    run, rows = load_graded_rows(run_dir)
     target = RunDir(Path(out) if out else run.path / f"regrade-{mode}")
     if target.path.resolve() == run.path.resolve():
         raise ValueError(f"--out must differ from the run directory {run.path} (the original rows are kept)")
@@ -97,97 +70,3 @@ def regrade_run(run_dir: str | Path, mode: str, out: str | Path | None = None) -
     )
     write_report(target.path)
     return target.path, changed
-
-
-def audit_rows(rows: list[dict]) -> dict[str, Any]:
-    """Stored completion verdicts vs math-verify's own on the whole response (module docstring)."""
-    from reasoner.verify import mathverify_many
-
-    samples = [(r, s) for r in rows for s in r["samples"]]
-    direct = mathverify_many([r["gold"] for r, _ in samples], [s["text"] for _, s in samples])
-    by_cell: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    ours_only = theirs_only = 0
-    examples = []
-    for (row, s), v in zip(samples, direct, strict=True):
-        cell = by_cell[f"{row['strategy']}@{row['budget']}"]
-        cell[1] += 1
-        if bool(s["correct"]) == bool(v.correct):
-            continue
-        cell[0] += 1
-        ours_only += bool(s["correct"])
-        theirs_only += bool(v.correct)
-        if len(examples) < EXAMPLES:
-            examples.append(_example(row, s, v))
-    n = len(samples)
-    return {
-        "completions": n,
-        "disagreements": ours_only + theirs_only,
-        "rate": (ours_only + theirs_only) / n if n else 0.0,
-        "ours_correct_mathverify_wrong": ours_only,
-        "ours_wrong_mathverify_correct": theirs_only,
-        "grader": rows[0].get("grader", "unknown"),
-        "by_cell": {k: {"disagreements": d, "completions": t} for k, (d, t) in by_cell.items()},
-        "examples": examples,
-    }
-
-
-def _example(row: dict, sample: dict, direct: Any) -> dict[str, Any]:
-    text = sample["text"]
-    return {
-        "problem_id": row["problem_id"],
-        "strategy": row["strategy"],
-        "budget": row["budget"],
-        "seed": row["seed"],
-        "gold": row["gold"],
-        "ours": {"answer": sample["answer"], "correct": sample["correct"], "status": sample.get("status")},
-        "mathverify": {"answer": direct.extracted, "correct": direct.correct, "status": direct.status},
-        "response_tail": text[-300:],
-    }
-
-
-def audit_run(run_dir: str | Path) -> dict[str, Any]:
-    """Audit a run and write ``RUN_DIR/audit.json``; returns the audit."""
-    run, rows = _load(run_dir)
-    if not (run.path / CONFIG_FILE).is_file():
-        raise ValueError(f"{run.path}: no {CONFIG_FILE} (not a run directory of `reasoner eval`)")
-    audit = audit_rows(rows)
-    (run.path / AUDIT_FILE).write_text(json.dumps(audit, indent=2) + "\n", encoding="utf-8")
-    log.info(
-        "audit: %d of %d completions disagree with math-verify", audit["disagreements"], audit["completions"]
-    )
-    return audit
-
-
-def read_audit(run_dir: str | Path) -> dict[str, Any] | None:
-    """``RUN_DIR/audit.json`` if an audit was run, else None."""
-    path = Path(run_dir) / AUDIT_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def audit_lines(audit: dict[str, Any]) -> list[str]:
-    """The audit as console lines: the rate, both directions, then one line per example."""
-    lines = [
-        f"audit vs math-verify (whole response, its default extraction): {audit['disagreements']} of "
-        f"{audit['completions']} completions disagree ({100 * audit['rate']:.2f}%); ours correct and "
-        f"math-verify wrong: {audit['ours_correct_mathverify_wrong']}, the reverse: "
-        f"{audit['ours_wrong_mathverify_correct']} (grader {audit['grader']})"
-    ]
-    for ex in audit["examples"]:
-        tail = " ".join(ex["response_tail"][-120:].split())
-        lines.append(
-            f"  {ex['strategy']}@{ex['budget']} {ex['problem_id']} seed {ex['seed']}: gold {ex['gold']!r}; ours "
-            f"{ex['ours']['answer']!r} ({ex['ours']['correct']}), math-verify {ex['mathverify']['answer']!r} "
-            f"({ex['mathverify']['correct']}); ...{tail}"
-        )
-    return lines
-
-
-def audit_html(audit: dict[str, Any] | None) -> str:
-    """The report's audit block (empty when no audit was run)."""
-    import html
-
-    if not audit:
-        return ""
-    head, *examples = audit_lines(audit)
-    items = "".join(f"<li><code>{html.escape(e.strip())}</code></li>" for e in examples)
-    return f"<h2>Grader audit</h2><p>{html.escape(head)}</p>" + (f"<ul>{items}</ul>" if items else "")

@@ -34,22 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from evals import metrics, summary_stats
+from evals.audit import audit_html, read_audit
 from evals.manifest import manifest_html, read_manifest, summarize_manifest
-from evals.regrade import audit_html, read_audit
+from evals.metrics import PER_SAMPLE, base_name
 from evals.runner import RunDir
 
 log = logging.getLogger(__name__)
 
-PER_SAMPLE = frozenset({"greedy", "sample", "majority", "best-of-n"})
-"""Strategies whose completions are independent full samples (pass@k / maj@k apply)."""
 TOKEN_FIELDS = ("thinking", "answer", "generated", "sequential")
 PLOTS = ("pareto.png", "accuracy_vs_budget.png", "lengths.png")
 NOT_REPRODUCIBLE = ("wall_s", "measured_s")
 """Summary fields that measure time and differ between runs; everything else is determined by the rows."""
-
-
-def base_name(label: str) -> str:
-    return label.partition(":")[0]
 
 
 def _by_problem(rows: Sequence[dict], value) -> list[list[Any]]:

@@ -24,12 +24,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from evals.benchmarks import load_problems
 from evals.grading import grade_rows
 from evals.manifest import MANIFEST_FILE, append_manifest, run_manifest
 from evals.replay import SweepEngine
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, work_units
+from reasoner.engines import load_engine
+from reasoner.models import resolve
 from reasoner.prompts import render
 from reasoner.types import Problem, SampleSpec, StrategyResult
 
@@ -168,14 +171,17 @@ class SweepStats:
     wall_s: float = 0.0
 
 
-def load_problems(config: EvalConfig) -> list[Problem]:
-    from evals.benchmarks import load_benchmark
+class MapWithEngines(Protocol):
+    """Applies ``fn(engine, item)`` to every item on engine replicas, yielding ``(index, result)`` as results
+    finish: ``reasoner.dist.map_with_engines`` (Ray actors), which the composition root passes in."""
 
-    result = load_benchmark(config.benchmark, config.split, config.limit, config.data_dir)
-    if not result.problems:
-        raise ValueError(f"benchmark {config.benchmark!r} split {config.split!r}: no problems loaded")
-    log.info("%s/%s: %d problems from %s", config.benchmark, config.split, len(result), result.source)
-    return list(result.problems)
+    def __call__(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, engine: str, model: str,
+                 workers: int, dtype: str = "auto") -> Iterable[tuple[int, Any]]: ...  # fmt: skip
+
+
+def sweep_problems(config: EvalConfig) -> list[Problem]:
+    """The problems of ``config``'s benchmark split (``evals.benchmarks.load_problems``)."""
+    return load_problems(config.benchmark, config.split, limit=config.limit, data_dir=config.data_dir)
 
 
 def run_sweep(
@@ -186,17 +192,24 @@ def run_sweep(
     reuse: bool = True,
     progress: bool | None = None,
     workers: int = 0,
+    map_with_engines: MapWithEngines | None = None,
 ) -> SweepStats:
     """Run every unit of ``config`` that is not complete in ``run_dir`` (call ``run_dir.prepare`` first).
 
-    ``engine``: a loaded engine (default: ``load_engine`` from the config, only if there is work left);
-    ``reuse=False`` disables truncation reuse; ``progress``: tqdm bar (None: only on a terminal);
-    ``workers > 0``: spread work units over that many engine replicas in Ray actors (``reasoner.dist``).
+    ``engine``: a loaded engine (default: ``reasoner.engines.load_engine`` from the config, only if there is
+    work left); ``reuse=False`` disables truncation reuse; ``progress``: tqdm bar (None: only on a terminal);
+    ``workers > 0``: spread work units over that many engine replicas with ``map_with_engines`` (pass
+    ``reasoner.dist.map_with_engines``: Ray actors; ``evals`` does not import ``reasoner.dist`` itself).
     """
+    if workers > 0 and map_with_engines is None:
+        raise ValueError(
+            f"workers={workers} needs map_with_engines (pass reasoner.dist.map_with_engines, as `reasoner eval "
+            "--workers` does)"
+        )
     t0 = time.perf_counter()
     entries, budgets = config.entries(), config.budgets
     labels = [e.label for e in entries]
-    units = work_units(load_problems(config), config.seeds, config.batch_size)
+    units = work_units(sweep_problems(config), config.seeds, config.batch_size)
     done = {row_key(r) for r in run_dir.read_rows()}
     todo = [u for u in units if not set(u.keys(labels, budgets)) <= done]
     stats = SweepStats(units_total=len(units))
@@ -208,9 +221,12 @@ def run_sweep(
     if workers > 0:
         append_manifest(run_dir.path, run_manifest(config, workers=workers))
         proxy: Any = _Spent()
-        results = _remote_units(config, todo, workers, proxy, reuse=reuse, on_unit=lambda: bar.update(cells))
+        results = _remote_units(config, todo, workers, proxy, map_with_engines, reuse=reuse,
+                                on_unit=lambda: bar.update(cells))  # fmt: skip
     else:
-        engine = engine if engine is not None else _load_engine(config)
+        engine = (
+            engine if engine is not None else load_engine(config.engine, config.model, dtype=config.dtype)
+        )
         append_manifest(run_dir.path, run_manifest(config, engine))
         proxy = SweepEngine(engine, reuse=reuse)
         results = (run_unit(proxy, unit, entries, budgets, config, on_cell=bar.update) for unit in todo)
@@ -248,23 +264,17 @@ def run_unit_remote(engine: Any, job: tuple[WorkUnit, EvalConfig, bool]) -> tupl
     return rows, proxy.spent, proxy.served
 
 
-def _load_engine(config: EvalConfig) -> Any:
-    from reasoner.engines import load_engine
-
-    return load_engine(config.engine, config.model, dtype=config.dtype)
-
-
-def _remote_units(config: EvalConfig, todo: Sequence[WorkUnit], workers: int, spent: _Spent, *, reuse: bool,
+def _remote_units(config: EvalConfig, todo: Sequence[WorkUnit], workers: int, spent: _Spent,
+                  map_with_engines: MapWithEngines, *, reuse: bool,
                   on_unit: Callable[[], Any]) -> Iterable[list[dict]]:  # fmt: skip
-    """Rows of each unit of ``todo``, in order, computed by ``workers`` engine replicas in Ray actors
-    (``reasoner.dist.map_with_engines``) as they free up; token counters summed into ``spent``."""
-    from reasoner.dist import map_with_engines
-
+    """Rows of each unit of ``todo``, in order, computed by ``workers`` engine replicas
+    (``map_with_engines``) as they free up; token counters summed into ``spent``. The model is resolved here,
+    once, so the replicas load a directory (an alias is built in this process, not in each replica)."""
     jobs = [(unit, config, reuse) for unit in todo]
     ready: dict[int, list[dict]] = {}
     nxt = 0
     for i, (rows, generated, replayed) in map_with_engines(run_unit_remote, jobs, engine=config.engine,
-                                                           model=config.model, dtype=config.dtype,
+                                                           model=resolve(config.model), dtype=config.dtype,
                                                            workers=workers):  # fmt: skip
         ready[i] = rows
         spent.spent, spent.served = spent.spent + generated, spent.served + replayed

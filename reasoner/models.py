@@ -12,7 +12,8 @@ Built-in aliases (``MODELS`` registry):
   added tokens, head_dim 32 so vLLM's CPU attention accepts them). For fast tests only.
 - ``overthinker`` / ``overthinker-init``: the overthinking model organism (``reasoner.organism``), a ~1M
   Llama trained from scratch by ``recipes/sft_overthink.yaml`` on first use (~5 min in fp32 on a 2-core AVX2
-  CPU), and its random-weight starting point.
+  CPU), and its random-weight starting point. Their builders live above this layer (they train), so the
+  composition root registers them: ``reasoner.wiring.wire()`` (``WIRED_ALIASES``).
 
 Cache: ``$REASONER_CACHE`` (default ``~/.cache/reasoner``) / ``models`` / ``<alias>``.
 """
@@ -185,26 +186,22 @@ def convert_smollm2(out_dir: Path) -> Path:
     return out_dir
 
 
-def _organism(name: str) -> Callable[[Path], Path]:
-    """Builder of an overthinking-organism alias. ``reasoner.organism`` trains (it imports ``reasoner.train``),
-    so it is imported only when the alias is built: the one place this L1 module reaches up."""
-
-    def build(out: Path) -> Path:
-        from reasoner.organism import build as organism
-
-        return getattr(organism, name)(out)
-
-    return build
-
-
 MODELS: dict[str, Callable[[Path], Path]] = {
     "smollm2-135m": convert_smollm2,
-    "overthinker": _organism("build_overthinker"),
-    "overthinker-init": _organism("build_init"),
     "tiny-random-qwen2": lambda out: build_tiny_model("qwen2", out),
     "tiny-random-llama": lambda out: build_tiny_model("llama", out),
 }
-"""Built-in aliases -> builder that writes a Hugging Face directory."""
+"""Built-in aliases -> builder that writes a Hugging Face directory. ``reasoner.wiring.wire()`` adds the
+``WIRED_ALIASES``."""
+
+WIRED_ALIASES = {"overthinker": "reasoner.organism", "overthinker-init": "reasoner.organism"}
+"""Built-in aliases whose builders live in an upper layer (alias -> that package): the composition root puts
+them into ``MODELS`` (``reasoner.wiring.wire()``), since this L1 module may not import them."""
+
+
+def alias_names() -> list[str]:
+    """Every built-in alias, wired or not, sorted."""
+    return sorted(set(MODELS) | set(WIRED_ALIASES))
 
 
 def _build_cached(alias: str) -> Path:
@@ -249,7 +246,7 @@ def _check_hub_cache(name: str) -> None:
     raise UnknownModelError(
         f"model {name!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) and "
         f"{var}={os.environ[var]} forbids downloading it; download it once while online (hf download {name}), "
-        f"pass a local directory, or use a built-in alias ({', '.join(sorted(MODELS))})"
+        f"pass a local directory, or use a built-in alias ({', '.join(alias_names())})"
     )
 
 
@@ -262,6 +259,11 @@ def resolve(name: str) -> str:
     """
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
+    if name in WIRED_ALIASES and name not in MODELS:
+        raise UnknownModelError(
+            f"model alias {name!r} is built by {WIRED_ALIASES[name]}, which is not wired in this process: call "
+            "reasoner.wiring.wire() first (the reasoner CLI, bench scripts and tests/conftest.py do)"
+        )
     if name in MODELS:
         return str(_build_cached(name))
     path = Path(name).expanduser()
@@ -274,5 +276,5 @@ def resolve(name: str) -> str:
         return name
     raise UnknownModelError(
         f"unknown model {name!r}: not a local directory, a Hub id (org/name) or a built-in alias; "
-        f"known aliases: {', '.join(sorted(MODELS))}"
+        f"known aliases: {', '.join(alias_names())}"
     )

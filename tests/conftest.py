@@ -14,6 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REASONER_DATA_DIR", REPO.parent / "shared" / "data"))
 
 
+def pytest_configure(config):
+    """Wire the organism aliases (``overthinker``, ``overthinker-init``) into ``reasoner.models``, as the CLI does."""
+    from reasoner.wiring import wire
+
+    wire()
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip cleanly on machines without CUDA."""
     try:

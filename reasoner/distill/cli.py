@@ -1,7 +1,7 @@
 """``reasoner distill shortest-correct|dap``: build concise chain-of-thought SFT datasets.
 
-A composition root like ``reasoner/cli.py``: it wires ``--benchmark`` names to ``evals.benchmarks`` (imported
-inside functions) and engines to ``reasoner.engines.load_engine``. Errors print one line and exit 2.
+A composition root like ``reasoner/cli.py``: it wires ``--benchmark`` names to ``evals.benchmarks.load_problems``
+(imported inside functions) and engines to ``reasoner.engines.load_engine``. Errors print one line and exit 2.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.argtypes import positive_int
+from reasoner.clitools import CLIError
 
 log = logging.getLogger("reasoner")
 
@@ -92,14 +93,9 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_args(p: argparse.ArgumentParser, model_flag: str) -> None:
-    from reasoner.engines import ENGINES
+    from reasoner.engines import add_engine_args
 
-    p.add_argument(model_flag, required=True, metavar="MODEL",
-                   help="Hub id, local HF directory or alias (smollm2-135m, tiny-random-qwen2)")  # fmt: skip
-    p.add_argument("--engine", default="auto", choices=ENGINES,
-                   help="vllm, hf (transformers) or auto (vllm where it imports). Default: auto")  # fmt: skip
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights dtype; auto = the model's own (float32 on CPU). Default: auto")  # fmt: skip
+    add_engine_args(p, model_flag, default_model=None)
     p.add_argument(
         "--seed",
         type=int,
@@ -155,7 +151,6 @@ def add_parsers(subparsers: Any) -> None:
 
 def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
     """TraceRows from --data, or from --benchmark (no traces)."""
-    from reasoner.cli import CLIError
     from reasoner.distill import DistillError, TraceRow, load_rows
 
     if args.data:
@@ -164,7 +159,7 @@ def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
                              trace_key=trace_field or "trace", id_key=args.id_field, limit=args.limit)  # fmt: skip
         except DistillError as err:
             raise CLIError(str(err)) from None
-    from evals.benchmarks import is_generated, load_benchmark
+    from evals.benchmarks import is_generated, load_problems
 
     options: dict[str, Any] = {}
     if is_generated(args.benchmark):
@@ -174,29 +169,22 @@ def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
             raise CLIError(f"--levels must be comma-separated integers, got {args.levels!r}") from None
         options = {"n": args.limit or 64, "levels": levels, "seed": args.seed}
     try:
-        result = load_benchmark(
-            args.benchmark, split=args.split, limit=args.limit, data_dir=args.data_dir, **options
+        problems = load_problems(
+            args.benchmark, args.split, limit=args.limit, data_dir=args.data_dir, **options
         )
-    except (ValueError, FileNotFoundError) as err:
-        raise CLIError(f"--benchmark {args.benchmark}: {err}") from None
-    if not result.problems:
-        raise CLIError(f"--benchmark {args.benchmark} split {args.split!r}: no problems")
-    return [TraceRow(p) for p in result.problems]
+    except ValueError as err:
+        raise CLIError(f"--benchmark: {err}") from None
+    return [TraceRow(p) for p in problems]
 
 
 def _engine(args: argparse.Namespace, model: str):
-    from reasoner.cli import CLIError
-    from reasoner.engines import EngineUnavailableError, load_engine
-    from reasoner.models import UnknownModelError
+    """``load_engine`` on the engine flags (its UnknownModelError / EngineUnavailableError print as one line)."""
+    from reasoner.engines import load_engine
 
-    try:
-        return load_engine(args.engine, model, dtype=args.dtype, seed=args.seed)
-    except (UnknownModelError, EngineUnavailableError) as err:
-        raise CLIError(str(err)) from None
+    return load_engine(args.engine, model, dtype=args.dtype, seed=args.seed)
 
 
 def _records(args: argparse.Namespace, settings: Mapping[str, Any]):
-    from reasoner.cli import CLIError
     from reasoner.distill import DistillError, RecordLog
 
     try:
@@ -224,7 +212,6 @@ def _instruction(args: argparse.Namespace) -> str | None:
 
 def cmd_shortest(args: argparse.Namespace) -> int:
     """Handler of ``reasoner distill shortest-correct``."""
-    from reasoner.cli import CLIError
     from reasoner.distill import distill_shortest, shortest_rows, shortest_stats, write_dataset
     from reasoner.types import SampleSpec
 
@@ -256,7 +243,6 @@ def cmd_shortest(args: argparse.Namespace) -> int:
 
 def cmd_dap(args: argparse.Namespace) -> int:
     """Handler of ``reasoner distill dap``."""
-    from reasoner.cli import CLIError
     from reasoner.distill import DAPConfig, dap_rows, dap_stats, distill_dap, write_dataset
 
     try:

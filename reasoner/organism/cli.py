@@ -9,6 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from reasoner.clitools import CLIError
+
 log = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
@@ -77,7 +79,6 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _out(args: argparse.Namespace) -> Path:
-    from reasoner.cli import CLIError
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:

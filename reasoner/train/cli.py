@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from reasoner.argtypes import positive_int
+from reasoner.clitools import CLIError, write_document
 from reasoner.config import ConfigError, DataConfig, RecipeConfig, RewardSpec, load_recipe
 
 log = logging.getLogger(__name__)
 
-__all__ = ["add_parsers", "build_rewards", "cmd_train", "load_problems", "train_recipe"]
+__all__ = ["add_parsers", "build_rewards", "cmd_train", "recipe_problems", "train_recipe"]
 
 
 DESCRIPTION = """\
@@ -56,8 +57,9 @@ example: reasoner train dler model.name=tiny-random-qwen2 rollout.engine=hf trai
 """
 
 
-def add_parsers(subparsers: Any) -> None:
-    """Add the ``train`` subcommand to ``reasoner``'s subparsers."""
+def add_parsers(subparsers: Any, rank_main: Callable[[Sequence[str]], int]) -> None:
+    """Add the ``train`` subcommand to ``reasoner``'s subparsers. ``rank_main(argv)`` runs one learner process
+    of ``--nproc`` (``reasoner.cli.rank_main``: the ``reasoner`` command on ``argv``; module-level, it pickles)."""
     from reasoner.config import RECIPES_DIR
 
     recipes = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))) or "none found"
@@ -92,24 +94,18 @@ def add_parsers(subparsers: Any) -> None:
         "cluster when ray.address / $RAY_ADDRESS is set. trainer.per_device_train_batch_size is per process: "
         "the global batch is N times it. Under torchrun / accelerate launch leave it out",
     )
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, rank_main=rank_main)
 
 
-def load_problems(data: DataConfig) -> list:
-    """Training problems for a recipe's ``data`` section (``evals.benchmarks``)."""
-    from evals.benchmarks import is_generated, load_benchmark
+def recipe_problems(data: DataConfig) -> list:
+    """Training problems for a recipe's ``data`` section (``evals.benchmarks.load_problems``)."""
+    from evals.benchmarks import load_problems
 
-    options: dict[str, Any] = {}
-    if is_generated(data.benchmark):
-        options = {"n": data.n, "seed": data.seed, "levels": tuple(data.levels)}
     try:
-        result = load_benchmark(data.benchmark, split=data.split, limit=data.limit, data_dir=data.data_dir,
-                                **options)  # fmt: skip
-    except (ValueError, FileNotFoundError) as err:
+        return load_problems(data.benchmark, data.split, limit=data.limit, data_dir=data.data_dir, n=data.n,
+                             seed=data.seed, levels=data.levels)  # fmt: skip
+    except ValueError as err:
         raise ConfigError(f"data: {err}") from None
-    if not result.problems:
-        raise ConfigError(f"data: benchmark {data.benchmark!r} split {data.split!r} has no problems")
-    return list(result.problems)
 
 
 def build_rewards(specs: Sequence[RewardSpec]) -> list:
@@ -149,9 +145,11 @@ def train_recipe(
     quiet: bool = False,
 ) -> Any:
     """Run a recipe end to end; return the trainer (its state holds the step, metrics are on disk)."""
-
     from reasoner.train.sft import SFTRecipeConfig, train_sft
     from reasoner.train.trainer import build_trainer, prepare_output_dir
+    from reasoner.wiring import wire
+
+    wire()  # a recipe may name an organism alias (dler_overthinker: model.name=overthinker)
 
     if isinstance(recipe, RecipeConfig | SFTRecipeConfig):
         config = recipe
@@ -159,9 +157,12 @@ def train_recipe(
         config = resolved_recipe(recipe, overrides)
     if isinstance(config, SFTRecipeConfig):  # kind: sft -> TRL SFTTrainer on a distilled dataset
         return train_sft(config, resume=resume, quiet=quiet)
-    problems = load_problems(config.data)
+    problems = recipe_problems(config.data)
     funcs = build_rewards(config.rewards)
-    trainer = build_trainer(config, reward_funcs=funcs, problems=problems, rollout=rollout, quiet=quiet)
+    from reasoner.dist import RolloutPool
+
+    trainer = build_trainer(config, reward_funcs=funcs, problems=problems, rollout=rollout,
+                            rollout_pool=RolloutPool, quiet=quiet)  # fmt: skip
     out = prepare_output_dir(trainer.args.output_dir, config, resume)
     log.info("training %s: %d problems, output %s", config.name or "recipe", len(problems), out)
     try:
@@ -176,8 +177,6 @@ def train_recipe(
 def cmd_train(args: argparse.Namespace) -> int:
     """Handler of ``reasoner train``."""
     import yaml
-
-    from reasoner.cli import CLIError, write_document
 
     try:
         config = resolved_recipe(args.recipe, args.overrides)
@@ -196,7 +195,6 @@ def _launch(args: argparse.Namespace, config: Any) -> int:
     """``--nproc N``: rerun this command (without ``--nproc``) in N learner processes, locally or on Ray."""
     import os
 
-    from reasoner.cli import CLIError
     from reasoner.train.collective import RankFailedError
     from reasoner.train.launch import launch_local, launched_rank
 
@@ -223,20 +221,10 @@ def _launch(args: argparse.Namespace, config: Any) -> int:
             from reasoner.dist import run_ranks
 
             r = config.ray
-            run_ranks(rank_main, (argv,), nproc=args.nproc, address=address, num_cpus=r.learner_num_cpus,
+            run_ranks(args.rank_main, (argv,), nproc=args.nproc, address=address, num_cpus=r.learner_num_cpus,
                       num_gpus=r.learner_num_gpus, placement=r.placement)  # fmt: skip
         else:
-            launch_local(rank_main, (argv,), nproc=args.nproc)
+            launch_local(args.rank_main, (argv,), nproc=args.nproc)
     except RankFailedError as err:
         raise CLIError(str(err)) from None
     return 0
-
-
-def rank_main(argv: Sequence[str]) -> int:
-    """One learner process of ``--nproc``: the ``reasoner`` CLI on ``argv``; a non-zero exit raises."""
-    from reasoner.cli import main
-
-    code = main(list(argv))
-    if code:
-        raise SystemExit(code)
-    return code

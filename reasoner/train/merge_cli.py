@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.argtypes import fraction
+from reasoner.clitools import CLIError
 
 DESCRIPTION = """\
 Merge a tuned model into its base and write a Hugging Face directory that both engines (hf, vllm) load.
@@ -67,7 +68,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """Handler of ``reasoner merge``."""
     from rich.console import Console
 
-    from reasoner.cli import CLIError
     from reasoner.train.merge import MergeError, merge_models
 
     if args.alpha is not None and args.scope != "tensor":

@@ -1,7 +1,7 @@
 """Rollout sources: where the trainer's completions come from (DESIGN section 6).
 
 A rollout source has two methods, so an in-process engine and a Ray pool of engine workers (``reasoner.dist.RolloutPool``,
-workers > 0) are interchangeable behind TRL's ``rollout_func``:
+workers > 0, passed in by the composition root) are interchangeable behind TRL's ``rollout_func``:
 
 - ``generate(prompts, spec, entropies=False) -> list[list[Completion]]``: ``spec.n`` completions per prompt
   (prompts are token ids, rendered by ``reasoner.prompts.render``), result[i][j] = sample j of prompt i.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from reasoner.types import Completion, SampleSpec
@@ -102,18 +102,23 @@ def make_rollout_source(
     workers: int = 0,
     max_model_len: int = 2048,
     address: str | None = None,
+    pool: Callable[..., RolloutSource] | None = None,
     **pool_options: Any,
 ) -> RolloutSource:
     """Build the rollout source a recipe's ``rollout`` section asks for: one in-process engine
-    (``workers=0``) or a Ray pool of ``workers`` engine actors (``reasoner.dist.RolloutPool``), on the Ray
-    cluster at ``address`` / ``$RAY_ADDRESS`` or a local one. ``pool_options`` go to ``RolloutPool``
+    (``workers=0``) or ``pool(engine, model, workers=..., ...)``, a pool of ``workers`` engine workers
+    (pass ``reasoner.dist.RolloutPool``: Ray actors, on the cluster at ``address`` / ``$RAY_ADDRESS`` or a
+    local one; ``reasoner.train`` does not import ``reasoner.dist`` itself). ``pool_options`` go to ``pool``
     (num_cpus, num_gpus, placement, max_lag, sync_timeout_s, ...)."""
     kwargs = {"max_model_len": max_model_len} if engine == "vllm" else {}
     if workers > 0:
-        from reasoner.dist import RolloutPool
-
-        return RolloutPool(engine, model, workers=workers, dtype=dtype, seed=seed, engine_kwargs=kwargs,
-                           address=address, **pool_options)  # fmt: skip
+        if pool is None:
+            raise ValueError(
+                f"rollout.workers={workers} needs a rollout pool: pass pool=reasoner.dist.RolloutPool "
+                "(`reasoner train` does)"
+            )
+        return pool(engine, model, workers=workers, dtype=dtype, seed=seed, engine_kwargs=kwargs,
+                    address=address, **pool_options)  # fmt: skip
     from reasoner.engines import load_engine
 
     return EngineRollout(load_engine(engine, model, dtype=dtype, seed=seed, **kwargs))

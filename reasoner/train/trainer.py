@@ -199,10 +199,14 @@ def build_trainer(
     reward_funcs: Sequence[Callable[..., list[float | None]]],
     problems: Sequence[Problem],
     rollout: RolloutSource | None = None,
+    rollout_pool: Callable[..., RolloutSource] | None = None,
     callbacks: Sequence[Any] = (),
     quiet: bool = False,
 ) -> Any:
-    """A ready ``ReasonerGRPOTrainer`` for ``recipe``: model, tokenizer, LoRA, dataset, rollout source."""
+    """A ready ``ReasonerGRPOTrainer`` for ``recipe``: model, tokenizer, LoRA, dataset, rollout source.
+
+    ``rollout``: a ready source (default: built from ``recipe.rollout``); ``rollout_pool``: the pool class for
+    ``rollout.workers > 0`` (``reasoner.dist.RolloutPool``, passed in by ``reasoner.train.cli.train_recipe``)."""
     _quiet_trl()
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -229,7 +233,8 @@ def build_trainer(
                 else {}
             )
             rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed,
-                                          workers=r.workers, max_model_len=r.max_model_len, **pool)  # fmt: skip
+                                          workers=r.workers, max_model_len=r.max_model_len, pool=rollout_pool,
+                                          **pool)  # fmt: skip
     rows = [{"prompt": p.question, "problem_id": p.id, "answer": p.answer} for p in problems]
     metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=quiet)
     trainer = trainer_class()(

@@ -36,10 +36,11 @@ def ray_local():
 
 @pytest.fixture(scope="module")
 def pool(ray_local):
+    from reasoner.dist import RolloutPool
     from reasoner.train.rollout import make_rollout_source
 
     source = make_rollout_source("hf", "tiny-random-qwen2", dtype="float32", workers=2, num_cpus=0.5,
-                                 sync_timeout_s=120)  # fmt: skip
+                                 sync_timeout_s=120, pool=RolloutPool)  # fmt: skip
     yield source
     source.close()
 
@@ -155,6 +156,7 @@ def test_eval_workers_rows_equal_single_engine_rows(ray_local, tmp_path: Path):
     """``reasoner eval --workers 2``: work units run on 2 engine actors; the rows equal a 1-engine run's."""
     from evals.runner import RunDir, run_sweep
     from evals.sweep import EvalConfig
+    from reasoner.dist import map_with_engines
 
     config = EvalConfig(model="tiny-random-qwen2", engine="hf", dtype="float32", limit=4, budgets=[8],
                         strategies=["greedy", "majority:k=2"], batch_size=2)  # fmt: skip
@@ -162,7 +164,7 @@ def test_eval_workers_rows_equal_single_engine_rows(ray_local, tmp_path: Path):
     for workers in (0, 2):
         run = RunDir(tmp_path / f"w{workers}")
         run.prepare(config)
-        stats = run_sweep(config, run, workers=workers, progress=False)
+        stats = run_sweep(config, run, workers=workers, map_with_engines=map_with_engines, progress=False)
         assert stats.units_run == 2
         rows[workers] = [
             {k: v for k, v in r.items() if k not in ("wall_s", "measured_s")} for r in run.read_rows()

@@ -12,8 +12,9 @@ import re
 
 import pytest
 
+from evals.audit import audit_run
 from evals.manifest import MANIFEST_FILE, read_manifest
-from evals.regrade import audit_run, regrade_run
+from evals.regrade import regrade_run
 from evals.report import write_report
 from evals.runner import RunDir, run_sweep
 from evals.sweep import EvalConfig

@@ -130,14 +130,14 @@ def train_worker(
 
     from reasoner.engines.fake import FakeEngine
     from reasoner.models import resolve
-    from reasoner.train.cli import build_rewards, load_problems, resolved_recipe
+    from reasoner.train.cli import build_rewards, recipe_problems, resolved_recipe
     from reasoner.train.rollout import EngineRollout
     from reasoner.train.trainer import build_trainer
 
     overrides = [*COMMON, *PER_RECIPE.get(recipe, []), *extra,
                  f"trainer.per_device_train_batch_size={per_device}", f"trainer.output_dir={out}"]  # fmt: skip
     config = resolved_recipe(recipe, overrides)
-    problems = load_problems(config.data)
+    problems = recipe_problems(config.data)
     tokenizer = AutoTokenizer.from_pretrained(resolve(config.model.name))
     rollout = EngineRollout(FakeEngine(ArithScript(problems, **script_options), tokenizer))
     recorder = Recorder()
