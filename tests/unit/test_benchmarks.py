@@ -359,3 +359,19 @@ def test_hub_benchmark_from_rows_without_ids() -> None:
 def test_generated_benchmark_size(limit: int | None, options: dict, count: int) -> None:
     """A generated benchmark has no natural size: ``limit`` alone sets it (no silent cap at the default 50)."""
     assert len(load_benchmark("multistep", "test", limit, **options)) == count
+
+
+def test_load_problems_is_the_one_loader_and_its_errors_name_the_benchmark_and_split(tmp_path):
+    """``load_problems``: the problems (generator options for generated benchmarks only); an unknown name, a
+    missing local split or an empty split is a ValueError naming the benchmark and the split."""
+    from evals.benchmarks import load_problems
+
+    problems = load_problems("arith", "train", limit=5, n=8, seed=3, levels=[1, 2])
+    assert problems == list(load_benchmark("arith", "train", 5, n=8, seed=3, levels=(1, 2)).problems)
+    assert len(problems) == 5
+    with pytest.raises(ValueError, match=r"benchmark 'nope' split 'test': unknown benchmark"):
+        load_problems("nope")
+    with pytest.raises(ValueError, match=r"benchmark 'gsm8k' split 'dev': .*no local copy"):
+        load_problems("gsm8k", "dev", data_dir=tmp_path, levels=[1])  # levels: ignored off generators
+    with pytest.raises(ValueError, match=r"benchmark 'arith' split 'test': no problems"):
+        load_problems("arith", limit=0)

@@ -90,3 +90,19 @@ def test_sample_spec_validation_names_the_field(kwargs, field):
 
 def test_sample_spec_stop_string_becomes_tuple():
     assert SampleSpec(stop="\n\n").stop == ("\n\n",)
+
+
+def test_a_wired_alias_is_registered_by_the_composition_root(monkeypatch):
+    """``overthinker`` is built by ``reasoner.organism`` (above models): ``reasoner.wiring.wire()`` registers it;
+    unwired, resolving it is an error that names the alias and says how to wire it."""
+    from reasoner.models import WIRED_ALIASES, alias_names
+    from reasoner.organism.build import build_overthinker
+    from reasoner.wiring import wire
+
+    monkeypatch.delitem(MODELS, "overthinker", raising=False)
+    with pytest.raises(UnknownModelError, match=r"'overthinker' .*reasoner\.wiring\.wire\(\)"):
+        resolve("overthinker")
+    assert set(WIRED_ALIASES) <= set(alias_names())
+    wire()
+    assert MODELS["overthinker"] is build_overthinker
+    assert set(WIRED_ALIASES) <= set(MODELS)

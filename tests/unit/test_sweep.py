@@ -324,6 +324,32 @@ def test_sweep_resume_equals_uninterrupted(tmp_path, fake):
     assert run_sweep(cfg, resumed, engine=fake, progress=False).units_run == 0
 
 
+def test_sweep_workers_use_the_injected_replica_map(tmp_path, fake, tiny_model):
+    """``workers > 0``: units go through the ``map_with_engines`` the caller passes (the CLI passes
+    ``reasoner.dist.map_with_engines``), with the model resolved once here; the rows equal a one-engine run's.
+    Without a map it is an error that says what to pass."""
+    cfg = _cfg(model=tiny_model)
+    calls = []
+
+    def local_map(fn, items, *, engine, model, workers, dtype="auto"):
+        calls.append((engine, model, workers, dtype, len(items)))
+        for i in reversed(range(len(items))):  # out of order, as replicas finish
+            yield i, fn(FakeEngine(script), items[i])
+
+    one, two = RunDir(tmp_path / "one"), RunDir(tmp_path / "two")
+    one.prepare(cfg)
+    two.prepare(cfg)
+    with pytest.raises(ValueError, match="workers=2 needs map_with_engines"):
+        run_sweep(cfg, two, workers=2, progress=False)
+    run_sweep(cfg, one, engine=fake, progress=False)
+    stats = run_sweep(cfg, two, workers=2, map_with_engines=local_map, progress=False)
+    assert stats.units_run == 6 and calls == [(cfg.engine, tiny_model, 2, cfg.dtype, 6)]
+    drop = ("wall_s", "measured_s")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in two.read_rows()] == [
+        {k: v for k, v in r.items() if k not in drop} for r in one.read_rows()
+    ]
+
+
 def test_summary_metrics_on_known_rows():
     def row(pid, seed, correct, samples, generated):
         return {
