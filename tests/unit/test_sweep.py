@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import replace
+from typing import get_args
 
 import pytest
 
@@ -12,6 +13,7 @@ from evals.replay import SweepEngine, truncate
 from evals.report import NOT_REPRODUCIBLE, summarize
 from evals.runner import RunDir, RunDirError, run_sweep, run_unit
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, load_config, work_units
+from reasoner.engines import ENGINES
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.strategies import build_strategy
 from reasoner.types import Problem, SampleSpec
@@ -233,6 +235,7 @@ def test_config_normalises_budgets_and_seeds():
         "greedy", "majority:k=8", "short-m@k:k=8,m=1", "short-m@k:k=8,m=3", "budget-forcing",
     ]  # fmt: skip
     assert all(EvalConfig.model_fields[name].description for name in EvalConfig.model_fields)
+    assert get_args(EvalConfig.model_fields["engine"].annotation) == ENGINES
 
 
 def test_config_assignment_is_validated():
