@@ -11,12 +11,17 @@ import logging
 import os
 import sys
 import time
-from dataclasses import MISSING, fields
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from evals.console import load_summary, print_line, print_summary, verdict_lines
-from reasoner.argtypes import non_negative_int, positive_int
+from reasoner.argtypes import non_negative_int
 
 log = logging.getLogger("reasoner")
 
@@ -40,11 +45,12 @@ work units finish), summary.json/.csv (accuracy with 95% bootstrap CIs over prob
 picks another), report.html and PNG plots. Rerunning the same command resumes: done work is skipped and the
 summary equals an uninterrupted run's.
 
-Flags override the --config YAML, whose keys are: model engine dtype benchmark split data_dir limit
-strategies budgets seeds n temperature top_p batch_size."""
+Flags override the --config YAML, whose keys are the flags' names with _ for -:
+{keys}."""
 
 
 def _strategy_epilog() -> str:
+    from reasoner.models import MODELS
     from reasoner.strategies import STRATEGIES, strategy_help
 
     lines = ["strategies and their parameters (name:key=value,...; see `reasoner decode --help`):"]
@@ -52,6 +58,7 @@ def _strategy_epilog() -> str:
         params = ", ".join(f"{f.name}={f.default}" for f in strategy_help(name))
         lines.append(f"  {name}: {params or '(none)'}")
     lines.append(f"  (a {'budget'!r} parameter, as budget forcing's, takes each budget of --budgets)")
+    lines.append(f"built-in model aliases (--model): {', '.join(sorted(MODELS))}")
     lines.append(
         "example: reasoner eval --strategies greedy majority:k=8 short-m@k:k=8,m=3,mode=live "
         "budget-forcing --budgets 128 256 512 --seeds 0 1 --limit 50"
@@ -59,41 +66,14 @@ def _strategy_epilog() -> str:
     return "\n".join(lines)
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers, got {text!r}") from None
-
-
-def _limit(text: str) -> int:
-    if text.lower() in ("all", "0", "none"):
-        return 0  # all problems (None in the config)
-    try:
-        return positive_int("--limit")(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"--limit must be an integer >= 1 or 'all', got {text!r}") from None
-
-
-def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
-    """Make a flag's default None (so an unset flag leaves the --config value) and say the real default."""
-    for action in p._actions:
-        if action.dest == dest:
-            action.default = None
-            action.help = (action.help or "").replace("%(default)s", str(value))
-
-
 def _add_eval_parser(sub: Any) -> None:
+    from evals.benchmarks import BENCHMARKS
     from evals.sweep import EvalConfig
-    from reasoner.engines import add_engine_args
 
-    d = argparse.Namespace(
-        **{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(EvalConfig)}
-    )
     p = sub.add_parser(
         "eval",
         help="token-budget sweep: strategies x budgets x seeds on a math benchmark, with a report",
-        description=_EVAL_DESCRIPTION,
+        description=_EVAL_DESCRIPTION.format(keys=" ".join(EvalConfig.model_fields)),
         epilog=_strategy_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -103,11 +83,7 @@ def _add_eval_parser(sub: Any) -> None:
         help="read the run's config from a YAML file (keys above); "
         "flags given on the command line override it",
     )
-    add_engine_args(p)
-    for dest in ("model", "engine", "dtype"):
-        _config_default(p, dest, getattr(d, dest))
-    _add_problem_args(p, d)
-    _add_sweep_args(p, d)
+    add_config_flags(p, EvalConfig, choices={"benchmark": sorted(BENCHMARKS)})
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -136,110 +112,65 @@ def _add_eval_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_eval)
 
 
-def _add_problem_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None:
-    """Which problems: benchmark, split, where its files are, how many."""
-    from evals.benchmarks import BENCHMARKS, DATA_DIR_ENV
-
-    p.add_argument(
-        "--benchmark",
-        choices=sorted(BENCHMARKS),
-        help="benchmark (Hub id or --data-dir copy; arith and multistep are generated offline). "
-        f"Default: {d.benchmark}",
-    )
-    p.add_argument("--split", help=f"benchmark split. Default: {d.split}")
-    p.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help=f"local benchmark copies (<DIR>/<name>/<split>.jsonl). Default: ${DATA_DIR_ENV}, else the Hub",
-    )
-    p.add_argument(
-        "--limit",
-        type=_limit,
-        metavar="N|all",
-        help=f"evaluate the first N problems of the split. Default: {d.limit}",
-    )
-
-
-def _add_sweep_args(p: argparse.ArgumentParser, d: argparse.Namespace) -> None:
-    """What runs on each problem: strategies, budgets, seeds, sampling and grading."""
-    from reasoner.verify import GRADER_MODES
-
-    p.add_argument(
-        "--strategies",
-        nargs="+",
-        metavar="NAME[:K=V,...]",
-        help=f"strategies to compare (list below). Default: {' '.join(d.strategies)}",
-    )
-    p.add_argument(
-        "--budgets",
-        nargs="+",
-        type=_ints,
-        metavar="B",
-        help="token budgets: max_tokens per request (budget forcing: thinking tokens). "
-        f"Default: {' '.join(map(str, d.budgets))}",
-    )
-    p.add_argument(
-        "--seeds",
-        nargs="+",
-        type=_ints,
-        metavar="S",
-        help=f"seeds; accuracy is averaged over them (avg@n). Default: {' '.join(map(str, d.seeds))}",
-    )
-    p.add_argument(
-        "-n",
-        "--k",
-        dest="n",
-        type=positive_int("-n"),
-        metavar="N",
-        help="samples per problem for strategies with a k or n parameter that the entry does not "
-        f"set (majority, short-m@k, best-of-n, deepconf, fractured). Default: {d.n}",
-    )
-    p.add_argument(
-        "--temperature",
-        type=float,
-        help=f"sampling temperature (greedy ignores it). Default: {d.temperature}",
-    )
-    p.add_argument("--top-p", type=float, help=f"nucleus sampling mass in (0, 1]. Default: {d.top_p}")
-    p.add_argument(
-        "--grader",
-        choices=GRADER_MODES,
-        help="answer extraction for grading: lenient (boxed, 'answer is', then math-verify's own extraction) "
-        f"or strict (only a marked final answer); `reasoner regrade` switches later. Default: {d.grader}",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=positive_int("--batch-size"),
-        metavar="P",
-        help=f"problems per engine call (one work unit; part of a run's identity). Default: {d.batch_size}",
-    )
+def add_config_flags(
+    p: argparse.ArgumentParser, model: type[BaseModel], choices: Mapping[str, Sequence[str]] | None = None
+) -> None:
+    """One flag per field of ``model``: ``--field-name`` (or the field's ``json_schema_extra["flags"]``), its
+    attribute docstring and default as help, choices from a ``Literal`` (or ``choices[field]``), ``nargs="+"``
+    for a list (numbers may also be comma-separated). Each flag defaults to None, so an unset flag leaves the
+    ``--config`` value; the strings are parsed and checked by ``model`` (``overrides`` collects them)."""
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        kind, item = _field_kind(field.annotation)
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": _flag_help(field)}
+        if kind is list:
+            kwargs["nargs"] = "+"
+            if item in (int, float):
+                kwargs["type"] = _words
+        if typing.get_origin(item) is Literal:
+            kwargs["choices"] = typing.get_args(item)
+        if choices and name in choices:
+            kwargs["choices"] = choices[name]
+        if "metavar" in extra:
+            kwargs["metavar"] = extra["metavar"]
+        flags = extra.get("flags") or [f"--{name.replace('_', '-')}"]
+        p.add_argument(*flags, **kwargs)
 
 
-_FLAG_KEYS = (
-    "model",
-    "engine",
-    "dtype",
-    "benchmark",
-    "split",
-    "data_dir",
-    "limit",
-    "strategies",
-    "budgets",
-    "seeds",
-    "n",
-    "temperature",
-    "top_p",
-    "batch_size",
-    "grader",
-)
+def _field_kind(annotation: Any) -> tuple[Any, Any]:
+    """(list, item type) for a list field, else (None, the type without ``| None``)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if typing.get_origin(annotation) is list:
+        item = typing.get_args(annotation)[0]
+        if typing.get_origin(item) is Annotated:
+            item = typing.get_args(item)[0]
+        return list, item
+    return None, annotation
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
-    for key in ("budgets", "seeds"):
-        if key in out:
-            out[key] = [x for group in out[key] for x in group]
-    if out.get("limit") == 0:  # --limit all
-        out["limit"] = None
+def _flag_help(field: FieldInfo) -> str:
+    doc = " ".join((field.description or "").replace("``", "").split())
+    default = field.get_default(call_default_factory=True)
+    shown = " ".join(map(str, default)) if isinstance(default, list) else default
+    return f"{doc} Default: {shown}".strip().replace("%", "%%")
+
+
+def _words(text: str) -> list[str]:
+    """A list flag's value: numbers separated by commas or spaces ("64,128" is two)."""
+    return text.replace(",", " ").split()
+
+
+def overrides(args: argparse.Namespace, model: type[BaseModel]) -> dict[str, Any]:
+    """The config fields given as flags (``add_config_flags``), lists flattened."""
+    out = {}
+    for name in model.model_fields:
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            value = [x for v in value for x in (v if isinstance(v, list) else [v])]
+        if value is not None:
+            out[name] = value
     return out
 
 
@@ -249,15 +180,15 @@ def resolve_config(args: argparse.Namespace) -> tuple[Any, Path]:
     from evals.runner import RunDir
     from evals.sweep import EvalConfig, load_config
 
-    overrides = _overrides(args)
+    flags = overrides(args, EvalConfig)
     out = Path(args.out) if args.out else None
     if args.config:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, flags)
         out = out or Path("runs") / Path(args.config).stem
     elif args.resume and out is not None and RunDir(out).exists():
-        config = EvalConfig.from_dict(overrides, base=RunDir(out).load_config())
+        config = EvalConfig.from_dict(flags, base=RunDir(out).load_config())
     else:
-        config = EvalConfig.from_dict(overrides)
+        config = EvalConfig.from_dict(flags)
     if config.data_dir is None and not is_generated(config.benchmark):
         config.data_dir = os.environ.get(DATA_DIR_ENV) or None
     return config, out or Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")

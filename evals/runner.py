@@ -316,7 +316,7 @@ def run_unit(
     engine.set_owners({p.id: render(engine.tokenizer, p.question) for p in problems})
     spec = SampleSpec(temperature=config.temperature, top_p=config.top_p, seed=unit.spec_seed)
     raw: list[tuple[str, int, Problem, StrategyResult, int, float]] = []
-    for entry in sorted(entries, key=lambda e: not e.build(budgets[0]).live):
+    for entry in sorted(entries, key=lambda e: not e.live):
         for budget in sorted(budgets, reverse=True):
             strategy = entry.build(budget)
             t0 = time.perf_counter()

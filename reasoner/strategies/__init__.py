@@ -1,7 +1,7 @@
 """Decoding strategies (DESIGN section 4): one file per strategy, one explicit registry.
 
-``STRATEGIES`` maps a name to its class; ``build_strategy(name, {"k": "8", "m": "3"})`` parses ``key=value``
-strings into the strategy's typed config and raises ``ValueError`` naming the bad key or value and listing
+``STRATEGIES`` maps a name to its class; ``build_strategy(name, {"k": "8", "m": "3"})`` validates ``key=value``
+strings into the strategy's config (a frozen pydantic model, ``StrategyConfig``) and raises ``ValueError`` naming the bad key or value and listing
 the valid keys. ``strategy_help(name)`` lists a strategy's parameters (type, default, docstring).
 
 Every strategy has ``run(engine, problem, spec) -> StrategyResult`` and ``run_batch(engine, problems, spec)``;
@@ -22,7 +22,7 @@ from reasoner.strategies.entropy_branch import BranchBudget, EntropyBranch, Entr
 from reasoner.strategies.fractured import Fractured, FracturedConfig
 from reasoner.strategies.greedy import Greedy
 from reasoner.strategies.majority import Majority, MajorityConfig
-from reasoner.strategies.params import FieldHelp, config_help, parse_config
+from reasoner.strategies.params import FieldHelp, StrategyConfig, config_help, parse_config
 from reasoner.strategies.sample import Sample
 from reasoner.strategies.short_m import ShortM, ShortMConfig, simulate
 
@@ -82,6 +82,7 @@ __all__ = [
     "ShortM",
     "ShortMConfig",
     "Strategy",
+    "StrategyConfig",
     "build_strategy",
     "simulate",
     "strategy_help",

@@ -35,13 +35,13 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from reasoner.prompts import ANSWER_CUE, THINK_END, THINK_START, delimiter_ids, find_subsequence, render
+from reasoner.strategies.params import StrategyConfig
 from reasoner.types import Completion, Problem, SampleSpec, StrategyResult, TokenCount
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class NoConfig:
+class NoConfig(StrategyConfig):
     """This strategy has no parameters of its own (sampling comes from the SampleSpec)."""
 
 
@@ -176,11 +176,11 @@ def render_tasks(tokenizer: Any, problems: Sequence[Problem]) -> list[Task]:
 
 
 class Strategy(ABC):
-    """A decoding strategy. Subclasses set ``name`` and ``Config`` (a frozen dataclass) and implement
+    """A decoding strategy. Subclasses set ``name`` and ``Config`` (a ``StrategyConfig``) and implement
     ``_run`` over rendered tasks; see the module docstring for the accounting contract."""
 
     name: ClassVar[str] = "base"
-    Config: ClassVar[type] = NoConfig
+    Config: ClassVar[type[StrategyConfig]] = NoConfig
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.Config()
@@ -216,7 +216,7 @@ class Strategy(ABC):
         """One StrategyResult per task, in order."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config})"
+        return f"{type(self).__name__}({self.config!r})"
 
 
 def sample_all(

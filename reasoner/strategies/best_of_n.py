@@ -13,28 +13,23 @@ Compute: n full chains; sequential = the longest chain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import Field
+
 from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sample_all
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_rows
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class BestOfNConfig:
-    n: int = 8
+class BestOfNConfig(StrategyConfig):
+    n: int = Field(8, ge=1)
     """Samples per problem (>= 1). Default 8."""
     score: Literal["logprob", "confidence"] = "logprob"
     """Chain score: mean token logprob, or mean DeepConf token confidence. Default logprob."""
-    conf_topk: int = 5
+    conf_topk: int = Field(5, ge=1, le=20)
     """k of the top-k logprobs behind the confidence score (1..20). Default 5."""
-
-    def __post_init__(self) -> None:
-        check("n", self.n, self.n >= 1, ">= 1")
-        check("score", self.score, self.score in ("logprob", "confidence"), "logprob or confidence")
-        check("conf_topk", self.conf_topk, 1 <= self.conf_topk <= 20, "in [1, 20]")
 
 
 def token_confidences(c: Completion) -> list[float]:

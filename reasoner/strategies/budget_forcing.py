@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import Field
+
 from reasoner.prompts import THINK_END
 from reasoner.strategies.base import (
     Clock,
@@ -35,29 +37,22 @@ from reasoner.strategies.base import (
     span_open,
     thinking_prefix,
 )
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract, forced_answer
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class BudgetForcingConfig:
-    budget: int = 512
+class BudgetForcingConfig(StrategyConfig):
+    budget: int = Field(512, ge=1)
     """B: maximum thinking tokens per problem, Wait extensions included (>= 1). Default 512."""
-    min_thinking: int = 0
+    min_thinking: int = Field(0, ge=0)
     """Thinking that ends before this many tokens gets a Wait extension (>= 0; 0 = never). Default 0."""
-    max_waits: int = 2
+    max_waits: int = Field(2, ge=0)
     """Maximum Wait extensions per problem (>= 0). Default 2."""
     wait_text: str = "Wait"
     """Text appended in place of the end of thinking to make the model go on. Default "Wait"."""
-    answer_tokens: int = 16
+    answer_tokens: int = Field(16, ge=1)
     """Max tokens of the forced answer after the cue (>= 1). Default 16."""
-
-    def __post_init__(self) -> None:
-        check("budget", self.budget, self.budget >= 1, ">= 1")
-        check("min_thinking", self.min_thinking, self.min_thinking >= 0, ">= 0")
-        check("max_waits", self.max_waits, self.max_waits >= 0, ">= 0")
-        check("answer_tokens", self.answer_tokens, self.answer_tokens >= 1, ">= 1")
 
 
 @dataclass

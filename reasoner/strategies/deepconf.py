@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from reasoner.strategies.base import (
     Clock,
@@ -37,38 +38,32 @@ from reasoner.strategies.base import (
     sample_all,
 )
 from reasoner.strategies.best_of_n import token_confidences
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class DeepConfConfig:
-    k: int = 8
+class DeepConfConfig(StrategyConfig):
+    k: int = Field(8, ge=1)
     """Traces per problem, warm-up included (>= 1). Default 8."""
     mode: Literal["offline", "online"] = "offline"
     """offline: filter finished traces; online: stop traces early against a warm-up bar. Default offline."""
-    warmup: int = 4
+    warmup: int = Field(4, ge=1)
     """Online: warm-up traces per problem that set the bar (1 <= warmup <= k). Default 4."""
-    window: int = 64
+    window: int = Field(64, ge=1)
     """Sliding window w in tokens for group confidence (>= 1; the paper uses 2048). Default 64."""
-    conf_topk: int = 5
+    conf_topk: int = Field(5, ge=1, le=20)
     """k of the top-k logprobs in the token confidence (1..20). Default 5."""
-    keep: float = 0.9
+    keep: float = Field(0.9, gt=0, le=1)
     """Fraction of traces kept (offline), or 1 - the warm-up quantile used as the bar (online), in (0, 1]."""
     metric: Literal["lowest-group", "mean", "tail"] = "lowest-group"
     """Trace confidence: lowest window mean, mean over all tokens, or mean of the last window."""
 
-    def __post_init__(self) -> None:
-        check("k", self.k, self.k >= 1, ">= 1")
-        check("mode", self.mode, self.mode in ("offline", "online"), "offline or online")
-        check("warmup", self.warmup, 1 <= self.warmup <= self.k, f"in [1, k={self.k}]")
-        check("window", self.window, self.window >= 1, ">= 1")
-        check("conf_topk", self.conf_topk, 1 <= self.conf_topk <= 20, "in [1, 20]")
-        check("keep", self.keep, 0 < self.keep <= 1, "in (0, 1]")
-        check(
-            "metric", self.metric, self.metric in ("lowest-group", "mean", "tail"), "lowest-group|mean|tail"
-        )
+    @model_validator(mode="after")
+    def _warmup_within_k(self) -> DeepConfConfig:
+        if self.warmup > self.k:
+            raise ValueError(f"warmup must be in [1, k={self.k}], got {self.warmup}")
+        return self
 
 
 def trace_confidence(c: Completion, metric: str, window: int) -> float:

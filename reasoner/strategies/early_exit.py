@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
 from reasoner.strategies.base import (
     Clock,
     Ledger,
@@ -34,38 +36,41 @@ from reasoner.strategies.base import (
     offset_seed,
     span_open,
 )
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract, forced_answer
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class EarlyExitConfig:
-    threshold: float = 0.9
+class EarlyExitConfig(StrategyConfig):
+    threshold: float = Field(0.9, gt=0, le=1)
     """Exit when the trial answer's confidence (a probability) reaches this, in (0, 1]. Default 0.9."""
     confidence: Literal["mean", "min"] = "mean"
     """Trial-answer confidence: mean or min probability of its tokens. Default mean."""
-    probe_tokens: int = 12
+    probe_tokens: int = Field(12, ge=1)
     """Max tokens of a trial answer after the cue (>= 1). Default 12."""
     markers: str = "Wait|Alternatively|\\n\\n"
     """Transition markers, separated by "|"; backslash escapes (\\n) are read. Default Wait|Alternatively|\\n\\n."""
-    min_gap: int = 32
+    min_gap: int = Field(32, ge=1)
     """Minimum reasoning tokens between two probes (>= 1). Default 32."""
-    max_probes: int = 8
+    max_probes: int = Field(8, ge=0)
     """Maximum probes per problem (>= 0). Default 8."""
 
-    def __post_init__(self) -> None:
-        check("threshold", self.threshold, 0 < self.threshold <= 1, "in (0, 1]")
-        check("confidence", self.confidence, self.confidence in ("mean", "min"), "mean or min")
-        check("probe_tokens", self.probe_tokens, self.probe_tokens >= 1, ">= 1")
-        check("markers", self.markers, bool(self.marker_list), "a non-empty |-separated list")
-        check("min_gap", self.min_gap, self.min_gap >= 1, ">= 1")
-        check("max_probes", self.max_probes, self.max_probes >= 0, ">= 0")
+    @field_validator("markers")
+    @classmethod
+    def _some_marker(cls, markers: str) -> str:
+        if not _split_markers(markers):
+            raise ValueError(f"markers must be a non-empty |-separated list, got {markers!r}")
+        return markers
 
     @property
     def marker_list(self) -> list[str]:
-        text = self.markers.encode("latin-1", "backslashreplace").decode("unicode_escape")
-        return [m for m in text.split("|") if m]
+        return _split_markers(self.markers)
+
+
+def _split_markers(markers: str) -> list[str]:
+    """The ``|``-separated markers with backslash escapes (``\\n``) read."""
+    text = markers.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    return [m for m in text.split("|") if m]
 
 
 @dataclass

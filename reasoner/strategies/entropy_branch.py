@@ -24,8 +24,9 @@ prefilled counts each branch's prompt + prefix; thinking/answer by the base rule
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
+
+from pydantic import Field
 
 from reasoner.strategies.base import (
     Clock,
@@ -38,27 +39,20 @@ from reasoner.strategies.base import (
     sample_all,
     span_open,
 )
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class EntropyBranchConfig:
-    threshold: float = 2.5
+class EntropyBranchConfig(StrategyConfig):
+    threshold: float = Field(2.5, gt=0)
     """Entropy (nats) above which a step becomes a branch point (> 0). Default 2.5."""
-    max_branches: int = 4
+    max_branches: int = Field(4, ge=0)
     """Cap on branch points per problem (>= 0). Default 4."""
-    width: int = 1
+    width: int = Field(1, ge=1)
     """New continuations sampled at each branch point (>= 1). Default 1."""
-    min_gap: int = 1
+    min_gap: int = Field(1, ge=1)
     """Minimum distance in tokens between two branch points of a path (>= 1). Default 1."""
-
-    def __post_init__(self) -> None:
-        check("threshold", self.threshold, self.threshold > 0, "> 0")
-        check("max_branches", self.max_branches, self.max_branches >= 0, ">= 0")
-        check("width", self.width, self.width >= 1, ">= 1")
-        check("min_gap", self.min_gap, self.min_gap >= 1, ">= 1")
 
 
 class BranchBudget:

@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from reasoner.strategies.base import (
     Clock,
     Ledger,
@@ -35,26 +37,20 @@ from reasoner.strategies.base import (
     span_open,
     thinking_prefix,
 )
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_all, forced_answer, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class FracturedConfig:
-    n: int = 4
+class FracturedConfig(StrategyConfig):
+    n: int = Field(4, ge=1)
     """Reasoning trajectories per problem (>= 1). Default 4."""
-    H: int = 4
+    H: int = Field(4, ge=1)
     """Truncation depths per trajectory: cuts at i*L/H, i = 1..H (>= 1). Default 4."""
-    m: int = 1
+    m: int = Field(1, ge=1)
     """Answers sampled at each cut (>= 1). Default 1."""
-    answer_tokens: int = 16
+    answer_tokens: int = Field(16, ge=1)
     """Max tokens of each forced answer, after the answer cue (>= 1). Default 16."""
-
-    def __post_init__(self) -> None:
-        for name in ("n", "H", "m", "answer_tokens"):
-            value = getattr(self, name)
-            check(name, value, value >= 1, ">= 1")
 
 
 @dataclass(frozen=True)

@@ -10,22 +10,19 @@ Compute: k full chains (generated = sum of lengths); sequential = the longest ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sample_all
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class MajorityConfig:
-    k: int = 8
+class MajorityConfig(StrategyConfig):
+    k: int = Field(8, ge=1)
     """Samples per problem (>= 1). Default 8."""
-
-    def __post_init__(self) -> None:
-        check("k", self.k, self.k >= 1, ">= 1")
 
 
 class Majority(Strategy):

@@ -1,23 +1,27 @@
-"""``key=value`` strings -> a strategy's typed config dataclass, with errors that name the bad key or value.
+"""Strategy parameters: each strategy's config is a frozen pydantic model (``StrategyConfig``), built from
+``key=value`` strings with errors that name the strategy, the bad key or value, and list the valid keys.
 
-Each config is a frozen dataclass whose fields are ``int``, ``float``, ``bool``, ``str`` or a ``Literal`` of
-strings, each with an attribute docstring (units, meaning); ``__post_init__`` checks ranges with ``check``.
-``config_help`` reads those docstrings back (for ``--help`` and error messages).
+A config's fields are ``int``, ``float``, ``bool``, ``str`` or a ``Literal`` of strings, with ranges declared
+as ``Field(ge=..., gt=..., le=...)`` and an attribute docstring each (units, meaning, default). Strings from the
+command line are parsed by pydantic's lax mode ("3" -> 3, "0.5" -> 0.5, "true" -> True). ``config_help`` reads
+the fields back (for ``--help`` and error messages).
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import inspect
-import textwrap
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class StrategyConfig(BaseModel):
+    """Base of every strategy's config: frozen, an unknown key is an error, attribute docstrings are the
+    fields' descriptions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True)
@@ -30,84 +34,36 @@ class FieldHelp:
     doc: str
 
 
-def check(name: str, value: Any, ok: bool, rule: str) -> None:
-    """Raise ``ValueError`` naming the field when ``ok`` is False (used in configs' ``__post_init__``)."""
-    if not ok:
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
-
-
-def _docstrings(cls: type) -> dict[str, str]:
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):  # pragma: no cover - source unavailable (frozen app)
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return "|".join(str(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", str(tp))
 
 
-def config_help(cls: type) -> list[FieldHelp]:
-    """The fields of a config dataclass: name, type, default and attribute docstring."""
-    hints = typing.get_type_hints(cls)
-    docs = _docstrings(cls)
+def config_help(cls: type[BaseModel]) -> list[FieldHelp]:
+    """The fields of a config model: name, type, default and attribute docstring."""
     return [
-        FieldHelp(f.name, _type_name(hints[f.name]), f.default, docs.get(f.name, ""))
-        for f in dataclasses.fields(cls)
+        FieldHelp(name, _type_name(f.annotation), f.default, " ".join((f.description or "").split()))
+        for name, f in cls.model_fields.items()
     ]
 
 
-def _coerce(key: str, raw: Any, tp: Any) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
-    if typing.get_origin(tp) is Literal:
-        choices = [str(a) for a in typing.get_args(tp)]
-        if text not in choices:
-            raise ValueError(f"{key}={raw!r}: must be one of {', '.join(choices)}")
-        return text
-    if tp is bool:
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise ValueError(f"{key}={raw!r}: expected a boolean (true/false)")
-    if tp in (int, float):
-        try:
-            return tp(text)
-        except ValueError:
-            kind = "an integer" if tp is int else "a number"
-            raise ValueError(f"{key}={raw!r}: expected {kind}") from None
-    return raw
-
-
-def parse_config(cls: type, params: Mapping[str, Any], owner: str) -> Any:
-    """Build ``cls`` from ``params`` (strings are parsed by field type). Raises ``ValueError`` that names the
-    strategy, the bad key or value, and lists the valid keys."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+def parse_config(cls: type[BaseModel], params: Mapping[str, Any], owner: str) -> Any:
+    """Validate ``params`` (strings are parsed by field type) into ``cls``. Raises ``ValueError`` that names
+    the strategy, the bad key or value, and lists the valid keys."""
+    names = list(cls.model_fields)
     valid = ", ".join(names) if names else "(none: this strategy takes no parameters)"
-    values = {}
-    for key, raw in params.items():
+    for key in params:
         if key not in names:
             raise ValueError(f"strategy {owner!r}: unknown parameter {key!r}; valid keys: {valid}")
-        try:
-            values[key] = _coerce(key, raw, hints[key])
-        except ValueError as err:
-            raise ValueError(f"strategy {owner!r}: {err}; valid keys: {valid}") from None
     try:
-        return cls(**values)
-    except ValueError as err:
-        raise ValueError(f"strategy {owner!r}: {err}; valid keys: {valid}") from None
+        return cls.model_validate(dict(params))
+    except ValidationError as err:
+        problems = "; ".join(_problem(item) for item in err.errors())
+        raise ValueError(f"strategy {owner!r}: {problems}; valid keys: {valid}") from None
+
+
+def _problem(item: Any) -> str:
+    """One validation error as ``key='value': what is wrong`` (a check across fields: its message alone)."""
+    msg = str(item["msg"]).removeprefix("Value error, ")
+    return f"{item['loc'][0]}={item['input']!r}: {msg}" if item["loc"] else msg

@@ -27,8 +27,9 @@ Tokens: generated includes the aborted chains' partial work; sequential = the lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from reasoner.prompts import THINK_END, delimiter_ids, find_subsequence
 from reasoner.strategies.base import (
@@ -40,24 +41,24 @@ from reasoner.strategies.base import (
     parallel_tokens,
     sample_all,
 )
-from reasoner.strategies.params import check
+from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
 
 
-@dataclass(frozen=True)
-class ShortMConfig:
-    k: int = 8
+class ShortMConfig(StrategyConfig):
+    k: int = Field(8, ge=1)
     """Chains started per problem (>= 1). Default 8."""
-    m: int = 1
+    m: int = Field(1, ge=1)
     """Finishers to wait for and vote over (1 <= m <= k). Default 1."""
     mode: Literal["live", "simulated"] = "live"
     """live: abort through engine.stream; simulated: replay full chains. Default live."""
 
-    def __post_init__(self) -> None:
-        check("k", self.k, self.k >= 1, ">= 1")
-        check("m", self.m, 1 <= self.m <= self.k, f"in [1, k={self.k}]")
-        check("mode", self.mode, self.mode in ("live", "simulated"), "live or simulated")
+    @model_validator(mode="after")
+    def _m_within_k(self) -> ShortMConfig:
+        if self.m > self.k:
+            raise ValueError(f"m must be in [1, k={self.k}], got {self.m}")
+        return self
 
 
 def truncate(tokenizer: Any, c: Completion, n: int) -> Completion:

@@ -143,7 +143,9 @@ def test_eval_help_explains_every_flag(capsys):
     "args, message",
     [
         (["--strategies", "majority:kk=2"], "unknown parameter 'kk'"),
-        (["--budgets", "0"], "budgets must be an integer >= 1, got 0"),
+        (["--budgets", "0"], "budgets.0: Input should be greater than or equal to 1 (got '0')"),
+        (["-n", "0"], "n: Input should be greater than or equal to 1 (got '0')"),
+        (["--limit", "0"], "limit: Input should be greater than or equal to 1 (got '0')"),
         (["--resume", "--out", "/nonexistent/run"], "nothing to resume in /nonexistent/run"),
     ],
 )

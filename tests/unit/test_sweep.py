@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import replace
+from typing import get_args
 
 import pytest
 
@@ -12,6 +13,7 @@ from evals.replay import SweepEngine, truncate
 from evals.report import NOT_REPRODUCIBLE, summarize
 from evals.runner import RunDir, RunDirError, run_sweep, run_unit
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, load_config, work_units
+from reasoner.engines import ENGINES
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.strategies import build_strategy
 from reasoner.types import Problem, SampleSpec
@@ -201,22 +203,56 @@ def test_strategy_entries_labels_and_errors():
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("budgets", [64, 0], "budgets must be an integer >= 1, got 0"),
-        ("budgets", [], "budgets must be a non-empty list"),
-        ("seeds", [1, 1], "seeds must be distinct"),
-        ("n", 0, "n must be an integer >= 1"),
-        ("temperature", -1.0, "temperature must be >= 0"),
-        ("strategies", ["greedy", "greedy"], "strategies must be distinct"),
+        ("budgets", [64, 0], "budgets.1: Input should be greater than or equal to 1 (got 0)"),
+        ("budgets", [], "budgets: List should have at least 1 item"),
+        ("budgets", ["x"], "budgets.0: Input should be a valid integer"),
+        ("seeds", [1, 1], "seeds: must be distinct (got [1, 1])"),
+        ("seeds", [-1], "seeds.0: Input should be greater than or equal to 0"),
+        ("n", 0, "n: Input should be greater than or equal to 1 (got 0)"),
+        ("batch_size", "0", "batch_size: Input should be greater than or equal to 1"),
+        ("limit", 0, "limit: Input should be greater than or equal to 1"),
+        ("temperature", -1.0, "temperature: Input should be greater than or equal to 0"),
+        ("top_p", 0, "top_p: Input should be greater than 0"),
+        ("grader", "loose", "grader: Input should be 'lenient' or 'strict'"),
+        ("engine", "tpu", "engine: Input should be 'auto', 'vllm' or 'hf'"),
+        ("strategies", ["greedy", "greedy"], "strategies: must be distinct"),
+        ("strategies", ["majority", "majority:k=8"], "labels ['majority:k=8', 'majority:k=8']"),
+        ("strategies", [], "strategies: List should have at least 1 item"),
+        ("strategies", ["short-m@k:m=9"], "m must be in [1, k=8], got 9"),
     ],
 )
 def test_config_validation_names_the_field(field, value, message):
-    with pytest.raises(ValueError, match=message):
-        EvalConfig(**{field: value})
+    with pytest.raises(ValueError) as err:
+        EvalConfig.from_dict({field: value})
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 def test_config_normalises_budgets_and_seeds():
-    cfg = EvalConfig(budgets=[256, "64", 128], seeds=3, strategies="greedy")
+    cfg = EvalConfig(budgets=[256, "64", 128, 64], seeds=3, strategies="greedy", limit="all")
     assert cfg.budgets == [64, 128, 256] and cfg.seeds == [3] and cfg.strategies == ["greedy"]
+    assert cfg.limit is None and EvalConfig.from_dict({"limit": "None"}).limit is None
+    assert EvalConfig().strategies == [
+        "greedy", "majority:k=8", "short-m@k:k=8,m=1", "short-m@k:k=8,m=3", "budget-forcing",
+    ]  # fmt: skip
+    assert all(EvalConfig.model_fields[name].description for name in EvalConfig.model_fields)
+    assert get_args(EvalConfig.model_fields["engine"].annotation) == ENGINES
+
+
+def test_config_assignment_is_validated():
+    cfg = EvalConfig()
+    cfg.grader = "strict"
+    with pytest.raises(ValueError, match="grader"):
+        cfg.grader = "loose"
+
+
+def test_strategy_entry_live_is_the_strategys():
+    live = {e.label: e.live for e in EvalConfig().entries()}
+    assert live == {
+        "greedy": False, "majority:k=8": False, "short-m@k:k=8,m=1": True, "short-m@k:k=8,m=3": True,
+        "budget-forcing": False,
+    }  # fmt: skip
+    assert StrategyEntry.parse("short-m@k:mode=simulated", 4).live is False
+    assert StrategyEntry.parse("deepconf:mode=online", 4).live is True
 
 
 def test_yaml_config_loading(tmp_path):
