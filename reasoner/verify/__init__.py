@@ -38,6 +38,7 @@ from reasoner.verify.extract import (
     GRADER_MODES,
     GraderMode,
     answer_region,
+    asserted_value,
     check_mode,
     clean_answer,
     extract_answer,
@@ -56,6 +57,7 @@ __all__ = [
     "VerifierPool",
     "answer_region",
     "answers_equivalent",
+    "asserted_value",
     "check_mode",
     "clean_answer",
     "equivalent_many",
@@ -72,17 +74,6 @@ __all__ = [
 ]
 
 
-def _value_side(answer: str) -> str:
-    """The value an answer states: the text after its last ``=`` ("34 + 33 = 67" -> "67", "x = 3" -> "3").
-
-    Without this, math-verify reads "34 + 33 = 69" and "34 + 33 = 77" as two false equations and calls them equal.
-    Inequalities (``\\le``, ``<``, ...) and answers without ``=`` are unchanged."""
-    if "=" not in answer or any(op in answer for op in ("<=", ">=", "!=", "\\le", "\\ge", "\\ne")):
-        return answer
-    value = answer.rsplit("=", 1)[1].strip()
-    return value or answer
-
-
 def equivalent_many(
     pairs: Iterable[tuple[str | None, str | None]],
     *,
@@ -97,7 +88,7 @@ def equivalent_many(
         if a is None or b is None:
             out[i] = False
             continue
-        ca, cb = _value_side(clean_answer(as_text(a))), _value_side(clean_answer(as_text(b)))
+        ca, cb = asserted_value(clean_answer(as_text(a))), asserted_value(clean_answer(as_text(b)))
         if not ca or not cb or max(len(ca), len(cb)) > MAX_ANSWER_CHARS:
             out[i] = False
         elif (same := fast_equal(ca, cb)) is not None:
