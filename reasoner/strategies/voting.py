@@ -7,8 +7,8 @@ answer, else math-verify's own extraction), so a strategy votes for what the eva
 the report's maj@k and the grader: ``reasoner.verify.equivalent_many``, its cheap paths for identical strings
 and plain numbers, math-verify for the rest; all pairs of one vote in one parallel batch, cached), sums
 each group's weight (1 per answer for majority voting, a confidence for weighted votes) and returns the
-heaviest group (answers are first reduced to the value they assert, ``reasoner.verify.asserted_value``: "34 + 33 = 67" votes
-for 67); ties go to the group holding the smallest tie key (first appearance by default; short-m@k
+heaviest group (answers are first reduced to the value they assert, ``reasoner.verify.asserted_value``:
+"34 + 33 = 67" votes for 67); ties go to the group holding the smallest tie key (first appearance by default; short-m@k
 passes lengths, so ties go to the shortest). Answers that are None (nothing extracted) do not vote.
 """
 
