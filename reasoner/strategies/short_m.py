@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from reasoner.engines.base import truncate
 from reasoner.prompts import THINK_END, delimiter_ids, find_subsequence
 from reasoner.strategies.base import (
     Clock,
@@ -58,22 +59,6 @@ class ShortMConfig:
         check("k", self.k, self.k >= 1, ">= 1")
         check("m", self.m, 1 <= self.m <= self.k, f"in [1, k={self.k}]")
         check("mode", self.mode, self.mode in ("live", "simulated"), "live or simulated")
-
-
-def truncate(tokenizer: Any, c: Completion, n: int) -> Completion:
-    """``c`` cut to its first ``n`` tokens and marked ``abort`` (what a live abort at step n leaves)."""
-    ids = c.token_ids[:n]
-    return Completion(
-        token_ids=ids,
-        text=tokenizer.decode(list(ids), skip_special_tokens=True),
-        logprobs=c.logprobs[:n] if c.logprobs is not None else None,
-        top_logprobs=c.top_logprobs[:n] if c.top_logprobs is not None else None,
-        finish_reason="abort",
-        prompt_tokens=c.prompt_tokens,
-        think_end=c.think_end if c.think_end is not None and c.think_end <= n else None,
-        elapsed_s=c.elapsed_s * n / max(c.num_tokens, 1),
-        entropies=c.entropies[:n] if c.entropies is not None else None,
-    )
 
 
 def simulate(tokenizer: Any, completions: Sequence[Completion], m: int) -> tuple[list[int], list[Completion]]:
