@@ -146,16 +146,20 @@ class GRPOHooks:
 
     def _rollout_output(self, batch: RolloutBatch, local: slice) -> dict[str, list]:
         out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
-        fallback = self.processing_class.eos_token_id
+        eos, empty = self.processing_class.eos_token_id, 0
         groups = batch.groups[local]
         for g in groups:
             for c in g.completions:
                 ids, lps = list(c.token_ids), list(c.require_logprobs("GRPO rollout logprobs"))
-                if not ids:  # TRL indexes ids[-1]; an empty completion becomes a lone EOS
-                    ids, lps = [fallback], [0.0]
+                if not ids:  # TRL indexes ids[-1]: an empty completion becomes a lone EOS, counted and logged
+                    ids, lps, empty = [eos], [0.0], empty + 1
                 out["prompt_ids"].append(list(g.prompt_ids))
                 out["completion_ids"].append(ids)
                 out["logprobs"].append(lps)
+        if empty:
+            log.warning("step %d: %d empty completion(s) on this rank, each sent to TRL as a lone EOS with "
+                        "logprob 0.0 (metric reasoner/empty_completions)", self.state.global_step, empty)  # fmt: skip
+        batch.stats["empty_completions"] = float(empty)
         for key in groups[0].columns:
             out[key] = [v for g in groups for v in g.columns[key]]
         return out
@@ -199,7 +203,7 @@ class GRPOHooks:
         """Rollout sampling: logprobs on, as TRL's importance ratios and the weight-sync check read them."""
         a = self.args
         seed = self.recipe.rollout.seed + 1_000_003 * self.state.global_step + 10_007 * round_
-        return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length or 256,
+        return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length,
                           temperature=a.temperature, top_p=a.top_p, top_k=a.top_k or 0, seed=seed,
                           logprobs=True)  # fmt: skip
 
