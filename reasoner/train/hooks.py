@@ -27,7 +27,9 @@ rollout pool (``rollout.workers > 0``) rank 0 generates everything and syncs the
 
 After every weight sync the engine's logprobs of its sampled tokens are compared with the learner's
 (``reasoner.train.sync``: ``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops
-the run (stale or wrong weights).
+the run (stale or wrong weights). Runtime events that do not stop a run are logged and counted per step:
+``verify/errors`` (verifier failures, graded ``error``) and ``reasoner/empty_completions`` (sent to TRL as a lone
+EOS with logprob 0.0, since TRL reads each completion's last token).
 
 Papers: DLER arXiv 2510.15110 (github NVlabs/DLER), D3S arXiv 2509.22115, DAPO arXiv 2503.14476.
 """
@@ -60,6 +62,7 @@ from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
 from reasoner.train.sync import WeightSyncError, logprob_gap, merged_weights, token_logprobs
 from reasoner.types import Problem, SampleSpec
+from reasoner.verify import error_count
 
 log = logging.getLogger(__name__)
 STATE_FILE = "reasoner_state.json"
@@ -82,6 +85,7 @@ class GRPOHooks:
         self._stream = ProblemStream(problems, seed=recipe.rollout.seed)
         self._prompt_cache: dict[str, list[int]] = {}
         self._pending: RolloutBatch | None = None
+        self._verify_errors = error_count()
         self.last_batch: RolloutBatch | None = None
         """The global batch of the latest step (groups as trained, with their problems and reward columns)."""
         self.last_processed: Processed | None = None
@@ -351,6 +355,9 @@ class GRPOHooks:
 
     def _log_batch(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]
+        errors = error_count()  # verifier failures graded "error" while scoring (logged where they occur)
+        m["verify/errors"].append(float(errors - self._verify_errors))
+        self._verify_errors = errors
         for key, value in batch.stats.items():
             if math.isfinite(value):
                 m[f"reasoner/{key}"].append(value)

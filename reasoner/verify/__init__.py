@@ -18,7 +18,9 @@ because it is not symmetric. Verification runs in a process pool (``get_pool()``
 is imported only in its workers) with a hard timeout per call, so it works off the main thread (threads, Ray
 actors), survives inputs that hang sympy, and never raises on any response string. Statuses: ``ok``
 (compared), ``no_answer`` (nothing extracted), ``unparsable`` (no usable gold, an answer over
-``MAX_ANSWER_CHARS``, binary garbage, or nothing math-verify could parse), ``timeout``.
+``MAX_ANSWER_CHARS``, binary garbage, or nothing math-verify could parse), ``timeout``, ``error`` (the verifier
+itself failed: an exception inside math-verify or a worker that died twice; logged and counted,
+``error_count()``). A gold the normaliser fails on is a ``ValueError`` naming it.
 
 Cheap paths: identical strings, two plain integers and two equal plain decimals are decided in the parent
 (``fast_path=False`` turns this off); in the workers a plain-number answer is built as a sympy number instead of
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, fast_equal, run_cached
+from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, error_count, fast_equal, run_cached
 from reasoner.verify.extract import (
     GRADER_MODES,
     GraderMode,
@@ -61,6 +63,7 @@ __all__ = [
     "check_mode",
     "clean_answer",
     "equivalent_many",
+    "error_count",
     "extract_answer",
     "extract_many",
     "get_pool",
