@@ -140,6 +140,7 @@ def plot_lengths(rows: Sequence[dict], summary: dict, path: Path) -> None:
     cols = min(3, len(series))
     nrows = math.ceil(len(series) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.3 * nrows), squeeze=False)
+    # strict=False by design: the grid has nrows * cols >= len(series) axes; the extra ones stay empty
     for ax, (name, cells) in zip(axes.flat, series.items(), strict=False):
         budget = max(c["budget"] for c in cells)
         mine = [r for r in rows if r["strategy"] == name and int(r["budget"]) == budget]

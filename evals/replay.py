@@ -22,27 +22,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, cut_at_stop
-from reasoner.prompts import THINK_END, delimiter_ids, think_end_index
+from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, truncate
 from reasoner.types import Completion, SampleSpec
-
-
-def truncate(tokenizer: Any, c: Completion, n: int, reason: str, stop: Sequence[str] = ()) -> Completion:
-    """``c`` cut to its first ``n`` tokens with finish ``reason``, as a run stopped there would return it."""
-    if n >= c.num_tokens and reason == c.finish_reason:
-        return c
-    ids = c.token_ids[:n]
-    return Completion(
-        token_ids=ids,
-        text=cut_at_stop(tokenizer.decode(list(ids), skip_special_tokens=True), stop)[0],
-        logprobs=c.logprobs[:n] if c.logprobs is not None else None,
-        top_logprobs=c.top_logprobs[:n] if c.top_logprobs is not None else None,
-        finish_reason=reason,
-        prompt_tokens=c.prompt_tokens,
-        think_end=think_end_index(ids, delimiter_ids(tokenizer, THINK_END)),
-        elapsed_s=c.elapsed_s * n / max(c.num_tokens, 1),
-        entropies=c.entropies[:n] if c.entropies is not None else None,
-    )
 
 
 def covers(c: Completion, max_tokens: int) -> bool:

@@ -71,14 +71,3 @@ def think_end_index(token_ids: Sequence[int], end_ids: Sequence[int]) -> int | N
     """Index just after the first ``</think>`` (given as token ids) in ``token_ids``, or None."""
     i = find_subsequence(token_ids, end_ids)
     return None if i < 0 else i + len(end_ids)
-
-
-def split_thinking(text: str) -> tuple[str | None, str]:
-    """Split a response into (thinking, answer part). No ``</think>``: (None, text) unless an unclosed
-    ``<think>`` opens it, in which case everything is thinking and the answer part is empty."""
-    if THINK_END in text:
-        head, _, tail = text.partition(THINK_END)
-        return head.replace(THINK_START, "", 1), tail
-    if THINK_START in text:
-        return text.split(THINK_START, 1)[1], ""
-    return None, text

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "abort"]
-VerdictStatus = Literal["ok", "no_answer", "unparsable", "timeout"]
+VerdictStatus = Literal["ok", "no_answer", "unparsable", "timeout", "error"]
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,8 @@ class Verdict:
     extracted: str | None
     """The answer string found in the response, or None."""
     status: VerdictStatus = "ok"
-    """``ok`` (compared), ``no_answer`` (nothing extracted), ``unparsable`` or ``timeout``."""
+    """``ok`` (compared), ``no_answer`` (nothing extracted), ``unparsable``, ``timeout``, or ``error`` (the
+    verifier itself failed: an exception inside math-verify, or a worker that died twice; logged and counted)."""
 
 
 @dataclass(frozen=True)

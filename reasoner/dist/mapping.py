@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -17,7 +16,6 @@ class _Runner:
     def __init__(self, engine: str, model: str, dtype: str, engine_kwargs: dict[str, Any]):
         from reasoner.engines import load_engine
 
-        logging.basicConfig(level=logging.INFO)
         self.engine = load_engine(engine, model, dtype=dtype, **engine_kwargs)
 
     def ready(self) -> int:

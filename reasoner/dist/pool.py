@@ -28,12 +28,11 @@ class _Worker:
     """One engine in a Ray actor (wrapped by ``ray.remote`` in ``_remote_worker``)."""
 
     def __init__(self, engine: str, model: str, dtype: str, seed: int, engine_kwargs: dict[str, Any],
-                 version: int = 0, load_delay_s: float = 0.0):  # fmt: skip
+                 version: int = 0):  # fmt: skip
         from reasoner.engines import load_engine
 
-        logging.basicConfig(level=logging.INFO)
         self.engine = load_engine(engine, model, dtype=dtype, seed=seed, **engine_kwargs)
-        self.version, self.load_delay_s, self._pg = version, load_delay_s, None
+        self.version, self._pg = version, None
 
     def ready(self) -> int:
         return os.getpid()
@@ -47,8 +46,6 @@ class _Worker:
         return self.version, groups, time.perf_counter() - t0
 
     def load_weights(self, packed: list[tuple[str, str, Any]], version: int) -> int:
-        if self.load_delay_s:
-            time.sleep(self.load_delay_s)  # test-only: a slow link
         self.engine.load_weights(from_wire(packed))
         self.version = version
         return version
@@ -100,14 +97,17 @@ def _broadcast(pg: Any, tensor: Any) -> None:
 
 
 @functools.cache
-def _remote_worker() -> Any:
+def _remote_worker(cls: type) -> Any:
     import ray
 
-    return ray.remote(_Worker)
+    return ray.remote(cls)
 
 
 class RolloutPool:
     """N engine workers in Ray actors behind the ``RolloutSource`` interface (see the module docstring)."""
+
+    worker_class: type = _Worker
+    """The class each Ray actor runs; a subclass of the pool may name a subclass of it."""
 
     def __init__(
         self, engine: str, model: str, *, workers: int, dtype: str = "auto", seed: int = 0,
@@ -115,7 +115,7 @@ class RolloutPool:
         num_gpus: float = 0.0, placement: str | None = "PACK", max_lag: int = 0, sync_timeout_s: float = 300.0,
         start_timeout_s: float = 900.0,
         generate_timeout_s: float | None = None, max_restarts: int = 1, max_retries: int = 2,
-        transport: str = "auto", load_delay_s: float | Sequence[float] = 0.0, debug: bool = False,
+        transport: str = "auto", debug: bool = False,
     ):  # fmt: skip
         import ray
 
@@ -136,7 +136,6 @@ class RolloutPool:
         if transport not in ("object_store", "nccl"):
             raise ValueError(f"transport must be auto, object_store or nccl, got {transport!r}")
         self.transport = transport
-        self._delays = list(load_delay_s) if isinstance(load_delay_s, Sequence) else [load_delay_s] * workers
         self._version, self._weights_ref, self._nccl = 0, None, None
         self._pg = None
         if placement is not None:
@@ -245,8 +244,7 @@ class RolloutPool:
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                 self._pg, placement_group_bundle_index=rank
             )
-        delay = self._delays[rank] if rank < len(self._delays) else 0.0
-        return _remote_worker().options(**opts).remote(*self._args, load_delay_s=delay)
+        return _remote_worker(self.worker_class).options(**opts).remote(*self._args)
 
     def _await_load(self, rank: int, timeout: float) -> bool:
         """Wait for ``rank``'s pending weight load; False if still running after ``timeout``."""

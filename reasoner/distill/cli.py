@@ -167,7 +167,8 @@ def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
             levels = tuple(int(x) for x in args.levels.split(","))
         except ValueError:
             raise CLIError(f"--levels must be comma-separated integers, got {args.levels!r}") from None
-        options = {"n": args.limit or 64, "levels": levels, "seed": args.seed}
+        n = 64 if args.limit is None else args.limit  # --limit's documented default for generated sets
+        options = {"n": n, "levels": levels, "seed": args.seed}
     try:
         problems = load_problems(
             args.benchmark, args.split, limit=args.limit, data_dir=args.data_dir, **options

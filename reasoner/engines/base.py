@@ -253,6 +253,30 @@ def finalize(
     )
 
 
+def truncate(
+    tokenizer: Any, c: Completion, n: int, reason: FinishReason = "abort", stop: Sequence[str] = ()
+) -> Completion:
+    """``c`` cut to its first ``n`` tokens with finish ``reason``, as a run stopped there would return it: a live
+    abort at step n (``abort``, short-m@k's replay) or a smaller ``max_tokens`` (``length``, budget sweeps).
+    The text is decoded again and cut before the first of ``stop``; ``think_end`` is found again in the kept
+    tokens; logprobs, top logprobs and entropies are cut too; the wall time is scaled by the fraction kept.
+    ``c`` itself when nothing changes (``n >= c.num_tokens`` and ``reason == c.finish_reason``)."""
+    if n >= c.num_tokens and reason == c.finish_reason:
+        return c
+    ids = c.token_ids[:n]
+    return Completion(
+        token_ids=ids,
+        text=cut_at_stop(tokenizer.decode(list(ids), skip_special_tokens=True), stop)[0],
+        logprobs=c.logprobs[:n] if c.logprobs is not None else None,
+        top_logprobs=c.top_logprobs[:n] if c.top_logprobs is not None else None,
+        finish_reason=reason,
+        prompt_tokens=c.prompt_tokens,
+        think_end=think_end_index(ids, delimiter_ids(tokenizer, THINK_END)),
+        elapsed_s=c.elapsed_s * n / max(c.num_tokens, 1),
+        entropies=c.entropies[:n] if c.entropies is not None else None,
+    )
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the earliest stop string; return (text, whether one matched)."""
     cuts = [text.find(s) for s in stop if s and s in text]

@@ -36,9 +36,28 @@ from reasoner.engines.base import (
     sample_seed,
     topk_entropy,
 )
-from reasoner.types import Completion, SampleSpec
+from reasoner.types import Completion, FinishReason, SampleSpec
 
 log = logging.getLogger(__name__)
+
+
+class EngineError(RuntimeError):
+    """A vLLM request ended in a way the engine cannot turn into a Completion."""
+
+
+_FINISH_REASONS: tuple[FinishReason, ...] = ("stop", "length", "abort")
+
+
+def finish_reason(reason: object, request_id: str = "?") -> FinishReason:
+    """A finished vLLM request's ``finish_reason`` as ours; any other value (vLLM's ``error``, a reason a newer
+    vLLM adds, None) is an ``EngineError`` naming it, not a silent ``stop``."""
+    if reason in _FINISH_REASONS:
+        return reason  # type: ignore[return-value]
+    raise EngineError(
+        f"vLLM request {request_id} finished with finish_reason={reason!r}; expected one of {_FINISH_REASONS}"
+    )
+
+
 ENTROPY_TOPK = 20
 _ids = itertools.count()
 
@@ -102,8 +121,7 @@ class VLLMSession(Session):
             done = None
             if ro.finished:
                 del self._live[ro.request_id]
-                reason = out.finish_reason if out.finish_reason in ("stop", "length", "abort") else "stop"
-                done = self._finalize(state, reason)
+                done = self._finalize(state, finish_reason(out.finish_reason, ro.request_id))
             n = len(out.token_ids)
             lps = (tuple(state.logprobs[-n:]) if n else ()) if self._want_lp else None
             top = (tuple(state.top[-n:]) if n else ()) if self._want_top else None

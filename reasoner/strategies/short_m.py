@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from reasoner.engines.base import truncate
 from reasoner.prompts import THINK_END, delimiter_ids, find_subsequence
 from reasoner.strategies.base import (
     Clock,
@@ -59,22 +60,6 @@ class ShortMConfig(StrategyConfig):
         if self.m > self.k:
             raise ValueError(f"m must be in [1, k={self.k}], got {self.m}")
         return self
-
-
-def truncate(tokenizer: Any, c: Completion, n: int) -> Completion:
-    """``c`` cut to its first ``n`` tokens and marked ``abort`` (what a live abort at step n leaves)."""
-    ids = c.token_ids[:n]
-    return Completion(
-        token_ids=ids,
-        text=tokenizer.decode(list(ids), skip_special_tokens=True),
-        logprobs=c.logprobs[:n] if c.logprobs is not None else None,
-        top_logprobs=c.top_logprobs[:n] if c.top_logprobs is not None else None,
-        finish_reason="abort",
-        prompt_tokens=c.prompt_tokens,
-        think_end=c.think_end if c.think_end is not None and c.think_end <= n else None,
-        elapsed_s=c.elapsed_s * n / max(c.num_tokens, 1),
-        entropies=c.entropies[:n] if c.entropies is not None else None,
-    )
 
 
 def simulate(tokenizer: Any, completions: Sequence[Completion], m: int) -> tuple[list[int], list[Completion]]:

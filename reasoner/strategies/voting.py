@@ -3,28 +3,22 @@ r"""Answers and votes: extraction, forced answers, plurality over verified-equiv
 Answers are extracted under the evaluator's ``lenient`` policy (``reasoner.verify.extract_many``: a marked
 answer, else math-verify's own extraction), so a strategy votes for what the evaluator would grade.
 
-``vote(answers, weights, tie_keys)`` groups answers by equivalence (exact string first, then plain numbers
-compared exactly, then math-verify through ``reasoner.verify.equivalent_many``: all undecided pairs of one
-vote in one parallel batch, cached per pair), sums
+``vote(answers, weights, tie_keys)`` groups answers by the verifier's equivalence (one path for the strategies,
+the report's maj@k and the grader: ``reasoner.verify.equivalent_many``, its cheap paths for identical strings
+and plain numbers, math-verify for the rest; all pairs of one vote in one parallel batch, cached), sums
 each group's weight (1 per answer for majority voting, a confidence for weighted votes) and returns the
-heaviest group (answers are first reduced to the value they assert, ``asserted_value``: "34 + 33 = 67" votes
-for 67); ties go to the group holding the smallest tie key (first appearance by default; short-m@k
+heaviest group (answers are first reduced to the value they assert, ``reasoner.verify.asserted_value``:
+"34 + 33 = 67" votes for 67); ties go to the group holding the smallest tie key (first appearance by default; short-m@k
 passes lengths, so ties go to the shortest). Answers that are None (nothing extracted) do not vote.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 
 from reasoner.prompts import ANSWER_CUE
-
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_RELATION = re.compile(r"\\(?:neq|ne|leq|geq|le|ge)(?![A-Za-z])|[<>!]=?")
-_CACHE: dict[tuple[str, str], bool] = {}
-_CACHE_MAX = 100_000
+from reasoner.verify.extract import asserted_value
 
 
 def extract_all(texts: Sequence[str]) -> list[str | None]:
@@ -68,66 +62,17 @@ def forced_answer(continuation: str) -> str | None:
     return extract(ANSWER_CUE + line + "}") if line else None
 
 
-def asserted_value(answer: str) -> str:
-    """The value an answer asserts: ``"34 + 33 = 67"`` -> ``"67"``, ``"x = 5"`` -> ``"5"`` (the right-hand side
-    of the last ``=``, trailing punctuation dropped); inequalities and plain answers are unchanged.
-    Votes group these values, so chains that state their arithmetic still vote for their result."""
-    if "=" not in answer or _RELATION.search(answer):
-        return answer
-    rhs = answer.rsplit("=", 1)[1].strip().rstrip(".,;:").strip()
-    return rhs or answer
-
-
-def _plain_number(s: str) -> Decimal | None:
-    if not _NUMBER.fullmatch(s):
-        return None
-    try:
-        return Decimal(s)
-    except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
-        return None
-
-
-def _fast(a: str, b: str) -> bool | None:
-    """Decide without math-verify: identical strings, or two plain decimal numbers."""
-    if a == b:
-        return True
-    na, nb = _plain_number(a), _plain_number(b)
-    return na == nb if na is not None and nb is not None else None
-
-
-def _key(a: str, b: str) -> tuple[str, str]:
-    return (a, b) if a <= b else (b, a)
-
-
-def prime(answers: Sequence[str | None]) -> None:
-    """Decide every pair of distinct answers that needs math-verify in one parallel batch
-    (``reasoner.verify.equivalent_many``), so that the grouping below costs one round trip, not one per pair."""
+def _equivalence(answers: Sequence[str | None]) -> dict[tuple[str, str], bool]:
+    """Every pair of distinct answers -> whether they are the same value, decided by the verifier's own
+    equivalence (``reasoner.verify.equivalent_many``: the grader's cheap paths and cache, math-verify for the
+    rest) in one parallel batch, so that grouping a vote costs one round trip, not one per pair."""
     distinct = list(dict.fromkeys(a for a in answers if a is not None))
-    todo = [
-        _key(a, b)
-        for i, a in enumerate(distinct)
-        for b in distinct[i + 1 :]
-        if _fast(a, b) is None and _key(a, b) not in _CACHE
-    ]
-    if not todo:
-        return
+    pairs = [(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1 :]]
+    if not pairs:
+        return {}
     from reasoner.verify import equivalent_many
 
-    if len(_CACHE) + len(todo) > _CACHE_MAX:
-        _CACHE.clear()
-    for key, same in zip(todo, equivalent_many(todo), strict=True):
-        _CACHE[key] = bool(same)
-
-
-def equivalent(a: str, b: str) -> bool:
-    """Whether two extracted answers mean the same (symmetric; cached; math-verify when not obvious)."""
-    fast = _fast(a, b)
-    if fast is not None:
-        return fast
-    key = _key(a, b)
-    if key not in _CACHE:
-        prime([a, b])
-    return _CACHE[key]
+    return dict(zip(pairs, equivalent_many(pairs), strict=True))
 
 
 @dataclass(frozen=True)
@@ -155,7 +100,7 @@ def vote(
 ) -> Vote:
     """Plurality (or weighted plurality) over equivalence groups; see the module docstring."""
     answers = [asserted_value(a) if a is not None else None for a in answers]
-    prime(answers)
+    same = _equivalence(answers)
     weights = [1.0] * len(answers) if weights is None else list(weights)
     tie_keys = list(range(len(answers))) if tie_keys is None else list(tie_keys)
     reps: list[str] = []
@@ -164,7 +109,7 @@ def vote(
         if a is None:
             continue
         for g, rep in enumerate(reps):
-            if equivalent(rep, a):
+            if rep == a or same.get((rep, a), same.get((a, rep), False)):
                 members[g].append(i)
                 break
         else:

@@ -27,7 +27,9 @@ rollout pool (``rollout.workers > 0``) rank 0 generates everything and syncs the
 
 After every weight sync the engine's logprobs of its sampled tokens are compared with the learner's
 (``reasoner.train.sync``: ``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops
-the run (stale or wrong weights).
+the run (stale or wrong weights). Runtime events that do not stop a run are logged and counted per step:
+``verify/errors`` (verifier failures, graded ``error``) and ``reasoner/empty_completions`` (sent to TRL as a lone
+EOS with logprob 0.0, since TRL reads each completion's last token).
 
 Papers: DLER arXiv 2510.15110 (github NVlabs/DLER), D3S arXiv 2509.22115, DAPO arXiv 2503.14476.
 """
@@ -60,6 +62,7 @@ from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
 from reasoner.train.sync import WeightSyncError, logprob_gap, merged_weights, token_logprobs
 from reasoner.types import Problem, SampleSpec
+from reasoner.verify import error_count
 
 log = logging.getLogger(__name__)
 STATE_FILE = "reasoner_state.json"
@@ -82,6 +85,7 @@ class GRPOHooks:
         self._stream = ProblemStream(problems, seed=recipe.rollout.seed)
         self._prompt_cache: dict[str, list[int]] = {}
         self._pending: RolloutBatch | None = None
+        self._verify_errors = error_count()
         self.last_batch: RolloutBatch | None = None
         """The global batch of the latest step (groups as trained, with their problems and reward columns)."""
         self.last_processed: Processed | None = None
@@ -146,16 +150,20 @@ class GRPOHooks:
 
     def _rollout_output(self, batch: RolloutBatch, local: slice) -> dict[str, list]:
         out: dict[str, list] = {"prompt_ids": [], "completion_ids": [], "logprobs": []}
-        fallback = self.processing_class.eos_token_id
+        eos, empty = self.processing_class.eos_token_id, 0
         groups = batch.groups[local]
         for g in groups:
             for c in g.completions:
                 ids, lps = list(c.token_ids), list(c.require_logprobs("GRPO rollout logprobs"))
-                if not ids:  # TRL indexes ids[-1]; an empty completion becomes a lone EOS
-                    ids, lps = [fallback], [0.0]
+                if not ids:  # TRL indexes ids[-1]: an empty completion becomes a lone EOS, counted and logged
+                    ids, lps, empty = [eos], [0.0], empty + 1
                 out["prompt_ids"].append(list(g.prompt_ids))
                 out["completion_ids"].append(ids)
                 out["logprobs"].append(lps)
+        if empty:
+            log.warning("step %d: %d empty completion(s) on this rank, each sent to TRL as a lone EOS with "
+                        "logprob 0.0 (metric reasoner/empty_completions)", self.state.global_step, empty)  # fmt: skip
+        batch.stats["empty_completions"] = float(empty)
         for key in groups[0].columns:
             out[key] = [v for g in groups for v in g.columns[key]]
         return out
@@ -199,7 +207,7 @@ class GRPOHooks:
         """Rollout sampling: logprobs on, as TRL's importance ratios and the weight-sync check read them."""
         a = self.args
         seed = self.recipe.rollout.seed + 1_000_003 * self.state.global_step + 10_007 * round_
-        return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length or 256,
+        return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length,
                           temperature=a.temperature, top_p=a.top_p, top_k=a.top_k or 0, seed=seed,
                           logprobs=True)  # fmt: skip
 
@@ -347,6 +355,9 @@ class GRPOHooks:
 
     def _log_batch(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]
+        errors = error_count()  # verifier failures graded "error" while scoring (logged where they occur)
+        m["verify/errors"].append(float(errors - self._verify_errors))
+        self._verify_errors = errors
         for key, value in batch.stats.items():
             if math.isfinite(value):
                 m[f"reasoner/{key}"].append(value)

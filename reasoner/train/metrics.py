@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-__all__ = ["CONSOLE_KEYS", "MetricsLogger", "StepTimer", "read_metrics"]
+__all__ = ["CONSOLE_KEYS", "MetricsLogger", "StepTimer"]
 
 CONSOLE_KEYS = (
     ("reward", "reward"),
@@ -71,12 +71,6 @@ class MetricsLogger(TrainerCallback):
             if isinstance(value, int | float):
                 parts.append(f"{label} {value:.3g}")
         self.console.print("  ".join(parts), highlight=False, markup=False)
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` file, in order."""
-    with Path(path).open() as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 class StepTimer(TrainerCallback):

@@ -129,7 +129,22 @@ def _coerce_args(args: dict[str, Any], fields: dict[str, Any], config_name: str)
             raise ConfigError(f"trainer.{key}: {msg} (got {value!r})") from None
         except Exception:  # a hint pydantic cannot build a validator for: pass the value through
             out[key] = value
+    _check_counts(out)
     return out
+
+
+def _check_counts(args: dict[str, Any]) -> None:
+    """Values TRL would silently reinterpret: ``max_steps`` other than -1 (TRL's "train for num_train_epochs")
+    below 1 trains for epochs; ``max_completion_length: null`` leaves rollouts without a token cap."""
+    steps = args.get("max_steps", -1)
+    if steps != -1 and steps < 1:
+        raise ConfigError(
+            f"trainer.max_steps: must be -1 (train for num_train_epochs) or >= 1 (got {steps!r})"
+        )
+    if "max_completion_length" in args and (args["max_completion_length"] or 0) < 1:
+        raise ConfigError(
+            f"trainer.max_completion_length: rollouts need a token cap >= 1 (got {args['max_completion_length']!r})"
+        )
 
 
 def _common_defaults(kwargs: dict[str, Any], name: str) -> dict[str, Any]:

@@ -18,7 +18,9 @@ because it is not symmetric. Verification runs in a process pool (``get_pool()``
 is imported only in its workers) with a hard timeout per call, so it works off the main thread (threads, Ray
 actors), survives inputs that hang sympy, and never raises on any response string. Statuses: ``ok``
 (compared), ``no_answer`` (nothing extracted), ``unparsable`` (no usable gold, an answer over
-``MAX_ANSWER_CHARS``, binary garbage, or nothing math-verify could parse), ``timeout``.
+``MAX_ANSWER_CHARS``, binary garbage, or nothing math-verify could parse), ``timeout``, ``error`` (the verifier
+itself failed: an exception inside math-verify or a worker that died twice; logged and counted,
+``error_count()``). A gold the normaliser fails on is a ``ValueError`` naming it.
 
 Cheap paths: identical strings, two plain integers and two equal plain decimals are decided in the parent
 (``fast_path=False`` turns this off); in the workers a plain-number answer is built as a sympy number instead of
@@ -33,11 +35,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, fast_equal, run_cached
+from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, error_count, fast_equal, run_cached
 from reasoner.verify.extract import (
     GRADER_MODES,
     GraderMode,
     answer_region,
+    asserted_value,
     check_mode,
     clean_answer,
     extract_answer,
@@ -56,9 +59,11 @@ __all__ = [
     "VerifierPool",
     "answer_region",
     "answers_equivalent",
+    "asserted_value",
     "check_mode",
     "clean_answer",
     "equivalent_many",
+    "error_count",
     "extract_answer",
     "extract_many",
     "get_pool",
@@ -70,17 +75,6 @@ __all__ = [
     "normalize_gold",
     "shutdown_pool",
 ]
-
-
-def _value_side(answer: str) -> str:
-    """The value an answer states: the text after its last ``=`` ("34 + 33 = 67" -> "67", "x = 3" -> "3").
-
-    Without this, math-verify reads "34 + 33 = 69" and "34 + 33 = 77" as two false equations and calls them equal.
-    Inequalities (``\\le``, ``<``, ...) and answers without ``=`` are unchanged."""
-    if "=" not in answer or any(op in answer for op in ("<=", ">=", "!=", "\\le", "\\ge", "\\ne")):
-        return answer
-    value = answer.rsplit("=", 1)[1].strip()
-    return value or answer
 
 
 def equivalent_many(
@@ -97,7 +91,7 @@ def equivalent_many(
         if a is None or b is None:
             out[i] = False
             continue
-        ca, cb = _value_side(clean_answer(as_text(a))), _value_side(clean_answer(as_text(b)))
+        ca, cb = asserted_value(clean_answer(as_text(a))), asserted_value(clean_answer(as_text(b)))
         if not ca or not cb or max(len(ca), len(cb)) > MAX_ANSWER_CHARS:
             out[i] = False
         elif (same := fast_equal(ca, cb)) is not None:

@@ -4,7 +4,9 @@ result cache in front of the verifier pool (``pool.py``)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+import reprlib
 import threading
 from collections import OrderedDict
 from fractions import Fraction
@@ -23,6 +25,30 @@ _CACHE_SIZE = 8192
 _KEY_CHARS = 256
 """Task strings longer than this (answer regions, whole responses) are keyed in the cache by a digest."""
 _CACHED_STATUSES = ("ok", "no_answer", "unparsable")
+FAILED_STATUSES = ("error", "crash")
+"""Task results that mean the verifier failed (not the answer): graded as ``error``, logged and counted."""
+
+logger = logging.getLogger(__name__)
+_errors = 0
+_errors_lock = threading.Lock()
+
+
+def error_count() -> int:
+    """Verifier tasks that failed (an exception in math-verify, a worker dead twice) in this process so far;
+    the trainer logs its growth per step (``verify/errors``)."""
+    return _errors
+
+
+def _count_failures(tasks: list[Task], results: list[Result]) -> None:
+    global _errors
+    failed = [(t, r) for t, r in zip(tasks, results, strict=True) if r[0] in FAILED_STATUSES]
+    if not failed:
+        return
+    with _errors_lock:
+        _errors += len(failed)
+    (kind, _, _), (status, value) = failed[0]
+    logger.warning("verifier: %d of %d tasks failed (first: %s task, %s: %s); graded as status 'error'",
+                   len(failed), len(tasks), kind, status, value)  # fmt: skip
 
 
 class _ResultCache:
@@ -84,13 +110,16 @@ def fast_equal(a: str, b: str) -> bool | None:
 
 
 def safe_gold(gold: Any, benchmark: str | None) -> str:
-    """The normalised gold (``normalize_gold``), or "" when it is malformed; unknown benchmarks raise."""
+    """The normalised gold (``normalize_gold``; "" for a missing one, graded ``unparsable``). Unknown benchmarks
+    and a gold the normaliser fails on raise ``ValueError`` naming them: a gold is dataset data, not model
+    output, and the loaders (``problem_gold``) normalise the same way."""
     if benchmark is not None:
         normalize_gold("", benchmark)  # unknown benchmark names raise here, before any input is looked at
     try:
         return as_text(normalize_gold(gold, benchmark))
-    except Exception:  # a malformed gold is "unparsable", never an exception
-        return ""
+    except Exception as err:
+        what = f"gold {reprlib.repr(gold)} (benchmark {benchmark!r})"
+        raise ValueError(f"{what}: normalisation failed: {type(err).__name__}: {err}") from err
 
 
 def _key(task: Task) -> tuple[str, str, str]:
@@ -109,6 +138,7 @@ def run_cached(pool: VerifierPool | None, tasks: list[Task], timeout: float) -> 
     todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         fresh = (pool or get_pool()).run([tasks[i] for i in todo], timeout=timeout)
+        _count_failures([tasks[i] for i in todo], fresh)
         for i, result in zip(todo, fresh, strict=True):
             _cache.put(keys[i], result)
             results[i] = result

@@ -186,6 +186,21 @@ UNIT_WORDS = frozenset(
 """Words that may follow a number glued to it ("12sec", "5miles") and still mean that number with a unit."""
 
 
+_RELATION_RE = re.compile(r"\\(?:neq|ne|leq|geq|le|ge)(?![A-Za-z])|[<>!]=?")
+
+
+def asserted_value(answer: str) -> str:
+    """The value an answer asserts: ``"34 + 33 = 67"`` -> ``"67"``, ``"x = 5"`` -> ``"5"`` (the right-hand side
+    of the last ``=``, trailing ``.,;:`` dropped); inequalities (``<``, ``\\le``, ``!=``, ...) and answers without
+    ``=`` are unchanged. Without this, math-verify reads "34 + 33 = 69" and "34 + 33 = 77" as two false
+    equations and calls them equal; votes group these values, so chains that state their arithmetic still
+    vote for their result."""
+    if "=" not in answer or _RELATION_RE.search(answer):
+        return answer
+    rhs = answer.rsplit("=", 1)[1].strip().rstrip(".,;:").strip()
+    return rhs or answer
+
+
 def unglue_digits(text: str) -> str:
     """Drop digits glued to the front of a word that is not a unit ("4chan" -> "chan"), so that math-verify's
     own extraction (which reads "12cm" as 12 with a unit) cannot score a digit that is part of a word. Digits

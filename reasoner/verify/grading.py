@@ -17,8 +17,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from reasoner.types import Verdict
-from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, fast_equal, is_garbage, run_cached, safe_gold
+from reasoner.types import Verdict, VerdictStatus
+from reasoner.verify.batch import (
+    FAILED_STATUSES,
+    MAX_ANSWER_CHARS,
+    as_text,
+    fast_equal,
+    is_garbage,
+    run_cached,
+    safe_gold,
+)
 from reasoner.verify.extract import (
     GraderMode,
     answer_region,
@@ -54,7 +62,14 @@ def _verdict(answer: str, result: Result) -> Verdict:
     status, value = result
     if status == "ok":
         return Verdict(correct=bool(value), extracted=answer, status="ok")
-    return Verdict(correct=False, extracted=answer, status="timeout" if status == "timeout" else "unparsable")
+    return Verdict(correct=False, extracted=answer, status=_failed_status(status))
+
+
+def _failed_status(status: str) -> VerdictStatus:
+    """The verdict status of a task result that is not ``ok``: the verifier's own failures are ``error``."""
+    if status in FAILED_STATUSES:
+        return "error"
+    return "timeout" if status == "timeout" else "unparsable"
 
 
 def _text_verdict(result: Result) -> Verdict:
@@ -65,8 +80,10 @@ def _text_verdict(result: Result) -> Verdict:
         if extracted is not None and (len(extracted) > MAX_ANSWER_CHARS or is_garbage(extracted)):
             return Verdict(correct=False, extracted=extracted, status="unparsable")
         return Verdict(correct=bool(correct), extracted=extracted, status="ok")
-    if status in ("no_answer", "timeout"):
-        return Verdict(correct=False, extracted=None, status=status)
+    if status == "no_answer":
+        return Verdict(correct=False, extracted=None, status="no_answer")
+    if status in ("timeout", *FAILED_STATUSES):
+        return Verdict(correct=False, extracted=None, status=_failed_status(status))
     return Verdict(correct=False, extracted=extracted, status="unparsable")
 
 

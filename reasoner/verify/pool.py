@@ -55,8 +55,9 @@ Result = tuple[str, Any]
   found nothing; extracted None) or ``unparsable`` (no usable gold, or an answer without math against a
   math gold), ``extracted`` being math-verify's string form of the answer (``parse(...)[1]``);
 - ``extract``: ``("ok", extracted)``, the string form or None;
-- any kind: ``("unparsable", exception name)`` when the task failed, ``("timeout", None)`` past its hard
-  limit, ``("crash", None)`` when its worker died twice."""
+- any kind: ``("error", "ExceptionName: message")`` when the task raised, ``("timeout", None)`` past its hard
+  limit, ``("crash", None)`` when its worker died twice (the parent logs and counts errors and crashes:
+  ``reasoner.verify.batch.error_count``)."""
 
 
 def default_workers() -> int:

@@ -123,7 +123,7 @@ def _mv_direct(gold: str, response: str) -> tuple[str, Any]:
 
 
 def run_task(task: Task) -> tuple[str, Any]:
-    """Run one task (see ``Task``); never raises (a failure is ``("unparsable", exception name)``)."""
+    """Run one task (see ``Task``); never raises (a failure is ``("error", "ExceptionName: message")``)."""
     try:
         kind, a, b = task
         if kind == "grade":
@@ -145,8 +145,8 @@ def run_task(task: Task) -> tuple[str, Any]:
         if kind == "mv_direct":
             return _mv_direct(a, b)
         return ("unparsable", f"unknown task kind {kind!r}")
-    except Exception as exc:  # a verifier must never take its worker down
-        return ("unparsable", type(exc).__name__)
+    except Exception as exc:  # a verifier must never take its worker down; the parent logs and counts it
+        return ("error", f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _limit_memory(limit_mb: int | None) -> None:

@@ -134,10 +134,19 @@ def test_killed_worker_is_restarted_and_generate_completes(pool):
 
 def test_sync_timeout_names_worker_and_stale_worker_is_refused(ray_local):
     from reasoner.dist import RolloutPool, StaleWeightsError, SyncTimeoutError
+    from reasoner.dist.pool import _Worker
     from reasoner.types import SampleSpec
 
-    slow = RolloutPool("hf", "tiny-random-qwen2", workers=1, dtype="float32", num_cpus=0.5, placement=None,
-                       sync_timeout_s=1.0, load_delay_s=4.0)  # fmt: skip
+    class SlowLinkWorker(_Worker):  # defined here, so Ray ships the class by value
+        def load_weights(self, packed, version):
+            time.sleep(4.0)  # a slow link
+            return super().load_weights(packed, version)
+
+    class SlowLinkPool(RolloutPool):
+        worker_class = SlowLinkWorker
+
+    slow = SlowLinkPool("hf", "tiny-random-qwen2", workers=1, dtype="float32", num_cpus=0.5, placement=None,
+                        sync_timeout_s=1.0)  # fmt: skip
     try:
         named = [(n, t + 0.01) for n, t in _weights()]
         with pytest.raises(SyncTimeoutError, match=r"worker 0 \(actor id [0-9a-f]+\) did not finish loading "

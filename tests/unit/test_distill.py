@@ -298,3 +298,14 @@ def test_load_rows_errors_name_the_row_or_field(tmp_path: Path, content, message
 def test_load_rows_missing_path_is_an_error(tmp_path: Path):
     with pytest.raises(DistillError, match="does not exist"):
         load_rows(tmp_path / "nope.jsonl")
+
+
+@pytest.mark.parametrize(("limit", "count"), [(None, 64), (5, 5)])
+def test_distill_generated_benchmark_size_is_limit_else_the_documented_64(limit, count):
+    import argparse
+
+    from reasoner.distill.cli import _problems
+
+    args = argparse.Namespace(data=None, benchmark="arith", levels="1,2", limit=limit, seed=0, split="test",
+                              data_dir=None)  # fmt: skip
+    assert len(_problems(args)) == count

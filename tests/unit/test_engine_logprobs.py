@@ -152,3 +152,63 @@ def test_grpo_rollouts_ask_for_logprobs():
     )
     spec = GRPOHooks._sample_spec(trainer, 0)
     assert spec.logprobs and spec.n == 4
+
+
+def test_grpo_rollouts_refuse_a_missing_completion_cap():
+    """``trainer.max_completion_length: null`` used to become 256 tokens in the rollouts; now the recipe fails."""
+    from reasoner.config import ConfigError
+    from reasoner.train.trainer import validate_trainer_args
+
+    assert validate_trainer_args({"max_completion_length": 64})["max_completion_length"] == 64
+    for bad in (None, 0):
+        with pytest.raises(ConfigError, match=f"trainer.max_completion_length: .*got {bad}"):
+            validate_trainer_args({"max_completion_length": bad})
+
+
+@pytest.mark.parametrize("steps", [-3, -2, 0])
+def test_max_steps_other_than_minus_one_below_one_is_an_error(steps):
+    """TRL trains for epochs on any max_steps <= 0; only -1 means that, other values are typos."""
+    from reasoner.config import ConfigError
+    from reasoner.train.trainer import validate_sft_args, validate_trainer_args
+
+    for validate in (validate_trainer_args, validate_sft_args):
+        with pytest.raises(ConfigError, match=rf"trainer.max_steps: .*got {steps}"):
+            validate({"max_steps": steps})
+        assert validate({"max_steps": -1}) == {"max_steps": -1} and validate({"max_steps": 2}) == {
+            "max_steps": 2
+        }
+
+
+def test_grpo_rollout_output_counts_and_logs_empty_completions(caplog):
+    """An empty completion still reaches TRL as a lone EOS (TRL indexes ids[-1]), but no longer silently: it is
+    logged and counted in the step's ``reasoner/empty_completions`` metric."""
+    import torch
+
+    from reasoner.train.batch import Group, RolloutBatch
+    from reasoner.train.hooks import GRPOHooks
+
+    def completion(ids):
+        return Completion(tuple(ids), "x" * len(ids), tuple([-0.5] * len(ids)), None, "stop", 3)
+
+    group = Group(
+        P1, [1, 2, 3], [completion([5, 6]), completion([])], torch.zeros(2, 1), {"answer": ["2", "2"]}
+    )
+    batch = RolloutBatch([group], [group])
+    hooks = SimpleNamespace(
+        processing_class=SimpleNamespace(eos_token_id=0), state=SimpleNamespace(global_step=7)
+    )
+    with caplog.at_level("WARNING", logger="reasoner.train.hooks"):
+        out = GRPOHooks._rollout_output(hooks, batch, slice(0, 1))
+    assert out["completion_ids"] == [[5, 6], [0]] and out["logprobs"] == [[-0.5, -0.5], [0.0]]
+    assert batch.stats["empty_completions"] == 1.0
+    assert "step 7: 1 empty completion" in caplog.text
+
+
+def test_vllm_unknown_finish_reason_is_an_error_naming_it():
+    """vLLM's ``error`` (or any reason we do not know) used to be reported as a normal ``stop``."""
+    from reasoner.engines.vllm import EngineError, finish_reason
+
+    assert [finish_reason(r) for r in ("stop", "length", "abort")] == ["stop", "length", "abort"]
+    for bad in ("error", None, "timeout"):
+        with pytest.raises(EngineError, match=rf"request r7 finished with finish_reason={bad!r}"):
+            finish_reason(bad, "r7")

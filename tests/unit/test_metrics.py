@@ -160,6 +160,32 @@ def test_maj_at_k_groups_equivalent_answers_as_the_majority_strategy_does() -> N
     assert vote(answers).answer == "\\frac{1}{2}"
 
 
+def test_maj_at_k_groups_answers_as_the_grader_compares_them() -> None:
+    # The grader (``answers_equivalent``, math-verify's tolerance) takes 0.5000001 for 0.5. The vote used to
+    # compare plain decimals exactly on its own path: three groups of one, "7" (seen first) won and maj@3 was
+    # False although two of three samples were graded correct with the same value.
+    from reasoner.strategies.voting import vote
+    from reasoner.verify import answers_equivalent
+
+    answers = ["7", "0.5", "0.5000001"]
+    assert answers_equivalent("0.5", "0.5000001")
+    assert maj_at_k(answers, [False, True, True]) is True
+    assert vote(answers).groups == ((0,), (1, 2))
+
+
+def test_vote_groups_are_the_graders_equivalence_classes() -> None:
+    from reasoner.strategies.voting import vote
+    from reasoner.verify import answers_equivalent, asserted_value
+
+    answers = ["\\frac{1}{2}", "0.5", "3", "x = 3", "0.5000001", "\\sqrt{4}", "2", "1,000", "1000"]
+    groups = vote(answers).groups
+    values = [asserted_value(a) for a in answers]
+    for g in groups:
+        assert all(answers_equivalent(values[g[0]], values[i]) for i in g)
+    for g, h in itertools.combinations(groups, 2):
+        assert not answers_equivalent(values[g[0]], values[h[0]])
+
+
 def test_maj_at_k_errors() -> None:
     with pytest.raises(ValueError, match="1 <= k"):
         maj_at_k(["1"], [True], k=2)

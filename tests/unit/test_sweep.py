@@ -9,11 +9,12 @@ from typing import get_args
 
 import pytest
 
-from evals.replay import SweepEngine, truncate
+from evals.replay import SweepEngine
 from evals.report import NOT_REPRODUCIBLE, summarize
 from evals.runner import RunDir, RunDirError, run_sweep, run_unit
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, load_config, work_units
 from reasoner.engines import ENGINES
+from reasoner.engines.base import truncate
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.strategies import build_strategy
 from reasoner.types import Problem, SampleSpec
@@ -175,6 +176,25 @@ def test_truncate_marks_length_and_recomputes_think_end(fake):
     cut = truncate(fake.tokenizer, c, 3, "length")
     assert cut.num_tokens == 3 and cut.finish_reason == "length" and cut.token_ids == c.token_ids[:3]
     assert truncate(fake.tokenizer, c, c.num_tokens, c.finish_reason) is c
+
+
+def test_truncate_is_one_cut_for_aborts_and_budgets():
+    """The one truncation (short-m@k's abort replay and the sweep's budget replay): every per-token field is
+    cut, think_end found again, the text cut at stop strings, the wall time scaled."""
+    text = "<think> a a a a</think> b b STOP \\boxed{2}"
+    fake = FakeEngine(lambda prompt, j: Trace(text, entropies=[0.5] * 40))
+    spec = SampleSpec(max_tokens=60, seed=0, logprobs=True, logprobs_k=2)
+    c = fake.generate([[1]], spec, entropies=True)[0][0]
+    assert c.think_end is not None and c.finish_reason == "stop"
+    before = truncate(fake.tokenizer, c, c.think_end - 1)  # default reason: a live abort
+    after = truncate(fake.tokenizer, c, c.num_tokens - 2, "length", stop=("STOP",))
+    assert before.finish_reason == "abort" and before.think_end is None
+    assert after.finish_reason == "length" and after.think_end == c.think_end
+    assert after.text.endswith("b b ") and "STOP" not in after.text
+    for cut, n in ((before, c.think_end - 1), (after, c.num_tokens - 2)):
+        assert cut.token_ids == c.token_ids[:n] and cut.prompt_tokens == c.prompt_tokens
+        assert len(cut.logprobs) == len(cut.top_logprobs) == len(cut.entropies) == n
+        assert cut.elapsed_s == pytest.approx(c.elapsed_s * n / c.num_tokens)
 
 
 # ---------------------------------------------------------------- config, entries, grid

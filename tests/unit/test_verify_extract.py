@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reasoner.verify import answer_region, clean_answer, extract_answer, last_boxed, normalize_gold
+from reasoner.verify import (
+    answer_region,
+    asserted_value,
+    clean_answer,
+    extract_answer,
+    last_boxed,
+    normalize_gold,
+)
 
 EXTRACT = [
     ("plain box", r"so \boxed{42}.", "42"),
@@ -277,3 +284,21 @@ def test_answer_phrase_spans_that_are_not_answers(text, expected):
     from reasoner.verify.extract import after_answer_phrase
 
     assert after_answer_phrase(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("34 + 33 = 67", "67"),
+        ("x = 5.", "5"),
+        ("a = b = 3;", "3"),
+        (r"\left(1, 2\right) = (1, 2)", "(1, 2)"),  # \left is not \le
+        (r"x \le 5 = y", r"x \le 5 = y"),  # relations stay whole
+        ("x < 3 = y", "x < 3 = y"),
+        ("x != 3", "x != 3"),
+        ("x =", "x ="),  # nothing after the "=": unchanged
+        ("42", "42"),
+    ],
+)
+def test_asserted_value_is_the_one_value_after_equals(answer, expected):
+    assert asserted_value(answer) == expected

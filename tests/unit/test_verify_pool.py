@@ -275,3 +275,54 @@ def test_grade_inside_a_ray_actor():
         assert ray.get(actor.run.remote(), timeout=120) == ("timeout", True)
     finally:
         ray.shutdown()
+
+
+class _FailingPool:
+    """A pool whose every task failed: the worker raised (``error``) or died twice (``crash``)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    def run(self, tasks, timeout):
+        return [(self.status, "RecursionError: maximum recursion depth exceeded")] * len(tasks)
+
+
+@pytest.mark.parametrize("failure", ["error", "crash"])
+def test_a_verifier_failure_is_status_error_logged_and_counted(failure, caplog):
+    """A crash inside the verifier used to be graded ``unparsable``, as if the answer were at fault."""
+    from reasoner.verify import error_count, grade_many
+
+    before = error_count()
+    # values no other test grades: the result cache must not answer them
+    golds, responses = (
+        [r"\frac{7}{1013}", r"\frac{\sqrt{1013}}{7}"],
+        [r"\boxed{\frac{14}{2026}}", r"so $\sqrt{1013}/7$ it is"],
+    )
+    with caplog.at_level("WARNING", logger="reasoner.verify.batch"):
+        verdicts = grade_many(golds, responses, pool=_FailingPool(failure))
+    assert [v.status for v in verdicts] == ["error", "error"] and not any(v.correct for v in verdicts)
+    assert error_count() - before == 2
+    assert "2 of 2 tasks failed" in caplog.text and "RecursionError" in caplog.text
+
+
+def test_a_task_that_raises_in_the_worker_is_an_error_with_its_message():
+    from reasoner.verify.worker import run_task
+
+    status, message = run_task(("grade", None, "1"))
+    assert status == "error" and message.startswith("TypeError: ")
+
+
+def test_a_gold_the_normaliser_fails_on_is_an_error_naming_it():
+    """It used to become "" (graded ``unparsable`` for every response)."""
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+        def __repr__(self) -> str:
+            return "Broken()"
+
+    with pytest.raises(
+        ValueError, match=r"gold Broken\(\) \(benchmark None\): normalisation failed: RuntimeError"
+    ):
+        grade_many([Broken()], [r"\boxed{1}"])
