@@ -24,10 +24,12 @@ from typing import Any
 
 from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, cut_at_stop
 from reasoner.prompts import THINK_END, delimiter_ids, think_end_index
-from reasoner.types import Completion, SampleSpec
+from reasoner.types import Completion, FinishReason, SampleSpec
 
 
-def truncate(tokenizer: Any, c: Completion, n: int, reason: str, stop: Sequence[str] = ()) -> Completion:
+def truncate(
+    tokenizer: Any, c: Completion, n: int, reason: FinishReason, stop: Sequence[str] = ()
+) -> Completion:
     """``c`` cut to its first ``n`` tokens with finish ``reason``, as a run stopped there would return it."""
     if n >= c.num_tokens and reason == c.finish_reason:
         return c

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from evals.grading import grade_rows
 from evals.manifest import MANIFEST_FILE, append_manifest, run_manifest
@@ -32,6 +32,9 @@ from evals.replay import SweepEngine
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, work_units
 from reasoner.prompts import render
 from reasoner.types import Problem, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +185,7 @@ def run_sweep(
     config: EvalConfig,
     run_dir: RunDir,
     *,
-    engine: Any = None,
+    engine: Engine | None = None,
     reuse: bool = True,
     progress: bool | None = None,
     workers: int = 0,
@@ -240,7 +243,7 @@ class _Spent:
     served: int = 0
 
 
-def run_unit_remote(engine: Any, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[dict], int, int]:
+def run_unit_remote(engine: Engine, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[dict], int, int]:
     """One work unit on ``engine`` inside an eval worker: (rows, tokens generated, tokens replayed)."""
     unit, config, reuse = job
     proxy = SweepEngine(engine, reuse=reuse)
@@ -248,7 +251,7 @@ def run_unit_remote(engine: Any, job: tuple[WorkUnit, EvalConfig, bool]) -> tupl
     return rows, proxy.spent, proxy.served
 
 
-def _load_engine(config: EvalConfig) -> Any:
+def _load_engine(config: EvalConfig) -> Engine:
     from reasoner.engines import load_engine
 
     return load_engine(config.engine, config.model, dtype=config.dtype)

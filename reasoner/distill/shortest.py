@@ -16,11 +16,14 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.distill.data import RecordLog, sft_row
 from reasoner.prompts import ANSWER_INSTRUCTION, render
 from reasoner.types import Problem, SampleSpec
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _record(problem: Problem, completions: Sequence[Any], verdicts: Sequence[Any
 
 
 def distill_shortest(
-    engine: Any,
+    engine: Engine,
     problems: Sequence[Problem],
     spec: SampleSpec,
     records: RecordLog,

@@ -36,7 +36,7 @@ from reasoner.engines.base import (
     sample_seed,
     topk_entropy,
 )
-from reasoner.types import Completion, SampleSpec
+from reasoner.types import Completion, FinishReason, SampleSpec
 
 log = logging.getLogger(__name__)
 ENTROPY_TOPK = 20
@@ -88,7 +88,7 @@ class VLLMSession(Session):
             if self._want_entropy:
                 state.entropies.append(topk_entropy({t: lp.logprob for t, lp in ranked.items()}))
 
-    def _finalize(self, state: _Partial, reason: str) -> Completion:
+    def _finalize(self, state: _Partial, reason: FinishReason) -> Completion:
         return finalize(self._engine.tokenizer, state, reason, self._spec, self._want_entropy)
 
     def step(self) -> list[StreamEvent]:
@@ -102,7 +102,9 @@ class VLLMSession(Session):
             done = None
             if ro.finished:
                 del self._live[ro.request_id]
-                reason = out.finish_reason if out.finish_reason in ("stop", "length", "abort") else "stop"
+                reason: FinishReason = (
+                    out.finish_reason if out.finish_reason in ("stop", "length", "abort") else "stop"
+                )
                 done = self._finalize(state, reason)
             n = len(out.token_ids)
             lps = (tuple(state.logprobs[-n:]) if n else ()) if self._want_lp else None
@@ -110,7 +112,7 @@ class VLLMSession(Session):
             events.append(StreamEvent(index, tuple(out.token_ids), done, lps, top))
         return events
 
-    def abort(self, indices: Iterable[int]) -> list[Completion]:
+    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
         wanted = set(indices)
         rids = [rid for rid, (i, _) in self._live.items() if i in wanted]
         self._llm_engine.abort_request(rids)

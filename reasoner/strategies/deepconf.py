@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from reasoner.strategies.base import (
     Clock,
@@ -40,6 +40,9 @@ from reasoner.strategies.best_of_n import token_confidences
 from reasoner.strategies.params import check
 from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class DeepConf(Strategy):
     def live(self) -> bool:
         return self.config.mode == "online"
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg = self.config
         lk = max(spec.logprobs_k, cfg.conf_topk)
         if cfg.mode == "offline":
@@ -124,8 +127,8 @@ class DeepConf(Strategy):
         out = []
         answer_rows = extract_rows([[c.text for c in [*w, *s]] for w, s in zip(warm, streamed, strict=True)])
         for task, w, s, bar, answers in zip(tasks, warm, streamed, bars, answer_rows, strict=True):
-            ready = Clock.ready(start, s or w)
-            out.append(self._online(engine.tokenizer, task, w, s, bar, ready, answers))
+            done_at = Clock.ready(start, s or w)
+            out.append(self._online(engine.tokenizer, task, w, s, bar, done_at, answers))
         return out
 
     def _conf(self, c: Completion) -> float:
@@ -143,7 +146,7 @@ class DeepConf(Strategy):
         return StrategyResult(v.answer, tuple(row), v.votes, parallel_tokens(tok, task, row), ready, extra)
 
     def _stream(
-        self, engine: Any, tasks: list[Task], bars: list[float], spec: SampleSpec
+        self, engine: Engine, tasks: list[Task], bars: list[float], spec: SampleSpec
     ) -> list[list[Completion]]:
         """The k - warmup online traces of every problem in one stream, each aborted when its window
         confidence drops below its problem's bar."""
@@ -151,7 +154,7 @@ class DeepConf(Strategy):
         n = cfg.k - cfg.warmup
         if n == 0:
             return [[] for _ in tasks]
-        windows = [deque(maxlen=cfg.window) for _ in range(len(tasks) * n)]
+        windows: list[deque[float]] = [deque(maxlen=cfg.window) for _ in range(len(tasks) * n)]
         online = derive(spec, n=n, seed=offset_seed(spec, cfg.warmup))
         with engine.stream([t.ids for t in tasks], online) as stream:
             for ev in stream:
@@ -164,7 +167,7 @@ class DeepConf(Strategy):
                 bar = bars[ev.index // n]
                 if ev.finished is None and full and sum(win) / cfg.window < bar - 1e-9 * max(1.0, abs(bar)):
                     stream.abort([ev.index])
-        flat = list(stream.completions)
+        flat = stream.all_completions()
         return [flat[p * n : (p + 1) * n] for p in range(len(tasks))]
 
     def _online(

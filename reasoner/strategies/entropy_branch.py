@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.strategies.base import (
     Clock,
@@ -41,6 +41,9 @@ from reasoner.strategies.base import (
 from reasoner.strategies.params import check
 from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class EntropyBranch(Strategy):
                     chosen[p].append(cands[rnd])
         return chosen
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg, tok = self.config, engine.tokenizer
         rows, ready = sample_all(engine, tasks, spec, clock, n=1, entropies=True)
         mains = [row[0] for row in rows]
