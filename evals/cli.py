@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, Field, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +83,18 @@ def _config_default(p: argparse.ArgumentParser, dest: str, value: Any) -> None:
             action.help = (action.help or "").replace("%(default)s", str(value))
 
 
+def _field_default(f: Field[Any]) -> Any:
+    """A dataclass field's default: its ``default``, or a fresh value from its ``default_factory``."""
+    if f.default is MISSING and callable(f.default_factory):
+        return f.default_factory()
+    return f.default
+
+
 def _add_eval_parser(sub: Any) -> None:
     from evals.sweep import EvalConfig
     from reasoner.cli import _add_model_args
 
-    d = argparse.Namespace(
-        **{f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(EvalConfig)}
-    )
+    d = argparse.Namespace(**{f.name: _field_default(f) for f in fields(EvalConfig)})
     p = sub.add_parser(
         "eval",
         help="token-budget sweep: strategies x budgets x seeds on a math benchmark, with a report",

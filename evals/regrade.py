@@ -27,10 +27,13 @@ import logging
 import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.manifest import MANIFEST_FILE
 from evals.runner import CONFIG_FILE, RunDir
+
+if TYPE_CHECKING:
+    from reasoner.verify.extract import GraderMode
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +60,14 @@ def _load(run_dir: str | Path) -> tuple[RunDir, list[dict]]:
     return run, rows
 
 
-def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int]]:
+def regrade_rows(rows: list[dict], mode: GraderMode) -> tuple[list[dict], dict[str, int]]:
     """Rows graded again with ``mode`` (module docstring) and counts of what changed."""
     from evals.grading import grade_finals, grade_samples
 
     new = copy.deepcopy(rows)
     grade_samples(new, mode)
     grade_finals(new, mode, rederive=True)
-    changed = Counter()
+    changed: Counter[str] = Counter()
     for old, row in zip(rows, new, strict=True):
         for a, b in zip(old["samples"], row["samples"], strict=True):
             changed["samples"] += a["correct"] != b["correct"]
@@ -73,7 +76,9 @@ def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int
     return new, {"rows": len(new), "completions": sum(len(r["samples"]) for r in new), **changed}
 
 
-def regrade_run(run_dir: str | Path, mode: str, out: str | Path | None = None) -> tuple[Path, dict[str, int]]:
+def regrade_run(
+    run_dir: str | Path, mode: GraderMode, out: str | Path | None = None
+) -> tuple[Path, dict[str, int]]:
     """Write the re-graded run (config with ``grader: mode``, manifest, rows, summary, report) to ``out``
     (default ``RUN_DIR/regrade-<mode>``); returns the directory and the change counts."""
     from evals.report import write_report
@@ -107,7 +112,7 @@ def audit_rows(rows: list[dict]) -> dict[str, Any]:
     direct = mathverify_many([r["gold"] for r, _ in samples], [s["text"] for _, s in samples])
     by_cell: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     ours_only = theirs_only = 0
-    examples = []
+    examples: list[dict[str, Any]] = []
     for (row, s), v in zip(samples, direct, strict=True):
         cell = by_cell[f"{row['strategy']}@{row['budget']}"]
         cell[1] += 1

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoner.types import Problem, SampleSpec
-from reasoner.verify import GRADER_MODES
+from reasoner.verify import GRADER_MODES, GraderMode
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class EvalConfig:
     top_p: float = 1.0
     batch_size: int = 20
     """Problems per engine call (a work unit); part of what makes a run reproducible."""
-    grader: str = "lenient"
+    grader: GraderMode = "lenient"
     """Answer extraction for grading (``reasoner.verify``): ``lenient`` (boxed, answer phrase, then math-verify's
     own extraction) or ``strict`` (only an explicitly marked final answer). ``reasoner regrade`` switches later."""
 
