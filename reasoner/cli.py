@@ -17,8 +17,12 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from reasoner.argtypes import positive_int
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger("reasoner")
 
@@ -186,7 +190,7 @@ def _spec(args: argparse.Namespace):
         raise CLIError(str(err)) from None
 
 
-def _engine(args: argparse.Namespace):
+def _engine(args: argparse.Namespace) -> Engine:
     from reasoner.engines import EngineUnavailableError, load_engine
     from reasoner.models import UnknownModelError
 

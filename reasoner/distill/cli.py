@@ -11,9 +11,12 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.argtypes import positive_int
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger("reasoner")
 
@@ -184,7 +187,7 @@ def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
     return [TraceRow(p) for p in result.problems]
 
 
-def _engine(args: argparse.Namespace, model: str):
+def _engine(args: argparse.Namespace, model: str) -> Engine:
     from reasoner.cli import CLIError
     from reasoner.engines import EngineUnavailableError, load_engine
     from reasoner.models import UnknownModelError

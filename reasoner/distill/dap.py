@@ -160,6 +160,7 @@ def _traces(engine: Engine, rows: Sequence[TraceRow], config: DAPConfig) -> list
         if i in written:
             out.append((written[i].text, written[i].num_tokens, True))
         else:
+            assert row.trace is not None  # rows without a trace were written above
             out.append((row.trace, len(engine.tokenizer.encode(row.trace, add_special_tokens=False)), False))
     return out
 
@@ -200,7 +201,7 @@ def _dap_batch(engine: Engine, rows: Sequence[TraceRow], config: DAPConfig) -> l
 
 
 def distill_dap(
-    engine: Engine,
+    engine: Engine | None,
     rows: Sequence[TraceRow],
     config: DAPConfig,
     records: RecordLog,
@@ -211,13 +212,16 @@ def distill_dap(
     """Run DAP (module docstring) over ``rows`` not yet in ``records``; return all records of ``rows``.
 
     ``engine`` is the teacher (a ``reasoner.engines`` engine); ``batch_size`` problems go through the three
-    teacher calls together and are appended to ``records`` when done (an interrupted run resumes).
+    teacher calls together and are appended to ``records`` when done (an interrupted run resumes); it may be
+    None when every row is already in ``records``.
     """
     done = records.done_ids()
     todo = [r for r in rows if r.problem.id not in done]
     log.info("dap: %d problems to do, %d done", len(todo), len(rows) - len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
+        if engine is None:
+            raise ValueError(f"distill_dap: {len(todo)} problems left to do and no engine")
         records.append(_dap_batch(engine, batch, config))
         if on_done is not None:
             on_done(len(batch))
