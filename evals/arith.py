@@ -48,8 +48,8 @@ def _exact(node: ast.AST, env: Mapping[str, Fraction]) -> Fraction:
         case ast.Name(id=name) if name in env:
             return env[name]
         case ast.UnaryOp(op=ast.USub() | ast.UAdd() as op, operand=operand):
-            value = _exact(operand, env)
-            return -value if isinstance(op, ast.USub) else value
+            inner = _exact(operand, env)
+            return -inner if isinstance(op, ast.USub) else inner
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _OPS:
             return _OPS[type(op)](_exact(left, env), _exact(right, env))
     raise ValueError(f"unsupported expression: {ast.dump(node)}")

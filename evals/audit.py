@@ -51,7 +51,7 @@ def audit_rows(rows: list[dict]) -> dict[str, Any]:
     direct = mathverify_many([r["gold"] for r, _ in samples], [s["text"] for _, s in samples])
     by_cell: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     ours_only = theirs_only = 0
-    examples = []
+    examples: list[dict[str, Any]] = []
     for (row, s), v in zip(samples, direct, strict=True):
         cell = by_cell[f"{row['strategy']}@{row['budget']}"]
         cell[1] += 1

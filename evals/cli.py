@@ -133,7 +133,8 @@ def add_config_flags(
             kwargs["choices"] = choices[name]
         if "metavar" in extra:
             kwargs["metavar"] = extra["metavar"]
-        flags = extra.get("flags") or [f"--{name.replace('_', '-')}"]
+        named = extra.get("flags")
+        flags = [str(f) for f in named] if isinstance(named, list) else [f"--{name.replace('_', '-')}"]
         p.add_argument(*flags, **kwargs)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 
 def load_summary(out: Path) -> dict:
@@ -46,7 +47,7 @@ def print_summary(summary: dict, out: Path) -> None:
     cols = [c for c in cols if c not in passes[1:-1]]  # pass@1 and the largest k
     table = Table(title=f"reasoner eval: {out}", show_lines=False)
     for c in cols:
-        justify = "left" if c == "strategy" else "right"
+        justify: Literal["left", "right"] = "left" if c == "strategy" else "right"
         table.add_column(_SHORT.get(c, c), justify=justify, no_wrap=c in ("strategy", "accuracy"))
     for cell in accuracy_with_ci(cells):
         table.add_row(*[_fmt(cell.get(c), c) for c in cols])

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.types import Problem, StrategyResult, Verdict
+
+if TYPE_CHECKING:
+    from reasoner.verify.extract import GraderMode
 
 REVOTE = frozenset({"greedy", "sample", "majority"})
 """Strategies whose final answer is a function of their completions' answers alone (their one answer, or a
@@ -16,7 +19,9 @@ strict``, ``reasoner regrade``), these strategies' answers are derived again fro
 
 
 def grade_rows(
-    raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float]], seed: int, mode: str = "lenient"
+    raw: Iterable[tuple[str, int, Problem, StrategyResult, int, float]],
+    seed: int,
+    mode: GraderMode = "lenient",
 ) -> list[dict]:
     """Build the JSONL rows of graded results (``mode``: the grader's extraction policy, ``reasoner.verify``).
     Each completion's text is kept in its row, so that a finished run can be re-graded (``reasoner regrade``)
@@ -45,7 +50,7 @@ def grade_rows(
     return rows
 
 
-def grade_samples(rows: list[dict], mode: str) -> None:
+def grade_samples(rows: list[dict], mode: GraderMode) -> None:
     """Grade every completion of ``rows`` in one verifier batch; each sample gets answer, verdict, status."""
     from reasoner.verify import grade_many
 
@@ -71,7 +76,7 @@ def derived_answer(row: dict) -> str | None:
     return row["answer"]
 
 
-def grade_finals(rows: list[dict], mode: str, *, rederive: bool) -> None:
+def grade_finals(rows: list[dict], mode: GraderMode, *, rederive: bool) -> None:
     r"""Grade each row's final answer (as ``\boxed{answer}``) in one batch, after deriving it again from the
     graded completions when ``rederive`` (``derived_answer``); sets answer, correct, status, grader."""
     from reasoner.verify import grade_many

@@ -20,7 +20,10 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_manifest(config: Any, engine: Any = None, *, workers: int = 0) -> dict[str, Any]:
+def run_manifest(config: Any, engine: Engine | None = None, *, workers: int = 0) -> dict[str, Any]:
     """One invocation's record. ``config`` is the run's ``EvalConfig``; ``engine`` the loaded engine (its
     name, device and dtype; None when engines live in Ray workers, then the config's values are recorded)."""
     import reasoner

@@ -22,22 +22,26 @@ import logging
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evals.audit import load_graded_rows
 from evals.manifest import MANIFEST_FILE
 from evals.runner import RunDir
 
+if TYPE_CHECKING:
+    from reasoner.verify.extract import GraderMode
+
 log = logging.getLogger(__name__)
 
 
-def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int]]:
+def regrade_rows(rows: list[dict], mode: GraderMode) -> tuple[list[dict], dict[str, int]]:
     """Rows graded again with ``mode`` (module docstring) and counts of what changed."""
     from evals.grading import grade_finals, grade_samples
 
     new = copy.deepcopy(rows)
     grade_samples(new, mode)
     grade_finals(new, mode, rederive=True)
-    changed = Counter()
+    changed: Counter[str] = Counter()
     for old, row in zip(rows, new, strict=True):
         for a, b in zip(old["samples"], row["samples"], strict=True):
             changed["samples"] += a["correct"] != b["correct"]
@@ -46,7 +50,9 @@ def regrade_rows(rows: list[dict], mode: str) -> tuple[list[dict], dict[str, int
     return new, {"rows": len(new), "completions": sum(len(r["samples"]) for r in new), **changed}
 
 
-def regrade_run(run_dir: str | Path, mode: str, out: str | Path | None = None) -> tuple[Path, dict[str, int]]:
+def regrade_run(
+    run_dir: str | Path, mode: GraderMode, out: str | Path | None = None
+) -> tuple[Path, dict[str, int]]:
     """Write the re-graded run (config with ``grader: mode``, manifest, rows, summary, report) to ``out``
     (default ``RUN_DIR/regrade-<mode>``); returns the directory and the change counts."""
     from evals.report import write_report

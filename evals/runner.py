@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from evals.benchmarks import load_problems
 from evals.grading import grade_rows
@@ -35,6 +35,9 @@ from reasoner.engines import load_engine
 from reasoner.models import resolve
 from reasoner.prompts import render
 from reasoner.types import Problem, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ def run_sweep(
     config: EvalConfig,
     run_dir: RunDir,
     *,
-    engine: Any = None,
+    engine: Engine | None = None,
     reuse: bool = True,
     progress: bool | None = None,
     workers: int = 0,
@@ -219,6 +222,7 @@ def run_sweep(
     cells = len(entries) * len(budgets)
     bar = _progress_bar(len(units) * cells, (len(units) - len(todo)) * cells, progress)
     if workers > 0:
+        assert map_with_engines is not None  # checked on entry
         append_manifest(run_dir.path, run_manifest(config, workers=workers))
         proxy: Any = _Spent()
         results = _remote_units(config, todo, workers, proxy, map_with_engines, reuse=reuse,
@@ -256,7 +260,7 @@ class _Spent:
     served: int = 0
 
 
-def run_unit_remote(engine: Any, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[dict], int, int]:
+def run_unit_remote(engine: Engine, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[dict], int, int]:
     """One work unit on ``engine`` inside an eval worker: (rows, tokens generated, tokens replayed)."""
     unit, config, reuse = job
     proxy = SweepEngine(engine, reuse=reuse)

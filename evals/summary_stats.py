@@ -27,7 +27,15 @@ from evals import metrics, stats
 
 N_BOOT, SEED, LEVEL = 2000, 0, 0.95
 METHOD = "percentile bootstrap over problems"
-COMPARISON_KEYS = ("strategy", "baseline", "budget", "problems", "diff", "diff_ci", "p_value")
+COMPARISON_KEYS: tuple[str, ...] = (
+    "strategy",
+    "baseline",
+    "budget",
+    "problems",
+    "diff",
+    "diff_ci",
+    "p_value",
+)
 COMPARISON_KEYS += ("token_ratio", "token_ratio_ci", "token_saving", "token_saving_ci")
 
 

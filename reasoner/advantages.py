@@ -271,11 +271,11 @@ def d3s_token_mask(
         keep[order] = True
         keep = keep.view_as(valid)
     else:
-        n_keep = torch.ceil(rho * valid.sum(dim=1).double()).long()
+        row_keep = torch.ceil(rho * valid.sum(dim=1).double()).long()
         order = torch.sort(score, dim=1, descending=True, stable=True).indices
         pos = torch.arange(score.shape[1], device=score.device).expand_as(order)
         rank = torch.empty_like(order).scatter_(1, order, pos)
-        keep = rank < n_keep.unsqueeze(1)
+        keep = rank < row_keep.unsqueeze(1)
     rows = (valid & (abs_adv > 0)).any(dim=1).nonzero().squeeze(1)
     keep[rows, score[rows].argmax(dim=1)] = True  # first maximum: the earliest best valid token
     return keep & valid

@@ -16,9 +16,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from reasoner.argtypes import positive_int
 from reasoner.clitools import CLIError, promises_document, stdout_to_stderr, write_document
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger("reasoner")
 

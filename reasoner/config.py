@@ -345,7 +345,7 @@ def _known_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-def format_validation_error(err: ValidationError, model: type[BaseModel] = None) -> str:
+def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None) -> str:
     """One line per problem, each naming the dotted key."""
     lines = []
     for item in err.errors():

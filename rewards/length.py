@@ -136,7 +136,7 @@ class DifficultyTruncation(GroupReward):
 
     def pass_rates(self, prompts, correct: list[bool | None], columns: Columns) -> list[float]:
         n = len(correct)
-        given = [None] * n
+        given: list[Any] = [None] * n
         if self.pass_rate_column and self.pass_rate_column in columns:
             given = self.column(columns, self.pass_rate_column, n)
         rates = [0.0] * n

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.dist.common import ensure_ray
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class _Runner:
@@ -21,12 +24,12 @@ class _Runner:
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, fn: Callable[[Any, Any], Any], item: Any) -> Any:
+    def run(self, fn: Callable[[Engine, Any], Any], item: Any) -> Any:
         return fn(self.engine, item)
 
 
 def map_with_engines(
-    fn: Callable[[Any, Any], Any], items: Sequence[Any], *, engine: str, model: str, workers: int,
+    fn: Callable[[Engine, Any], Any], items: Sequence[Any], *, engine: str, model: str, workers: int,
     dtype: str = "auto", engine_kwargs: dict[str, Any] | None = None, address: str | None = None,
     num_cpus: float = 1.0, num_gpus: float = 0.0, debug: bool = False,
 ) -> Iterator[tuple[int, Any]]:  # fmt: skip
@@ -37,12 +40,13 @@ def map_with_engines(
 
     owns = ensure_ray(address, debug=debug)
     cls = ray.remote(_Runner).options(num_cpus=num_cpus, num_gpus=num_gpus)
-    actors = [
+    # Ray's ActorHandle types an actor's methods as plain callables (no ``.remote``): handles are Any here
+    actors: list[Any] = [
         cls.remote(engine, model, dtype, dict(engine_kwargs or {})) for _ in range(min(workers, len(items)))
     ]
     try:  # items go only to started actors: one that never gets resources never holds an item
         queue, left = list(range(len(items)))[::-1], len(items)
-        pending = {actor.ready.remote(): (actor, None) for actor in actors}
+        pending: dict[Any, tuple[Any, int | None]] = {actor.ready.remote(): (actor, None) for actor in actors}
         while left:
             done, _ = ray.wait(list(pending), num_returns=1)
             actor, i = pending.pop(done[0])

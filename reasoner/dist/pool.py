@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.dist.common import (
     StaleWeightsError,
@@ -20,6 +20,9 @@ from reasoner.dist.common import (
 )
 from reasoner.types import Completion, SampleSpec
 from reasoner.weights import from_wire, state_checksum, to_wire
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
 
 log = logging.getLogger("reasoner.dist")
 
@@ -46,7 +49,10 @@ class _Worker:
         return self.version, groups, time.perf_counter() - t0
 
     def load_weights(self, packed: list[tuple[str, str, Any]], version: int) -> int:
-        self.engine.load_weights(from_wire(packed))
+        return self._load(from_wire(packed), version)
+
+    def _load(self, named: list[tuple[str, Any]], version: int) -> int:
+        self.engine.load_weights(named)
         self.version = version
         return version
 
@@ -71,7 +77,7 @@ class _Worker:
             _broadcast(self._pg, t)
             named.append((name, t))
         torch.cuda.synchronize()
-        return self.load_weights(named, version)
+        return self._load(named, version)
 
     def close(self) -> None:
         self.engine.close()
@@ -136,7 +142,8 @@ class RolloutPool:
         if transport not in ("object_store", "nccl"):
             raise ValueError(f"transport must be auto, object_store or nccl, got {transport!r}")
         self.transport = transport
-        self._version, self._weights_ref, self._nccl = 0, None, None
+        self._version, self._nccl = 0, None
+        self._weights_ref: ObjectRef[list[tuple[str, str, Any]]] | None = None
         self._pg = None
         if placement is not None:
             from ray.util.placement_group import placement_group
@@ -184,7 +191,10 @@ class RolloutPool:
         if todo:
             raise WorkerFailedError(f"prompts {todo} failed after {self.max_retries} retries")
         self.last_versions = versions
-        return results  # type: ignore[return-value]
+        done = [r for r in results if r is not None]
+        if len(done) != len(results):  # never: no range left to do means every prompt has its group
+            raise WorkerFailedError("some prompts got no completions")
+        return done
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
         """Load new weights into every worker; bounded by ``sync_timeout_s`` (``SyncTimeoutError``)."""

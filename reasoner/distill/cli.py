@@ -11,10 +11,13 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.argtypes import positive_int
 from reasoner.clitools import CLIError
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger("reasoner")
 
@@ -178,7 +181,7 @@ def _problems(args: argparse.Namespace, trace_field: str | None = None) -> list:
     return [TraceRow(p) for p in problems]
 
 
-def _engine(args: argparse.Namespace, model: str):
+def _engine(args: argparse.Namespace, model: str) -> Engine:
     """``load_engine`` on the engine flags (its UnknownModelError / EngineUnavailableError print as one line)."""
     from reasoner.engines import load_engine
 

@@ -25,11 +25,14 @@ import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.distill.data import RecordLog, TraceRow, sft_row
 from reasoner.prompts import ANSWER_INSTRUCTION, render
 from reasoner.types import Completion, SampleSpec
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +135,7 @@ def rewrite_outcome(tokens_before: int, rewrite: Completion, correct: bool) -> s
 
 
 def _generate(
-    engine: Any, texts: Sequence[str], max_tokens: int, config: DAPConfig, cue: str = ""
+    engine: Engine, texts: Sequence[str], max_tokens: int, config: DAPConfig, cue: str = ""
 ) -> list[Completion]:
     """One greedy/sampled completion per raw prompt text (a chat turn, no extra instruction), the reply
     starting after ``cue``."""
@@ -142,7 +145,7 @@ def _generate(
     return [g[0] for g in engine.generate(prompts, spec)] if prompts else []
 
 
-def _traces(engine: Any, rows: Sequence[TraceRow], config: DAPConfig) -> list[tuple[str, int, bool]]:
+def _traces(engine: Engine, rows: Sequence[TraceRow], config: DAPConfig) -> list[tuple[str, int, bool]]:
     """(trace, tokens, written by the teacher) per row; missing traces are generated in one batch."""
     missing = [i for i, r in enumerate(rows) if not r.trace]
     written: dict[int, Completion] = {}
@@ -157,11 +160,12 @@ def _traces(engine: Any, rows: Sequence[TraceRow], config: DAPConfig) -> list[tu
         if i in written:
             out.append((written[i].text, written[i].num_tokens, True))
         else:
+            assert row.trace is not None  # rows without a trace were written above
             out.append((row.trace, len(engine.tokenizer.encode(row.trace, add_special_tokens=False)), False))
     return out
 
 
-def _dap_batch(engine: Any, rows: Sequence[TraceRow], config: DAPConfig) -> list[dict[str, Any]]:
+def _dap_batch(engine: Engine, rows: Sequence[TraceRow], config: DAPConfig) -> list[dict[str, Any]]:
     from reasoner.verify import grade_many
 
     traces = _traces(engine, rows, config)
@@ -197,7 +201,7 @@ def _dap_batch(engine: Any, rows: Sequence[TraceRow], config: DAPConfig) -> list
 
 
 def distill_dap(
-    engine: Any,
+    engine: Engine | None,
     rows: Sequence[TraceRow],
     config: DAPConfig,
     records: RecordLog,
@@ -208,13 +212,16 @@ def distill_dap(
     """Run DAP (module docstring) over ``rows`` not yet in ``records``; return all records of ``rows``.
 
     ``engine`` is the teacher (a ``reasoner.engines`` engine); ``batch_size`` problems go through the three
-    teacher calls together and are appended to ``records`` when done (an interrupted run resumes).
+    teacher calls together and are appended to ``records`` when done (an interrupted run resumes); it may be
+    None when every row is already in ``records``.
     """
     done = records.done_ids()
     todo = [r for r in rows if r.problem.id not in done]
     log.info("dap: %d problems to do, %d done", len(todo), len(rows) - len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
+        if engine is None:
+            raise ValueError(f"distill_dap: {len(todo)} problems left to do and no engine")
         records.append(_dap_batch(engine, batch, config))
         if on_done is not None:
             on_done(len(batch))

@@ -16,11 +16,14 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.distill.data import RecordLog, sft_row
 from reasoner.prompts import ANSWER_INSTRUCTION, render
 from reasoner.types import Problem, SampleSpec
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _record(problem: Problem, completions: Sequence[Any], verdicts: Sequence[Any
 
 
 def distill_shortest(
-    engine: Any,
+    engine: Engine | None,
     problems: Sequence[Problem],
     spec: SampleSpec,
     records: RecordLog,
@@ -69,7 +72,7 @@ def distill_shortest(
 ) -> list[dict[str, Any]]:
     """Run shortest-correct selection over ``problems`` not yet in ``records``; return all records.
 
-    ``engine`` is a ``reasoner.engines`` engine; ``spec.n`` samples per problem; ``batch_size`` problems per
+    ``engine`` is a ``reasoner.engines`` engine (None allowed when every problem is already in ``records``); ``spec.n`` samples per problem; ``batch_size`` problems per
     generate call (each batch is appended to ``records`` when graded, so an interrupted run resumes).
     ``on_done(k)`` is called after each batch with the number of problems it finished (progress bars).
     """
@@ -80,6 +83,8 @@ def distill_shortest(
     log.info("shortest-correct: %d problems to do, %d done", len(todo), len(problems) - len(todo))
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
+        if engine is None:
+            raise ValueError(f"distill_shortest: {len(todo)} problems left to do and no engine")
         prompts = [
             render(engine.tokenizer, p.question, instruction=instruction, system=system) for p in batch
         ]

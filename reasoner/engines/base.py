@@ -60,8 +60,9 @@ class Session(ABC):
         """Advance all live requests; return what changed."""
 
     @abstractmethod
-    def abort(self, indices: Iterable[int]) -> list[Completion]:
-        """Cancel live requests; return their partial completions (finish reason ``abort``)."""
+    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
+        """Cancel live requests; return their partial completions (finish reason ``abort``), aligned with
+        ``indices``: None for a request that was no longer live."""
 
     @abstractmethod
     def has_unfinished(self) -> bool: ...
@@ -121,6 +122,13 @@ class Stream(Iterator[StreamEvent]):
             if c is not None:
                 self.completions[i] = c
         return [c for c in done if c is not None]
+
+    def all_completions(self) -> list[Completion]:
+        """Every request's final Completion in index order, once the stream is exhausted (an error before)."""
+        missing = [i for i, c in enumerate(self.completions) if c is None]
+        if missing:
+            raise RuntimeError(f"stream not exhausted: requests {missing[:8]} have no completion yet")
+        return [c for c in self.completions if c is not None]
 
     def drain(self) -> list[Completion]:
         """Run to the end; return all completions in index order."""

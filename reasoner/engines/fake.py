@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasoner.engines.base import Engine, ListSession, Session, StreamEvent, _Partial, cut_at_stop, finalize
-from reasoner.types import Completion, SampleSpec
+from reasoner.types import Completion, FinishReason, SampleSpec
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class FakeSession(ListSession):
                 self.states[idx] = _Partial(prompt_tokens=len(prompt), t0=time.perf_counter())
         self.live = list(self.plans)
 
-    def _finalize(self, st: _Partial, reason: str) -> Completion:
+    def _finalize(self, st: _Partial, reason: FinishReason) -> Completion:
         return finalize(self.e.tokenizer, st, reason, self.spec, self.want_entropy)
 
     def step(self) -> list[StreamEvent]:
@@ -83,7 +83,7 @@ class FakeSession(ListSession):
             ent = trace.entropies[pos] if trace.entropies and pos < len(trace.entropies) else 0.0
             st.entropies.append(float(ent))
             tail = self.e.tokenizer.decode(st.token_ids[-16:], skip_special_tokens=True)
-            reason = None
+            reason: FinishReason | None = None
             if tok == self.e.eos_id or (self.spec.stop and cut_at_stop(tail, self.spec.stop)[1]):
                 reason = "stop"
             elif len(st.token_ids) >= self.spec.max_tokens:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,7 +30,10 @@ from reasoner.engines.base import (
     finalize,
     sample_seed,
 )
-from reasoner.types import Completion, SampleSpec
+from reasoner.types import Completion, FinishReason, SampleSpec
+
+if TYPE_CHECKING:
+    from transformers import DynamicCache
 
 log = logging.getLogger(__name__)
 _DTYPES = {"auto": "auto", "float32": torch.float32, "float": torch.float32, "bfloat16": torch.bfloat16,
@@ -67,7 +70,12 @@ class HFSession(Session):
             seed = sample_seed(spec, i % spec.n, flat[i])
             if seed is not None:
                 self.gens[i] = torch.Generator(device=engine.device).manual_seed(seed)
-        self._prompts, self.cache, self.mask, self.pos, self.next_ids = flat, None, None, None, None
+        self._prompts = flat
+        # Decoding state, set by the first forward (prefill): KV cache, attention mask, positions, next inputs.
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None
+        self.pos: torch.Tensor | None = None
+        self.next_ids: torch.Tensor | None = None
 
     @torch.no_grad()
     def _forward(self) -> torch.Tensor:
@@ -89,6 +97,7 @@ class HFSession(Session):
                         use_cache=True)  # fmt: skip
             self.pos = pos[:, -1:]
         else:
+            assert self.mask is not None and self.pos is not None  # set with the cache by the prefill
             self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.rows), 1)], dim=-1)
             self.pos = self.pos + 1
             out = model(
@@ -115,9 +124,14 @@ class HFSession(Session):
         tokens = self._sample(logits)
         need_logp = self.want_lp or self.want_entropy
         logp = torch.log_softmax(logits, -1) if need_logp else None
-        picked = logp.gather(-1, tokens.view(-1, 1)).view(-1).tolist() if self.want_lp else None
-        tops = torch.topk(logp, self.spec.logprobs_k, dim=-1) if self.want_top else None
-        ents = -(logp.exp() * logp).nan_to_num().sum(-1) if self.want_entropy else None
+        # logp is not None whenever one of these asks for it (want_top implies want_lp: SampleSpec checks it)
+        picked = (
+            logp.gather(-1, tokens.view(-1, 1)).view(-1).tolist()
+            if logp is not None and self.want_lp
+            else None
+        )
+        tops = torch.topk(logp, self.spec.logprobs_k, dim=-1) if logp is not None and self.want_top else None
+        ents = -(logp.exp() * logp).nan_to_num().sum(-1) if logp is not None and self.want_entropy else None
         events, keep = [], []
         token_list = tokens.tolist()
         for r, i in enumerate(self.rows):
@@ -139,7 +153,7 @@ class HFSession(Session):
         self._keep(keep, tokens)
         return events
 
-    def _finish_reason(self, st: _Partial, tok: int) -> str | None:
+    def _finish_reason(self, st: _Partial, tok: int) -> FinishReason | None:
         if tok in self.e.eos_ids:
             return "stop"
         if self.spec.stop:
@@ -150,13 +164,14 @@ class HFSession(Session):
             return "length"
         return None
 
-    def _finalize(self, st: _Partial, reason: str) -> Completion:
+    def _finalize(self, st: _Partial, reason: FinishReason) -> Completion:
         return finalize(self.e.tokenizer, st, reason, self.spec, self.want_entropy)
 
     def _keep(self, keep: list[int], tokens: torch.Tensor) -> None:
         if len(keep) != len(self.rows):
             idx = torch.tensor(keep, dtype=torch.long, device=self.e.device)
             if keep:
+                assert self.cache is not None and self.mask is not None and self.pos is not None  # prefilled
                 self.cache.batch_select_indices(idx)
                 self.mask, self.pos, tokens = self.mask[idx], self.pos[idx], tokens[idx]
             self.rows = [self.rows[r] for r in keep]
@@ -195,7 +210,8 @@ class HFEngine(Engine):
         self.model_name = model
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         torch_dtype = _DTYPES[engine_dtype(dtype, self.device)]
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()
+        # transformers types PreTrainedModel.to as a wrapper of nn.Module.to that loses the bound self
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device).eval()  # type: ignore[arg-type]
         self.dtype = str(self.model.dtype).removeprefix("torch.")
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])

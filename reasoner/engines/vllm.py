@@ -52,7 +52,7 @@ def finish_reason(reason: object, request_id: str = "?") -> FinishReason:
     """A finished vLLM request's ``finish_reason`` as ours; any other value (vLLM's ``error``, a reason a newer
     vLLM adds, None) is an ``EngineError`` naming it, not a silent ``stop``."""
     if reason in _FINISH_REASONS:
-        return reason  # type: ignore[return-value]
+        return reason
     raise EngineError(
         f"vLLM request {request_id} finished with finish_reason={reason!r}; expected one of {_FINISH_REASONS}"
     )
@@ -107,7 +107,7 @@ class VLLMSession(Session):
             if self._want_entropy:
                 state.entropies.append(topk_entropy({t: lp.logprob for t, lp in ranked.items()}))
 
-    def _finalize(self, state: _Partial, reason: str) -> Completion:
+    def _finalize(self, state: _Partial, reason: FinishReason) -> Completion:
         return finalize(self._engine.tokenizer, state, reason, self._spec, self._want_entropy)
 
     def step(self) -> list[StreamEvent]:
@@ -128,7 +128,7 @@ class VLLMSession(Session):
             events.append(StreamEvent(index, tuple(out.token_ids), done, lps, top))
         return events
 
-    def abort(self, indices: Iterable[int]) -> list[Completion]:
+    def abort(self, indices: Iterable[int]) -> list[Completion | None]:
         wanted = set(indices)
         rids = [rid for rid, (i, _) in self._live.items() if i in wanted]
         self._llm_engine.abort_request(rids)

@@ -32,11 +32,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reasoner.prompts import ANSWER_CUE, THINK_END, THINK_START, delimiter_ids, find_subsequence, render
 from reasoner.strategies.params import StrategyConfig
 from reasoner.types import Completion, Problem, SampleSpec, StrategyResult, TokenCount
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +186,7 @@ class Strategy(ABC):
     Config: ClassVar[type[StrategyConfig]] = NoConfig
 
     def __init__(self, config: Any = None):
-        self.config = config if config is not None else self.Config()
+        self.config: StrategyConfig = config if config is not None else self.Config()
         if not isinstance(self.config, self.Config):
             raise TypeError(
                 f"{self.name}: config must be {self.Config.__name__}, got {type(config).__name__}"
@@ -196,11 +199,13 @@ class Strategy(ABC):
         replays a recording (``evals.replay.SweepEngine``), so sweeps run such strategies first."""
         return False
 
-    def run(self, engine: Any, problem: Problem, spec: SampleSpec) -> StrategyResult:
+    def run(self, engine: Engine, problem: Problem, spec: SampleSpec) -> StrategyResult:
         """Solve one problem."""
         return self.run_batch(engine, [problem], spec)[0]
 
-    def run_batch(self, engine: Any, problems: Sequence[Problem], spec: SampleSpec) -> list[StrategyResult]:
+    def run_batch(
+        self, engine: Engine, problems: Sequence[Problem], spec: SampleSpec
+    ) -> list[StrategyResult]:
         """Solve several problems, batching their requests into shared engine calls."""
         if not problems:
             return []
@@ -212,7 +217,7 @@ class Strategy(ABC):
         return [replace(r, extra={**r.extra, "batch_wall_s": total}) for r in results]
 
     @abstractmethod
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         """One StrategyResult per task, in order."""
 
     def __repr__(self) -> str:
@@ -220,7 +225,7 @@ class Strategy(ABC):
 
 
 def sample_all(
-    engine: Any,
+    engine: Engine,
     tasks: Sequence[Task],
     spec: SampleSpec,
     clock: Clock,
@@ -244,7 +249,7 @@ def parallel_tokens(tokenizer: Any, task: Task, completions: Sequence[Completion
 
 
 def generate_capped(
-    engine: Any, prompts: Sequence[Sequence[int]], caps: Sequence[int], spec: SampleSpec
+    engine: Engine, prompts: Sequence[Sequence[int]], caps: Sequence[int], spec: SampleSpec
 ) -> list[list[Completion]]:
     """Like ``engine.generate`` (``spec.n`` samples per prompt) but prompt i's samples stop after ``caps[i]``
     tokens, in one batched stream: a sample reaching its cap is aborted and reported with finish reason

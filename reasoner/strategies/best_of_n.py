@@ -13,7 +13,7 @@ Compute: n full chains; sequential = the longest chain.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -21,6 +21,9 @@ from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sam
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_rows
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class BestOfNConfig(StrategyConfig):
@@ -52,8 +55,9 @@ class BestOfN(Strategy):
 
     name = "best-of-n"
     Config = BestOfNConfig
+    config: BestOfNConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg = self.config
         k = max(spec.logprobs_k, cfg.conf_topk if cfg.score == "confidence" else 0)
         rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.n, logprobs=True, logprobs_k=k)
@@ -65,7 +69,9 @@ class BestOfN(Strategy):
             best = ranked[0] if ranked else None
             votes: dict[str, float] = {}
             for i in ranked:
-                votes.setdefault(answers[i], scores[i])
+                answer = answers[i]
+                if answer is not None:  # always: ranked holds only the chains with an answer
+                    votes.setdefault(answer, scores[i])
             out.append(
                 StrategyResult(
                     answer=answers[best] if best is not None else None,

@@ -19,7 +19,7 @@ string did not fire). "Wait" and the cue are prefilled, not generated. Sequentia
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -40,6 +40,9 @@ from reasoner.strategies.base import (
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract, forced_answer
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class BudgetForcingConfig(StrategyConfig):
@@ -73,8 +76,9 @@ class BudgetForcing(Strategy):
 
     name = "budget-forcing"
     Config = BudgetForcingConfig
+    config: BudgetForcingConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg, tok = self.config, engine.tokenizer
         states = [_State(t) for t in tasks]
         stop = tuple(spec.stop) + (THINK_END,)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -41,6 +41,9 @@ from reasoner.strategies.best_of_n import token_confidences
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class DeepConfConfig(StrategyConfig):
@@ -97,12 +100,13 @@ class DeepConf(Strategy):
 
     name = "deepconf"
     Config = DeepConfConfig
+    config: DeepConfConfig
 
     @property
     def live(self) -> bool:
         return self.config.mode == "online"
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg = self.config
         lk = max(spec.logprobs_k, cfg.conf_topk)
         if cfg.mode == "offline":
@@ -119,8 +123,8 @@ class DeepConf(Strategy):
         out = []
         answer_rows = extract_rows([[c.text for c in [*w, *s]] for w, s in zip(warm, streamed, strict=True)])
         for task, w, s, bar, answers in zip(tasks, warm, streamed, bars, answer_rows, strict=True):
-            ready = Clock.ready(start, s or w)
-            out.append(self._online(engine.tokenizer, task, w, s, bar, ready, answers))
+            done_at = Clock.ready(start, s or w)
+            out.append(self._online(engine.tokenizer, task, w, s, bar, done_at, answers))
         return out
 
     def _conf(self, c: Completion) -> float:
@@ -138,7 +142,7 @@ class DeepConf(Strategy):
         return StrategyResult(v.answer, tuple(row), v.votes, parallel_tokens(tok, task, row), ready, extra)
 
     def _stream(
-        self, engine: Any, tasks: list[Task], bars: list[float], spec: SampleSpec
+        self, engine: Engine, tasks: list[Task], bars: list[float], spec: SampleSpec
     ) -> list[list[Completion]]:
         """The k - warmup online traces of every problem in one stream, each aborted when its window
         confidence drops below its problem's bar."""
@@ -146,7 +150,7 @@ class DeepConf(Strategy):
         n = cfg.k - cfg.warmup
         if n == 0:
             return [[] for _ in tasks]
-        windows = [deque(maxlen=cfg.window) for _ in range(len(tasks) * n)]
+        windows: list[deque[float]] = [deque(maxlen=cfg.window) for _ in range(len(tasks) * n)]
         online = derive(spec, n=n, seed=offset_seed(spec, cfg.warmup))
         with engine.stream([t.ids for t in tasks], online) as stream:
             for ev in stream:
@@ -159,7 +163,7 @@ class DeepConf(Strategy):
                 bar = bars[ev.index // n]
                 if ev.finished is None and full and sum(win) / cfg.window < bar - 1e-9 * max(1.0, abs(bar)):
                     stream.abort([ev.index])
-        flat = list(stream.completions)
+        flat = stream.all_completions()
         return [flat[p * n : (p + 1) * n] for p in range(len(tasks))]
 
     def _online(

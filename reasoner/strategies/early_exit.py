@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -39,6 +39,9 @@ from reasoner.strategies.base import (
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract, forced_answer
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class EarlyExitConfig(StrategyConfig):
@@ -108,8 +111,9 @@ class EarlyExit(Strategy):
 
     name = "early-exit"
     Config = EarlyExitConfig
+    config: EarlyExitConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         states = [_State(t) for t in tasks]
         for rnd in range(self.config.max_probes + 1):
             active = [s for s in states if not s.done]
@@ -132,7 +136,9 @@ class EarlyExit(Strategy):
                 return cut
         return None
 
-    def _segment(self, engine: Any, active: list[_State], spec: SampleSpec, clock: Clock, rnd: int) -> None:
+    def _segment(
+        self, engine: Engine, active: list[_State], spec: SampleSpec, clock: Clock, rnd: int
+    ) -> None:
         """Run every active chain until its next marker (paused), its end, or max_tokens."""
         cfg, tok = self.config, engine.tokenizer
         caps = [spec.max_tokens - len(s.ids) for s in active]
@@ -155,8 +161,9 @@ class EarlyExit(Strategy):
                     if cut is not None:
                         s.paused_at = seen[i][:cut]
                         stream.abort([i])
+        done = stream.all_completions()
         for i, s in enumerate(active):
-            c = stream.completions[i]
+            c = done[i]
             paused = s.paused_at is not None
             if c.finish_reason == "abort" and not paused:
                 c = replace(c, finish_reason="length")
@@ -167,7 +174,7 @@ class EarlyExit(Strategy):
             if not paused:
                 s.done = True
 
-    def _probe(self, engine: Any, paused: list[_State], clock: Clock) -> None:
+    def _probe(self, engine: Engine, paused: list[_State], clock: Clock) -> None:
         """Trial answers for the paused chains (greedy, one batched generate); exit the confident ones."""
         if not paused:
             return

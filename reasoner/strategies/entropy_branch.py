@@ -24,7 +24,7 @@ prefilled counts each branch's prompt + prefix; thinking/answer by the base rule
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -42,6 +42,9 @@ from reasoner.strategies.base import (
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class EntropyBranchConfig(StrategyConfig):
@@ -88,6 +91,7 @@ class EntropyBranch(Strategy):
 
     name = "entropy-branch"
     Config = EntropyBranchConfig
+    config: EntropyBranchConfig
 
     def __init__(self, config: EntropyBranchConfig | None = None, budget: BranchBudget | None = None):
         super().__init__(config)
@@ -105,7 +109,7 @@ class EntropyBranch(Strategy):
                     chosen[p].append(cands[rnd])
         return chosen
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg, tok = self.config, engine.tokenizer
         rows, ready = sample_all(engine, tasks, spec, clock, n=1, entropies=True)
         mains = [row[0] for row in rows]

@@ -22,7 +22,7 @@ request's prompt + prefix + cue; sequential = the longest trajectory + the longe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -40,6 +40,9 @@ from reasoner.strategies.base import (
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_all, forced_answer, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class FracturedConfig(StrategyConfig):
@@ -66,8 +69,9 @@ class Fractured(Strategy):
 
     name = "fractured"
     Config = FracturedConfig
+    config: FracturedConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg, tok = self.config, engine.tokenizer
         trajectories, _ = sample_all(engine, tasks, spec, clock, n=cfg.n)
         prompts: list[list[int]] = []

@@ -5,15 +5,18 @@ The baseline every other strategy is compared with: no search, no vote. ``spec.t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.strategies.base import Clock, NoConfig, Strategy, Task, parallel_tokens, sample_all
 from reasoner.strategies.voting import extract_all
 from reasoner.types import SampleSpec, StrategyResult
 
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
+
 
 def single_results(
-    engine: Any, tasks: list[Task], rows: list[list[Any]], ready: list[float]
+    engine: Engine, tasks: list[Task], rows: list[list[Any]], ready: list[float]
 ) -> list[StrategyResult]:
     """Results of strategies that keep one sample per problem."""
     out = []
@@ -36,7 +39,8 @@ class Greedy(Strategy):
 
     name = "greedy"
     Config = NoConfig
+    config: NoConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         rows, ready = sample_all(engine, tasks, spec, clock, n=1, temperature=0.0)
         return single_results(engine, tasks, rows, ready)

@@ -10,7 +10,7 @@ Compute: k full chains (generated = sum of lengths); sequential = the longest ch
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -18,6 +18,9 @@ from reasoner.strategies.base import Clock, Strategy, Task, parallel_tokens, sam
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_rows, vote
 from reasoner.types import SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class MajorityConfig(StrategyConfig):
@@ -30,8 +33,9 @@ class Majority(Strategy):
 
     name = "majority"
     Config = MajorityConfig
+    config: MajorityConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         rows, ready = sample_all(engine, tasks, spec, clock, n=self.config.k)
         out = []
         answer_rows = extract_rows([[c.text for c in row] for row in rows])

@@ -5,11 +5,14 @@ Its accuracy over many problems (or seeds) is avg@1, the per-sample accuracy oth
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reasoner.strategies.base import Clock, NoConfig, Strategy, Task, sample_all
 from reasoner.strategies.greedy import single_results
 from reasoner.types import SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class Sample(Strategy):
@@ -17,7 +20,8 @@ class Sample(Strategy):
 
     name = "sample"
     Config = NoConfig
+    config: NoConfig
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         rows, ready = sample_all(engine, tasks, spec, clock, n=1)
         return single_results(engine, tasks, rows, ready)

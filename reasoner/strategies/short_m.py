@@ -27,7 +27,7 @@ Tokens: generated includes the aborted chains' partial work; sequential = the lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -45,6 +45,9 @@ from reasoner.strategies.base import (
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.voting import extract_all, vote
 from reasoner.types import Completion, SampleSpec, StrategyResult
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 
 class ShortMConfig(StrategyConfig):
@@ -122,12 +125,13 @@ class ShortM(Strategy):
 
     name = "short-m@k"
     Config = ShortMConfig
+    config: ShortMConfig
 
     @property
     def live(self) -> bool:
         return self.config.mode == "live"
 
-    def _run(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _run(self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
         cfg, tok = self.config, engine.tokenizer
         if cfg.mode == "simulated":
             rows, ready = sample_all(engine, tasks, spec, clock, n=cfg.k)
@@ -138,17 +142,21 @@ class ShortM(Strategy):
             ]
         return self._live(engine, tasks, spec, clock)
 
-    def _live(self, engine: Any, tasks: list[Task], spec: SampleSpec, clock: Clock) -> list[StrategyResult]:
+    def _live(
+        self, engine: Engine, tasks: list[Task], spec: SampleSpec, clock: Clock
+    ) -> list[StrategyResult]:
         k, tok = self.config.k, engine.tokenizer
         race = _Race(tok, len(tasks), k, self.config.m, clock)
         with engine.stream([t.ids for t in tasks], derive(spec, n=k)) as stream:
             for ev in stream:
                 race.on_event(stream, ev.index, ev.new_token_ids, ev.finished)
         results = []
+        done = stream.all_completions()
         for p, task in enumerate(tasks):
-            comps = stream.completions[p * k : (p + 1) * k]
+            comps = done[p * k : (p + 1) * k]
             selected = [i - p * k for i in race.selected[p]]
-            ready = race.ready[p] if race.ready[p] is not None else clock.now()
+            finished_at = race.ready[p]
+            ready = finished_at if finished_at is not None else clock.now()
             results.append(self._result(tok, task, comps, selected, ready))
         return results
 

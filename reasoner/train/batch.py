@@ -123,7 +123,8 @@ class ProblemStream:
         if not problems:
             raise ValueError("ProblemStream needs at least one problem")
         self.problems, self.seed, self.pos = list(problems), seed, pos
-        self._pass, self._order = -1, []
+        self._pass = -1
+        self._order: list[int] = []
 
     def _at(self, pos: int) -> Problem:
         k, i = divmod(pos, len(self.problems))
@@ -208,13 +209,15 @@ def collect_batch(
         for g, good in zip(fresh, signal(fresh), strict=True):
             if good and None in slots:
                 slots[slots.index(None)] = g
-    for i, g in enumerate(slots):
-        if g is None:
+    groups: list[Group] = []
+    for i, slot in enumerate(slots):
+        if slot is None:
             first[i].keep = False
-            slots[i] = first[i]
+            slot = first[i]
+        groups.append(slot)
     stats = {
         "refill_rounds": float(rounds),
         "frac_zero_std_groups": 1.0 - sum(ok) / len(ok),
         "generated_groups": float(len(observed)),
     }
-    return RolloutBatch(slots, observed, stats)  # type: ignore[arg-type]
+    return RolloutBatch(groups, observed, stats)

@@ -85,7 +85,7 @@ class Collective:
 
     def all_gather(self, obj: Any, what: str, step: int) -> list[Any]:
         """Every rank's ``obj``, in rank order (picklable objects; CPU tensors inside are fine)."""
-        if not self.distributed:
+        if self._dist is None or not self.distributed:  # no _dist: world 1
             return [obj]
         out: list[Any] = [None] * self.world
         t0 = time.perf_counter()

@@ -64,6 +64,11 @@ from reasoner.train.sync import WeightSyncError, logprob_gap, merged_weights, to
 from reasoner.types import Problem, SampleSpec
 from reasoner.verify import error_count
 
+_Host: Any = object
+"""The base of the mixin, typed Any: the attributes and methods it uses (``args``, ``state``, ``accelerator``,
+``_generate_and_score_completions``, ...) come from TRL's GRPOTrainer, which ``trainer_class()`` puts after it
+in the MRO; this module does not import trl, so the type checker sees them as Any."""
+
 log = logging.getLogger(__name__)
 STATE_FILE = "reasoner_state.json"
 """Our part of a checkpoint (difficulty tracker, pruner, refill stream position), next to TRL's files."""
@@ -71,7 +76,7 @@ STATE_FILE = "reasoner_state.json"
 __all__ = ["STATE_FILE", "GRPOHooks"]
 
 
-class GRPOHooks:
+class GRPOHooks(_Host):
     """Our hooks on top of GRPOTrainer (see the module docstring). Mixed in by ``trainer_class()``."""
 
     def __init__(
@@ -172,7 +177,8 @@ class GRPOHooks:
         pruner = self.difficulty.pruner
         if pruner is None:
             return problems, 0
-        out, subs = [], 0
+        out: list[Problem] = []
+        subs = 0
         for p in problems:
             if pruner.is_skipped(p.id, epoch):
                 fresh = self._take(1, {q.id for q in problems} | {q.id for q in out})
@@ -277,6 +283,8 @@ class GRPOHooks:
         finally:
             self._batch_inputs = None
         batch, self._pending = self._pending, None
+        if batch is None:  # TRL's step always calls rollout_func (_rollout), which sets it
+            raise RuntimeError("GRPO step without a rollout batch: rollout_func was not called")
         self.last_batch = batch
         t1 = time.perf_counter()
         out = self._postprocess(out, batch)

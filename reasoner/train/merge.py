@@ -335,7 +335,7 @@ def merge_models(
 
     if keep is not None:
         report = _selective(b, t, keep, scope, write)
-    else:
+    elif alpha is not None:  # always here: exactly one of the two was given (checked above)
         report = _linear(b, t, alpha, write)
     del tuned_model, t
     out = Path(out)

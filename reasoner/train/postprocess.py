@@ -19,10 +19,11 @@ The result is an advantage per row and a ``(B, T)`` loss mask. The trainer passe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from reasoner.advantages import d3s_select_samples, d3s_token_mask, group_advantages
+from reasoner.advantages import Normalize, d3s_select_samples, d3s_token_mask, group_advantages
 
 __all__ = ["Processed", "process_advantages"]
 
@@ -52,13 +53,13 @@ def process_advantages(
     num_generations: int,
     *,
     keep_groups: torch.Tensor | None = None,
-    normalize: str = "group",
+    normalize: Normalize = "group",
     eps: float = 1e-4,
     token_weighted: bool = True,
     sample_k: int | None = None,
     rho: float = 1.0,
     entropies: torch.Tensor | None = None,
-    scope: str = "batch",
+    scope: Literal["batch", "sequence"] = "batch",
 ) -> Processed:
     """Advantages and loss mask for a batch of ``B = G * n`` rows in contiguous groups (see module doc)."""
     n = num_generations

@@ -19,9 +19,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from reasoner.types import Completion, SampleSpec
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class RolloutSource(Protocol):
 class EngineRollout:
     """A rollout source backed by one in-process engine (vLLM or transformers)."""
 
-    def __init__(self, engine: Any, version: int = 0):
+    def __init__(self, engine: Engine, version: int = 0):
         self.engine = engine
         self.tokenizer = engine.tokenizer
         self.version = version

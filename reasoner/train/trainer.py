@@ -23,7 +23,7 @@ import logging
 import os
 import typing
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,8 +169,8 @@ def grpo_config(recipe: RecipeConfig) -> Any:
     kwargs["remove_unused_columns"] = False
     kwargs["reward_weights"] = [r.weight for r in recipe.rewards]
     args = GRPOConfig(**kwargs)
-    k = recipe.advantages.d3s.sample_k
-    if recipe.advantages.d3s.enabled and k is not None and k > args.num_generations:
+    k, n = recipe.advantages.d3s.sample_k, args.num_generations
+    if recipe.advantages.d3s.enabled and k is not None and n is not None and k > n:
         raise ConfigError(
             f"advantages.d3s.sample_k={k} exceeds trainer.num_generations={args.num_generations}"
         )
@@ -343,11 +343,17 @@ def _run_normalized_sft_trainer() -> type:
     from trl import SFTTrainer
 
     class RunNormalizedSFTTrainer(SFTTrainer):
-        loss_is_scaled_for_ga = True  # compute_loss divides by the accumulation steps itself
+        # compute_loss divides by the accumulation steps itself. (TRL's _BaseTrainer declares the flag as a bare
+        # ``= None``, which mypy reads as type None; its own GRPOTrainer sets True the same way.)
+        loss_is_scaled_for_ga = True  # type: ignore[assignment]
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            rows = self.train_dataset  # tokenized by SFTTrainer
+            rows = self.train_dataset  # tokenized by SFTTrainer: a datasets.Dataset of dicts
+            if not isinstance(rows, Sized) or not isinstance(rows, Iterable):
+                raise TypeError(
+                    f"loss_normalization: run needs a map-style train dataset, got {type(rows).__name__}"
+                )
             self._run_tokens = sum(map(loss_tokens, rows)) / len(rows) * self.args.per_device_train_batch_size
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

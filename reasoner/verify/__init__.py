@@ -97,7 +97,8 @@ def equivalent_many(
         elif (same := fast_equal(ca, cb)) is not None:
             out[i] = same
         else:
-            pending.append((i, ("equiv", *sorted((ca, cb)))))
+            lo, hi = sorted((ca, cb))
+            pending.append((i, ("equiv", lo, hi)))
     if pending:
         results = run_cached(pool, [task for _, task in pending], timeout)
         for (i, _), (status, value) in zip(pending, results, strict=True):

@@ -43,7 +43,7 @@ r"""Every extraction pattern of math-verify needs a digit, ``$``, ``\`` or ``[``
 
 
 def _may_hold_math(region: str | None) -> bool:
-    return bool(region) and _MAY_HOLD_MATH.search(region) is not None  # type: ignore[arg-type]
+    return region is not None and _MAY_HOLD_MATH.search(region) is not None
 
 
 def _marked(region: str | None, mode: GraderMode) -> str | None:
@@ -51,7 +51,9 @@ def _marked(region: str | None, mode: GraderMode) -> str | None:
     and no math (a bare letter or word: "Answer: C", "the answer is yes") does not count: math-verify's extraction,
     which lighteval's math tasks use, reads no such answer, and the lenient grade must agree with it, so the
     region goes to that extraction instead. ``strict`` mode (rewards) keeps it: it was marked."""
-    answer = marked_answer(region) if region else None
+    if not region:
+        return None
+    answer = marked_answer(region)
     if mode == "lenient" and answer is not None and not _may_hold_math(answer) and last_boxed(region) is None:
         return None
     return answer

@@ -33,8 +33,8 @@ from collections import deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
-from typing import Any
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
 
 from reasoner.verify.procs import WorkerHandle, Zygote
 from reasoner.verify.worker import Task
@@ -219,13 +219,20 @@ class VerifierPool:
                 if not item.future.done():
                     item.future.set_exception(exc)
 
+    @property
+    def _live_zygote(self) -> Zygote:
+        """The zygote; the dispatcher thread spawns it before its loop, so its methods always find one."""
+        if self._zygote is None:
+            raise RuntimeError("verifier pool: the dispatcher has no zygote")
+        return self._zygote
+
     def _fill_slots(self) -> None:
-        if not self._zygote.ready:
+        if not self._live_zygote.ready:
             return
         for i, w in enumerate(self._slots):
             if w is None:
                 try:
-                    self._slots[i] = self._zygote.fork()
+                    self._slots[i] = self._live_zygote.fork()
                 except (OSError, EOFError):
                     self._restart_zygote()
                     return
@@ -235,7 +242,7 @@ class VerifierPool:
         if self._zygote_restarts > 5:
             raise RuntimeError("verifier zygote keeps dying")
         logger.warning("verifier zygote is gone; restarting it")
-        self._zygote.kill()
+        self._live_zygote.kill()
         self._zygote = Zygote(self.memory_limit_mb)
 
     def _dispatch(self) -> None:
@@ -264,22 +271,22 @@ class VerifierPool:
     def _wait_timeout(self) -> float:
         now = time.monotonic()
         deadlines = [w.job.deadline for w in self._slots if w is not None and w.job is not None]
-        if not self._zygote.ready:
-            deadlines.append(self._zygote.started + BOOT_TIMEOUT_S)
+        if not self._live_zygote.ready:
+            deadlines.append(self._live_zygote.started + BOOT_TIMEOUT_S)
         return min([1.0, *(max(0.0, d - now) for d in deadlines)])
 
     def _poll(self, timeout: float) -> None:
         conns = {w.conn: w for w in self._slots if w is not None}
-        for obj in wait([*conns, self._wake_r, self._zygote], timeout):
+        for obj in wait([*conns, self._wake_r, self._live_zygote.sock], timeout):  # the zygote: its socket
             if obj is self._wake_r:
                 self._drain_wake()
-            elif obj is self._zygote:
+            elif obj is self._live_zygote.sock:
                 try:
-                    self._zygote.on_readable()
+                    self._live_zygote.on_readable()
                 except (EOFError, OSError):
                     self._restart_zygote()
-            else:
-                self._read_worker(conns[obj])
+            else:  # what is left is a worker's connection
+                self._read_worker(conns[cast(Connection, obj)])
 
     def _read_worker(self, worker: WorkerHandle) -> None:
         try:
@@ -317,7 +324,7 @@ class VerifierPool:
         for w in list(self._slots):
             if w is not None and w.job is not None and now > w.job.deadline:
                 self._replace(w, "timeout")
-        if not self._zygote.ready and now > self._zygote.started + BOOT_TIMEOUT_S:
+        if not self._live_zygote.ready and now > self._live_zygote.started + BOOT_TIMEOUT_S:
             self._restart_zygote()
 
     def _replace(self, w: WorkerHandle, status: str) -> None:
