@@ -52,7 +52,9 @@ def load_sft_recipe(
     member of the recipe union (``reasoner.config.build_config``); a recipe of another kind is an error."""
     path, tree = read_recipe_tree(recipe)
     if recipe_kind(tree) != "sft":
-        raise ConfigError(f"recipe {str(path)!r} is kind {recipe_kind(tree)!r}, not an SFT recipe (kind: sft)")
+        raise ConfigError(
+            f"recipe {str(path)!r} is kind {recipe_kind(tree)!r}, not an SFT recipe (kind: sft)"
+        )
     tree.setdefault("name", path.stem)
     validators = {"sft": trainer_validator} if trainer_validator else None
     return build_config(tree, overrides, rewards={}, trainer_validators=validators)

@@ -32,7 +32,9 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path):
     for name in SOURCES:
         source, target = ROOT / name, src / name
         if source.is_dir():
-            shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(
+                source, target, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
@@ -45,7 +47,9 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path):
     python = venv / "bin" / "python"
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
          str(wheel)], cwd=tmp_path)  # fmt: skip
-    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path)
+    purelib = run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path
+    )
     (Path(purelib.strip()) / "reuse_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
     elsewhere = tmp_path / "elsewhere"
@@ -60,6 +64,12 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path):
     help_text = run([str(venv / "bin" / "reasoner"), "eval", "--help"], cwd=elsewhere, env=env)
     assert "--config" in help_text
     print(f"wheel: {wheel.name}\nreasoner, rewards imported from: {where}")
-    print("reasoner train dler --print-config (first lines):\n" + "\n".join(recipe.splitlines()[:3]) + "\n...")
-    print("\n".join(line for line in recipe.splitlines() if line.startswith(("rewards:", "- name:", "  params:"))))
+    print(
+        "reasoner train dler --print-config (first lines):\n" + "\n".join(recipe.splitlines()[:3]) + "\n..."
+    )
+    print(
+        "\n".join(
+            line for line in recipe.splitlines() if line.startswith(("rewards:", "- name:", "  params:"))
+        )
+    )
     print("reasoner eval --help (first lines):\n" + "\n".join(help_text.splitlines()[:2]))

@@ -1,7 +1,7 @@
 """The layering of ../shared/DESIGN.md section 1, checked on the source: imports point downward only, counting
 imports inside functions (a lazy import is still an arrow), and no module imports itself back in a cycle.
 
-Layers: L0 types/config/argtypes; L1 models, prompts, verify, advantages, weights, and ``rewards/`` (which may
+Layers: L0 types/config/overrides/argtypes; L1 models, prompts, verify, advantages, length_caps, weights, and ``rewards/`` (which may
 import only L0-L1); L2 engines; L3 strategies; L4 train, organism, distill, and ``evals/`` (never train/dist);
 L5 dist; L6 the composition root (``reasoner/cli.py`` and the subcommand CLI modules).
 
@@ -24,7 +24,7 @@ ROOTS = ("reasoner.cli", "evals.cli", "reasoner.train.cli", "reasoner.train.merg
          "reasoner.organism.cli")  # fmt: skip
 """The composition root: modules that wire names to objects (L6)."""
 LAYERS = (
-    (0, ("reasoner", "reasoner.types", "reasoner.config", "reasoner.argtypes")),
+    (0, ("reasoner", "reasoner.types", "reasoner.config", "reasoner.overrides", "reasoner.argtypes")),
     (
         1,
         (
@@ -32,6 +32,7 @@ LAYERS = (
             "reasoner.prompts",
             "reasoner.verify",
             "reasoner.advantages",
+            "reasoner.length_caps",
             "reasoner.weights",
             "rewards",
         ),
