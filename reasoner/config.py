@@ -351,7 +351,7 @@ def _recipe_union(rewards: tuple[tuple[str, type[BaseModel]], ...]) -> tuple[Any
     )
     union = Annotated[
         Annotated[rl, Tag("grpo")] | Annotated[SFTRecipeConfig, Tag("sft")], Discriminator(_kind)
-    ]  # noqa: UP007
+    ]
     return union, TypeAdapter(union)
 
 

@@ -4,8 +4,9 @@ The second way to shorter reasoning beside RL: train on short, correct traces bu
 (shortest-correct distillation, or DAP's difficulty-aware rewrites, arXiv 2505.19716). A recipe with
 ``kind: sft`` (``recipes/sft_short.yaml``) has the sections ``model`` (the student), ``data`` (the dataset
 directory), ``lora`` (optional PEFT adapter) and ``trainer`` (TRL ``SFTConfig`` fields, passed through and
-checked against SFTConfig's dataclass fields). Every section rejects unknown keys, naming them, as RL recipes
-do. ``reasoner train sft_short [key=value ...]`` runs it: ``reasoner.train.cli`` dispatches on ``kind``.
+checked against SFTConfig's dataclass fields): ``reasoner.config.SFTRecipeConfig``, the ``sft`` member of the
+recipe union keyed on ``kind``. Every section rejects unknown keys, naming them, as RL recipes do.
+``reasoner train sft_short [key=value ...]`` runs it (``reasoner.config.load_recipe`` picks the kind).
 
 The dataset rows are TRL's conversational prompt-completion format, so the loss covers the completion only
 (SFTConfig ``completion_only_loss`` defaults to that for prompt-completion data).
