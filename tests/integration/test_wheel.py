@@ -67,9 +67,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path):
     print(
         "reasoner train dler --print-config (first lines):\n" + "\n".join(recipe.splitlines()[:3]) + "\n..."
     )
+    lines = recipe.splitlines()
     print(
-        "\n".join(
-            line for line in recipe.splitlines() if line.startswith(("rewards:", "- name:", "  params:"))
-        )
-    )
+        "\n".join(lines[lines.index("rewards:") : lines.index("advantages:")])
+    )  # with the reward's defaults
     print("reasoner eval --help (first lines):\n" + "\n".join(help_text.splitlines()[:2]))
