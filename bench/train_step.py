@@ -64,6 +64,7 @@ def trl_fields(args: argparse.Namespace, out: str) -> dict:
 def run_ours(args, problems, out: str):
     from reasoner.config import build_config
     from reasoner.train.trainer import build_trainer, validate_trainer_args
+    from rewards import REWARDS
 
     tree = {
         "model": {"name": args.model},
@@ -72,7 +73,7 @@ def run_ours(args, problems, out: str):
         "advantages": {"normalize": "batch"},
         "trainer": trl_fields(args, out),
     }
-    recipe = build_config(tree, trainer_validator=validate_trainer_args)
+    recipe = build_config(tree, rewards=REWARDS, trainer_validators={"grpo": validate_trainer_args})
     timer = WallTimer()
     trainer = build_trainer(recipe, reward_funcs=[accuracy], problems=problems, callbacks=[timer], quiet=True)
     trainer.train()

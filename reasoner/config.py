@@ -1,60 +1,65 @@
-"""Recipe loading: YAML + dotted CLI overrides -> a typed, validated ``RecipeConfig``.
+"""Recipe loading: YAML + dotted CLI overrides -> a typed, validated recipe.
 
-A recipe is a YAML file (``recipes/NAME.yaml``) with the sections below; every section is a pydantic model
-with ``extra="forbid"``, so an unknown key is an error that names it (``unknown key 'rollout.foo'``), and a
-value of the wrong type is an error that names the field (``advantages.normalize: Input should be ...``).
-Overrides are ``dotted.key=value`` strings applied to the YAML tree before validation; values are parsed as
-YAML scalars/flow lists (``1e-6`` is read as a float, ``null`` as None, ``[a, b]`` as a list). Recipes and
-overrides use YAML 1.2 scalars: only ``true``/``false`` are booleans, so ``save_strategy: no`` is the string.
+A recipe is a YAML file (``recipes/NAME.yaml``) of one of two kinds, a union keyed on ``kind``: ``grpo`` (the
+default when ``kind`` is absent; RL on TRL's GRPOTrainer, ``RecipeConfig``) or ``sft`` (TRL's SFTTrainer on a
+distilled dataset, ``SFTRecipeConfig``). Every section is a pydantic model with ``extra="forbid"``, so an unknown
+key is an error that names it (``unknown key 'rollout.foo'``), and a value of the wrong type is an error that
+names the field (``advantages.normalize: Input should be ...``). Overrides (``reasoner.overrides``) are
+``dotted.key=value`` strings applied to the YAML tree before validation.
 
-``trainer:`` is passed through to TRL's ``GRPOConfig`` unchanged (TRL's field names: ``learning_rate``,
-``num_generations``, ``epsilon_high``, ``loss_type``, ``save_steps``, ``report_to``, ...). This module does not
-import TRL (it is the light L0 layer); the caller passes ``trainer_validator`` (``reasoner.train.trainer.
-validate_trainer_args``), which checks the keys against GRPOConfig's dataclass fields and coerces the values.
+Each ``rewards`` entry is ``{name, weight, params}``, a union keyed on ``name`` whose ``params`` are the fields of
+the reward class of that name. This module does not import ``rewards``: the composition root passes the registry
+(``rewards.REWARDS``, name -> pydantic model class) to ``load_recipe(..., rewards=REWARDS)``. An unknown reward
+parameter is an error naming the reward and the parameter (``unknown key 'rewards.0.truncation.params.max_len'``)
+and the reward's defaults appear in ``--print-config``.
 
-Sections: ``model``, ``data``, ``rollout`` (engine, weight-sync check), ``ray`` (rollout pool, learner ranks),
-``rewards``, ``advantages``, ``difficulty``, ``lora``, ``trainer`` (GRPOConfig); each class documents its fields.
+``trainer:`` is passed through to TRL's ``GRPOConfig`` (``SFTConfig`` for sft) with TRL's field names. This
+module does not import TRL (it is the light L0 layer); the caller passes ``trainer_validators`` (kind ->
+``reasoner.train.trainer.validate_trainer_args`` / ``validate_sft_args``), which check the keys against TRL's
+dataclass fields and coerce the values. Recipes ship as package data (``reasoner/recipes``, a link to the
+repository's ``recipes/``), found with ``importlib.resources`` in a checkout, an editable install and a wheel.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
+import copy
+import functools
+import types
 from collections.abc import Callable, Mapping, Sequence
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-"""Where recipe names (``reasoner train dler``) are looked up: ``<repo>/recipes/NAME.yaml``."""
-
-_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")  # YAML 1.1 reads 1e-6 as a string
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML with YAML 1.2's scalars: only true/false are booleans (``save_strategy: no`` stays "no"), and
-    ``1e-6`` is a float."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
 )
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789."))
 
+from reasoner.overrides import (
+    ConfigError,
+    apply_override,
+    format_validation_error,
+    parse_override,
+    parse_yaml,
+)
 
-def parse_yaml(text: str) -> Any:
-    """YAML 1.2 scalars (see ``_Loader``): how recipes and override values are read."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+RECIPES_DIR = Path(str(files("reasoner") / "recipes"))
+"""Where recipe names (``reasoner train dler``) are looked up: ``NAME.yaml`` in the package data directory
+``reasoner/recipes`` (in a checkout a link to the repository's ``recipes/``; a wheel holds a copy)."""
 
-
-class ConfigError(ValueError):
-    """A recipe or override that cannot be used; the message names the offending key."""
+Registry = Mapping[str, type[BaseModel]]
+"""Reward name -> its class (``rewards.REWARDS``), whose fields are the reward's parameters."""
+TrainerValidator = Callable[[dict[str, Any]], dict[str, Any]]
+"""Checks and coerces a recipe's ``trainer:`` section (TRL's GRPOConfig or SFTConfig fields)."""
 
 
 class _Section(BaseModel):
@@ -138,12 +143,40 @@ class RayConfig(_Section):
 
 
 class RewardSpec(_Section):
+    """One reward of a recipe. ``reward_spec`` derives the class for one registered reward: ``name`` a literal,
+    ``params`` its reward class (a callable, frozen pydantic model)."""
+
     name: str
     """Reward function name in the ``rewards.REWARDS`` registry (accuracy, truncation, l1_exact, kimi, ...)."""
     weight: float = 1.0
     """Weight in the summed reward (TRL ``reward_weights``). Default 1.0."""
-    params: dict[str, Any] = {}
-    """Keyword arguments for the reward's factory (e.g. ``{max_length: 4000}``). Default {}."""
+    params: Any = None
+    """The reward's parameters (e.g. ``{max_length: 4000}``), validated into the reward class of ``name``; may be
+    left out when every parameter has a default."""
+
+
+def _unregistered(spec: RewardSpec) -> RewardSpec:
+    raise ValueError(f"unknown reward {spec.name!r}: no rewards are registered")
+
+
+@functools.cache
+def reward_spec(name: str, reward: type[BaseModel]) -> type[RewardSpec]:
+    """The ``RewardSpec`` of one registered reward: ``name: Literal[name]``, ``params: reward``."""
+    required = any(field.is_required() for field in reward.model_fields.values())
+    params = (reward, ...) if required else (reward, Field(default_factory=reward))
+    tag: Any = Literal[name]  # a Literal of a runtime name: a type pydantic reads, not one mypy can check
+    spec = create_model(f"{reward.__name__}Spec", __base__=RewardSpec, name=(tag, ...), params=params)
+    spec.model_fields["params"].description = RewardSpec.model_fields["params"].description
+    return spec
+
+
+def reward_union(rewards: Registry) -> Any:
+    """The type of one ``rewards`` entry: the union of the registered rewards' specs, keyed on ``name``. With
+    no reward registered (loading SFT recipes), every reward entry is an error."""
+    if not rewards:
+        return Annotated[RewardSpec, AfterValidator(_unregistered)]
+    specs = tuple(reward_spec(name, cls) for name, cls in rewards.items())
+    return specs[0] if len(specs) == 1 else Annotated[Union[specs], Field(discriminator="name")]  # noqa: UP007
 
 
 class DynamicSamplingConfig(_Section):
@@ -240,6 +273,10 @@ class LoraConfig(_Section):
 
 
 class RecipeConfig(_Section):
+    """An RL recipe (``kind: grpo``). Its ``rewards`` entries are typed by ``recipe_model(rewards)``."""
+
+    kind: Literal["grpo"] = "grpo"
+    """Recipe kind: ``grpo`` (the default), RL on TRL's GRPOTrainer."""
     name: str = ""
     """Recipe name (the YAML file stem unless set)."""
     description: str = ""
@@ -257,7 +294,69 @@ class RecipeConfig(_Section):
     """TRL ``GRPOConfig`` fields, passed through (output_dir, learning_rate, num_generations, ...)."""
 
 
-# ---------------------------------------------------------------- loading and overrides
+class SFTDataConfig(_Section):
+    path: str
+    """Dataset directory (``datasets`` ``save_to_disk``), e.g. the ``--out`` of ``reasoner distill``, with
+    prompt/completion (or messages, or text) columns. Relative paths are from the working directory."""
+    split: str = "train"
+    """Split to use when the directory holds a DatasetDict. Default train."""
+    limit: int | None = Field(None, ge=1)
+    """Train on the first ``limit`` rows only (None: all). Default None."""
+
+
+class SFTRecipeConfig(_Section):
+    """An SFT recipe (``kind: sft``): TRL's SFTTrainer on a dataset directory (``reasoner.train.sft``)."""
+
+    kind: Literal["sft"] = "sft"
+    """Recipe kind: ``sft`` (TRL SFTTrainer). Recipes without ``kind`` are RL (GRPO) recipes."""
+    name: str = ""
+    """Recipe name (the YAML file stem unless set)."""
+    description: str = ""
+    """One line: what the recipe reproduces."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: SFTDataConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    trainer: dict[str, Any] = {}
+    """TRL ``SFTConfig`` fields, passed through (output_dir, learning_rate, max_length, max_steps, ...)."""
+    loss_normalization: Literal["batch", "run"] = "batch"
+    """What a batch's summed token loss is divided by. ``batch``: its own loss tokens (TRL's per-batch token
+    mean). ``run``: the mean loss tokens per batch over the whole dataset, a constant, so every token weighs the
+    same whichever batch it lands in. With ``group_by_length`` batches the per-batch mean weighs a token of a
+    short batch more than one of a long batch, which skews what the model learns about length itself (the
+    organism's number of re-checks came out ~2x too low); ``run`` does not. Default batch."""
+
+
+RECIPE_KINDS = ("grpo", "sft")
+"""Values of a recipe's ``kind`` key; absent means ``grpo``."""
+
+
+def _kind(value: Any) -> str:
+    """The recipe union's discriminator: ``kind``, ``grpo`` when absent."""
+    return value.get("kind", "grpo") if isinstance(value, Mapping) else value.kind
+
+
+def recipe_union(rewards: Registry) -> tuple[Any, TypeAdapter]:
+    """The recipe type and its validator: ``RecipeConfig`` with its ``rewards`` entries typed by the registry
+    (``reward_union``; kind ``grpo``, the default) | ``SFTRecipeConfig`` (kind ``sft``)."""
+    return _recipe_union(tuple(rewards.items()))
+
+
+@functools.cache
+def _recipe_union(rewards: tuple[tuple[str, type[BaseModel]], ...]) -> tuple[Any, TypeAdapter]:
+    field = RecipeConfig.model_fields["rewards"]
+    default = Field(default_factory=lambda: [{"name": "accuracy"}], validate_default=True, min_length=1,
+                    description=field.description)  # fmt: skip
+    entries: Any = types.GenericAlias(
+        list, (reward_union(dict(rewards)),)
+    )  # list[<the union>], built at runtime
+    rl = create_model("RecipeConfig", __base__=RecipeConfig, rewards=(entries, default))
+    union = Annotated[
+        Annotated[rl, Tag("grpo")] | Annotated[SFTRecipeConfig, Tag("sft")], Discriminator(_kind)
+    ]
+    return union, TypeAdapter(union)
+
+
+# ---------------------------------------------------------------- loading
 
 
 def recipe_path(recipe: str | Path, recipes_dir: Path | None = None) -> Path:
@@ -277,109 +376,37 @@ def recipe_path(recipe: str | Path, recipes_dir: Path | None = None) -> Path:
     )
 
 
-def parse_value(text: str) -> Any:
-    """An override value: a YAML scalar or flow collection; ``1e-6`` style floats are floats."""
-    try:
-        return parse_yaml(text) if text.strip() else ""
-    except yaml.YAMLError:
-        return text
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` -> (["a", "b", "c"], parsed value)."""
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(
-            f"override {item!r} must look like section.key=value (e.g. trainer.learning_rate=1e-6)"
-        )
-    return key.split("."), parse_value(value)
-
-
-def apply_override(tree: dict[str, Any], path: Sequence[str], value: Any) -> None:
-    """Set ``tree[path[0]][path[1]]... = value``, creating sections; list items by integer index."""
-    node: Any = tree
-    for depth, part in enumerate(path[:-1]):
-        where = ".".join(path[: depth + 1])
-        if isinstance(node, list):
-            node = node[_index(part, node, where)]
-        elif isinstance(node, dict):
-            node = node.setdefault(part, {})
-        else:
-            raise ConfigError(f"cannot set {'.'.join(path)!r}: {'.'.join(path[:depth])!r} is not a section")
-        if not isinstance(node, dict | list):
-            raise ConfigError(f"cannot set {'.'.join(path)!r}: {where!r} is a value, not a section")
-    last = path[-1]
-    if isinstance(node, list):
-        node[_index(last, node, ".".join(path))] = value
-    else:
-        node[last] = value
-
-
-def _index(part: str, items: list, where: str) -> int:
-    if not part.lstrip("-").isdigit() or not -len(items) <= int(part) < len(items):
-        raise ConfigError(f"{where!r}: {part!r} is not an index of a list of {len(items)} items")
-    return int(part)
-
-
-def _location(loc: Sequence[Any]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-def _known_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
-    """Field names of the section at ``loc`` (for 'did you mean' hints)."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        current = next(
-            (a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
-
-
-def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None) -> str:
-    """One line per problem, each naming the dotted key."""
-    lines = []
-    for item in err.errors():
-        where = _location(item["loc"])
-        if item["type"] == "extra_forbidden":
-            known = _known_keys(model or RecipeConfig, item["loc"])
-            close = difflib.get_close_matches(str(item["loc"][-1]), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            lines.append(f"unknown key {where!r}{hint} (known: {', '.join(known)})")
-        else:
-            msg = item["msg"].removeprefix("Value error, ")
-            lines.append(f"{where}: {msg} (got {item.get('input')!r})")
-    return "; ".join(lines)
+def recipe_kind(recipe: str | Path | Mapping[str, Any]) -> str:
+    """``grpo`` or ``sft``: the ``kind`` of a recipe (name, path or YAML tree); errors name unknown kinds."""
+    tree = recipe if isinstance(recipe, Mapping) else read_recipe_tree(recipe)[1]
+    kind = _kind(tree)
+    if kind not in RECIPE_KINDS:
+        raise ConfigError(f"kind: unknown recipe kind {kind!r}; known: grpo (the default), sft")
+    return kind
 
 
 def build_config(
     tree: Mapping[str, Any],
     overrides: Sequence[str] = (),
     *,
-    trainer_validator: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-) -> RecipeConfig:
-    """Validate a recipe tree (after applying overrides) into a ``RecipeConfig``."""
-    import copy
-
+    rewards: Registry,
+    trainer_validators: Mapping[str, TrainerValidator] | None = None,
+) -> RecipeConfig | SFTRecipeConfig:
+    """Validate a recipe tree (after applying overrides) into the recipe of its ``kind`` (``recipe_union``):
+    reward entries typed by ``rewards`` (name -> class), ``trainer:`` checked by ``trainer_validators[kind]``."""
     data = copy.deepcopy(dict(tree))
     for item in overrides:
         path, value = parse_override(item)
         apply_override(data, path, value)
+    kind = recipe_kind(data)
+    union, adapter = recipe_union(rewards)
     try:
-        config = RecipeConfig.model_validate(data)
+        config = adapter.validate_python(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err)) from None
-    if trainer_validator is not None:
-        config.trainer = trainer_validator(dict(config.trainer))
+        raise ConfigError(format_validation_error(err, union, tagged_root=True)) from None
+    validator = (trainer_validators or {}).get(kind)
+    if validator is not None:
+        config.trainer = validator(dict(config.trainer))
     return config
 
 
@@ -399,10 +426,12 @@ def load_recipe(
     recipe: str | Path,
     overrides: Sequence[str] = (),
     *,
-    trainer_validator: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    rewards: Registry,
+    trainer_validators: Mapping[str, TrainerValidator] | None = None,
     recipes_dir: Path | None = None,
-) -> RecipeConfig:
-    """Load ``recipe`` (a name in ``recipes/`` or a YAML path), apply ``key=value`` overrides, validate."""
+) -> RecipeConfig | SFTRecipeConfig:
+    """Load ``recipe`` (a name in ``reasoner/recipes`` or a YAML path), apply ``key=value`` overrides, validate
+    (``build_config``): a ``RecipeConfig`` (``kind: grpo``, the default) or an ``SFTRecipeConfig`` (``kind: sft``)."""
     path, tree = read_recipe_tree(recipe, recipes_dir)
     tree.setdefault("name", path.stem)
-    return build_config(tree, overrides, trainer_validator=trainer_validator)
+    return build_config(tree, overrides, rewards=rewards, trainer_validators=trainer_validators)

@@ -1,8 +1,11 @@
-"""Reward functions with TRL's calling convention, and the ``REWARDS`` registry (name -> factory).
+"""Reward functions with TRL's calling convention, and the ``REWARDS`` registry (name -> class).
 
 Every reward is ``fn(prompts, completions, completion_ids, **columns) -> list[float | None]`` (see
-``rewards.base``), a picklable frozen dataclass built by a small factory; formulas and paper links are in each
-class docstring. Lengths are tokens from ``completion_ids``; correctness comes from ``reasoner.verify``.
+``rewards.base``), a frozen pydantic model whose fields are its parameters (typed, with defaults and attribute
+docstrings; formulas and paper links are in each class docstring). Lengths are tokens from ``completion_ids``;
+correctness comes from ``reasoner.verify``. Recipes name a reward and give its parameters
+(``{name: truncation, params: {max_length: 4000}}``); the composition root passes ``REWARDS`` to
+``reasoner.config.load_recipe``, which validates ``params`` against the named class.
 
 >>> from rewards import REWARDS
 >>> fn = REWARDS["truncation"](max_length=4000)
@@ -12,47 +15,30 @@ class docstring. Lengths are tokens from ``completion_ids``; correctness comes f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rewards.base import GradedReward, GroupReward, RewardFunction, completion_text
-from rewards.correctness import Accuracy, Format, accuracy, format_reward
-from rewards.group import (
-    AroraZanette,
-    GrpoLead,
-    KimiLength,
-    ShorterBetter,
-    arora_zanette,
-    grpo_lead,
-    kimi,
-    shorter_better,
-)
-from rewards.l1 import L1Exact, L1Max, l1_exact, l1_max
-from rewards.length import (
-    Cosine,
-    DifficultyTruncation,
-    SoftOverlong,
-    Truncation,
-    cosine,
-    difficulty_truncation,
-    soft_overlong,
-    truncation,
-)
+from rewards.correctness import Accuracy, Format
+from rewards.group import AroraZanette, GrpoLead, KimiLength, ShorterBetter
+from rewards.l1 import L1Exact, L1Max
+from rewards.length import Cosine, DifficultyTruncation, SoftOverlong, Truncation
 
-REWARDS: dict[str, Callable[..., RewardFunction]] = {
-    "accuracy": accuracy,
-    "format": format_reward,
-    "truncation": truncation,
-    "difficulty_truncation": difficulty_truncation,
-    "soft_overlong": soft_overlong,
-    "cosine": cosine,
-    "kimi": kimi,
-    "l1_exact": l1_exact,
-    "l1_max": l1_max,
-    "arora_zanette": arora_zanette,
-    "shorter_better": shorter_better,
-    "grpo_lead": grpo_lead,
+REWARDS: dict[str, type[RewardFunction]] = {
+    cls.name: cls
+    for cls in (
+        Accuracy,
+        Format,
+        Truncation,
+        DifficultyTruncation,
+        SoftOverlong,
+        Cosine,
+        KimiLength,
+        L1Exact,
+        L1Max,
+        AroraZanette,
+        ShorterBetter,
+        GrpoLead,
+    )
 }
-"""Reward name (as written in recipes) -> factory taking the reward's parameters as keywords."""
+"""Reward name (as written in recipes, ``cls.name``) -> class; its fields are the reward's parameters."""
 
 __all__ = [
     "REWARDS",

@@ -6,21 +6,23 @@ conversational lists of messages; ``completion_ids`` are token ids, the only len
 ``columns`` are the dataset columns TRL repeats per completion (``answer``, ``problem_id``, ...) plus
 TRL's extras (``trainer_state``, ``log_metric``, ...), which are ignored.
 
-Rewards are frozen dataclasses (picklable, comparable, a readable repr) with a ``__name__`` for TRL's logs.
-Group-based rewards find each prompt's group from a prompt-id column (``group_column``), else contiguous
-blocks of ``num_generations``, else contiguous runs of identical prompts (TRL repeats each prompt
+Rewards are frozen pydantic models (picklable, comparable, a readable repr; unknown or badly typed
+parameters are errors naming them) with a ``name`` (the registry key, also ``__name__`` for TRL's logs). A
+recipe's ``rewards`` entries are validated against these classes (``reasoner.config``: ``params`` typed by the
+class of ``name``). Group-based rewards find each prompt's group from a prompt-id column (``group_column``), else
+contiguous blocks of ``num_generations``, else contiguous runs of identical prompts (TRL repeats each prompt
 ``num_generations`` times in a row). Caveat: in multi-process TRL runs a group can be split across
 processes; group statistics are then computed on the local part only.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from reasoner.verify import DEFAULT_TIMEOUT_S, GRADER_MODES, GraderMode, grade_many
+from pydantic import BaseModel, ConfigDict, Field
+
+from reasoner.verify import DEFAULT_TIMEOUT_S, GraderMode, grade_many
 
 Columns = Mapping[str, Any]
 _THINKING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -59,25 +61,20 @@ def _content_text(content: Any) -> str:
     return str(content)
 
 
-def check(ok: bool, reward: str, param: str, rule: str, value: Any) -> None:
-    """Raise ``ValueError`` naming the reward and the parameter when ``ok`` is false."""
-    if not ok:
-        raise ValueError(f"{reward}: {param} must be {rule}, got {value!r}")
+class RewardFunction(BaseModel):
+    """Base of all rewards: TRL's calling convention; subclasses set ``name`` and implement ``score``.
 
+    Parameters are strict (an int is not a bool, 2.5 is not a length in tokens) and finite."""
 
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
+    name: ClassVar[str] = "reward"
+    """The reward's name in ``rewards.REWARDS`` and in recipes."""
 
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RewardFunction:
-    """Base of all rewards: TRL's calling convention; subclasses implement ``score``."""
-
-    __name__: ClassVar[str] = "reward"
+    @property
+    def __name__(self) -> str:  # TRL logs a reward function under its ``__name__``
+        return self.name
 
     def __call__(
         self,
@@ -127,55 +124,22 @@ class RewardFunction:
         return values
 
 
-def check_numbers(reward: RewardFunction, *names: str) -> None:
-    """Each named attribute is a finite number."""
-    for name in names:
-        check(
-            is_number(getattr(reward, name)), reward.__name__, name, "a finite number", getattr(reward, name)
-        )
-
-
-def check_length(reward: RewardFunction, name: str, low: int = 1) -> None:
-    """The named attribute is an int >= ``low`` (a length in tokens)."""
-    value = getattr(reward, name)
-    check(is_int(value) and value >= low, reward.__name__, name, f"an int >= {low} (tokens)", value)
-
-
-@dataclass(frozen=True, kw_only=True)
 class GradedReward(RewardFunction):
     """A reward that needs correctness: the gold answer comes from ``answer_column`` and is graded with
     ``reasoner.verify.grade_many`` (math-verify in the worker pool, hard ``timeout`` per completion) under the
     extraction policy ``mode``."""
 
-    answer_column: str = "answer"
+    answer_column: str = Field("answer", min_length=1)
     """Dataset column that holds the gold answer. Default ``answer``."""
-    timeout: float = DEFAULT_TIMEOUT_S
-    """Hard limit (seconds) on verifying one completion; a timeout counts as incorrect. Default 5."""
+    timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0)
+    """Hard limit (seconds) on verifying one completion; a timeout counts as incorrect. Default: the verifier's
+    (``reasoner.verify.DEFAULT_TIMEOUT_S``, 5)."""
     benchmark: str | None = None
     """Gold format for ``reasoner.verify.normalize_gold`` (``gsm8k``, ``amc23``, ...); None guesses."""
     mode: GraderMode = "strict"
     """Answer extraction policy (``reasoner.verify.GRADER_MODES``). Default ``strict``: only an explicitly
     marked final answer (``\\boxed{}``, "final answer is ...", ``#### N``) counts, so a policy cannot earn
     reward from numbers scattered in its text; ``lenient`` adds math-verify's own extraction, as evaluation does."""
-
-    def __post_init__(self) -> None:
-        check(
-            self.mode in GRADER_MODES, self.__name__, "mode", f"one of {', '.join(GRADER_MODES)}", self.mode
-        )
-        check(
-            isinstance(self.answer_column, str) and bool(self.answer_column),
-            self.__name__,
-            "answer_column",
-            "a column name",
-            self.answer_column,
-        )
-        check(
-            is_number(self.timeout) and self.timeout > 0,
-            self.__name__,
-            "timeout",
-            "> 0 seconds",
-            self.timeout,
-        )
 
     def correctness(self, completions: list[Any], columns: Columns) -> list[bool | None]:
         """Per completion: True/False, or None when its gold answer is missing."""
@@ -189,24 +153,13 @@ def _missing(gold: Any) -> bool:
     return gold is None or (isinstance(gold, str) and not gold.strip())
 
 
-@dataclass(frozen=True, kw_only=True)
 class GroupReward(GradedReward):
     """A graded reward computed from statistics of each prompt's group of samples."""
 
     group_column: str | None = "problem_id"
     """Column identifying the prompt of each completion; used when present. Default ``problem_id``."""
-    num_generations: int | None = None
+    num_generations: int | None = Field(None, ge=1)
     """Else: the batch is contiguous blocks of this many samples per prompt (TRL's ``num_generations``)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(
-            self.num_generations is None or (is_int(self.num_generations) and self.num_generations >= 1),
-            self.__name__,
-            "num_generations",
-            "None or an int >= 1",
-            self.num_generations,
-        )
 
     def groups(self, prompts: Sequence[Any] | None, n: int, columns: Columns) -> list[list[int]]:
         """Indices of the completions of each prompt (see the module docstring for the rules)."""
@@ -214,7 +167,10 @@ class GroupReward(GradedReward):
             return _runs_by_key(self.column(columns, self.group_column, n), contiguous=False)
         if self.num_generations is not None:
             g = self.num_generations
-            check(n % g == 0, self.__name__, "num_generations", f"a divisor of the batch size {n}", g)
+            if n % g:
+                raise ValueError(
+                    f"{self.name}: num_generations must be a divisor of the batch size {n}, got {g}"
+                )
             return [list(range(i, i + g)) for i in range(0, n, g)]
         if prompts is None or len(prompts) != n:
             raise ValueError(

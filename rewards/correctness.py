@@ -6,16 +6,14 @@ r"""Correctness and format rewards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from reasoner.verify import DEFAULT_TIMEOUT_S, answer_region, extract_answer, last_boxed
-from rewards.base import Columns, GradedReward, RewardFunction, check, completion_text, is_number
+from reasoner.verify import answer_region, extract_answer, last_boxed
+from rewards.base import Columns, GradedReward, RewardFunction, completion_text
 
 THINK_START, THINK_END = "<think>", "</think>"
 
 
-@dataclass(frozen=True, kw_only=True)
 class Accuracy(GradedReward):
     r"""Verifiable correctness reward (DeepSeek-R1, arXiv 2501.12948, https://arxiv.org/abs/2501.12948).
 
@@ -23,40 +21,17 @@ class Accuracy(GradedReward):
     row has no gold answer. A missing answer, an unparsable one or a verifier timeout count as incorrect.
     """
 
-    __name__ = "accuracy"
+    name = "accuracy"
     correct_reward: float = 1.0
     """Reward for a correct answer. Default 1."""
     incorrect_reward: float = 0.0
     """Reward for anything else. Default 0."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("correct_reward", "incorrect_reward"):
-            check(is_number(getattr(self, name)), self.__name__, name, "a finite number", getattr(self, name))
 
     def score(self, prompts, completions, completion_ids, columns: Columns) -> list[float | None]:
         return [
             None if ok is None else (self.correct_reward if ok else self.incorrect_reward)
             for ok in self.correctness(completions, columns)
         ]
-
-
-def accuracy(
-    *,
-    answer_column: str = "answer",
-    correct_reward: float = 1.0,
-    incorrect_reward: float = 0.0,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    benchmark: str | None = None,
-) -> Accuracy:
-    """Correctness reward: 1 for a correct final answer, 0 otherwise (see ``Accuracy``)."""
-    return Accuracy(
-        answer_column=answer_column,
-        correct_reward=correct_reward,
-        incorrect_reward=incorrect_reward,
-        timeout=timeout,
-        benchmark=benchmark,
-    )
 
 
 def has_structure(text: str, *, require_think: bool, require_boxed: bool) -> bool:
@@ -82,7 +57,6 @@ def has_structure(text: str, *, require_think: bool, require_boxed: bool) -> boo
     return last_boxed(region) is not None if require_boxed else extract_answer(text) is not None
 
 
-@dataclass(frozen=True, kw_only=True)
 class Format(RewardFunction):
     r"""Structure reward (DeepSeek-R1's format reward, arXiv 2501.12948, https://arxiv.org/abs/2501.12948).
 
@@ -91,18 +65,13 @@ class Format(RewardFunction):
     Correctness is not checked.
     """
 
-    __name__ = "format"
+    name = "format"
     require_think: bool = True
     """Require a closed thinking span before the answer. Default True."""
     require_boxed: bool = True
     r"""Require the answer in ``\boxed{}``. Default True."""
     reward: float = 1.0
     """Reward for a well-formed completion (others get 0). Default 1."""
-
-    def __post_init__(self) -> None:
-        for name in ("require_think", "require_boxed"):
-            check(isinstance(getattr(self, name), bool), self.__name__, name, "a bool", getattr(self, name))
-        check(is_number(self.reward), self.__name__, "reward", "a finite number", self.reward)
 
     def score(self, prompts, completions: list[Any], completion_ids, columns) -> list[float | None]:
         flags = (
@@ -114,9 +83,4 @@ class Format(RewardFunction):
         return [self.reward if ok else 0.0 for ok in flags]
 
 
-def format_reward(*, require_think: bool = True, require_boxed: bool = True, reward: float = 1.0) -> Format:
-    """Structure reward: 1 for ``<think>...</think>`` followed by a (boxed) answer (see ``Format``)."""
-    return Format(require_think=require_think, require_boxed=require_boxed, reward=reward)
-
-
-__all__ = ["Accuracy", "Format", "accuracy", "format_reward", "has_structure"]
+__all__ = ["Accuracy", "Format", "has_structure"]

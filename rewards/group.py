@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from rewards.base import Columns, GroupReward, check, check_numbers, is_number
+from pydantic import Field
+
+from rewards.base import Columns, GroupReward
 
 GroupFn = Callable[[list[bool], list[int]], list[float]]
 
@@ -43,7 +44,6 @@ def _per_group(reward: GroupReward, prompts, completions, completion_ids, column
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
 class KimiLength(GroupReward):
     r"""Kimi k1.5 length reward (Kimi Team 2025, arXiv 2501.12599, https://arxiv.org/abs/2501.12599, sec. 2.3.3).
 
@@ -52,7 +52,7 @@ class KimiLength(GroupReward):
     Add it to the accuracy reward (the paper weights it and warms it up over training).
     """
 
-    __name__ = "kimi"
+    name = "kimi"
 
     def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
         return _per_group(self, prompts, completions, completion_ids, columns, kimi_group)
@@ -64,7 +64,6 @@ def kimi_group(correct: list[bool], lengths: list[int]) -> list[float]:
     return [lam if ok else min(0.0, lam) for ok, lam in zip(correct, lambdas, strict=True)]
 
 
-@dataclass(frozen=True, kw_only=True)
 class AroraZanette(GroupReward):
     r"""Efficient-reasoning reward (Arora & Zanette 2025, "Training Language Models to Reason Efficiently",
     arXiv 2502.04463, https://arxiv.org/abs/2502.04463).
@@ -75,16 +74,11 @@ class AroraZanette(GroupReward):
     earns more. alpha in [0, 1) trades accuracy for length (paper: 0.05 to 0.4).
     """
 
-    __name__ = "arora_zanette"
-    alpha: float = 0.1
+    name = "arora_zanette"
+    alpha: float = Field(0.1, ge=0, lt=1)
     """Strength of the length penalty, in [0, 1). Default 0.1."""
-    eps: float = 1e-6
-    """Added to the std (a single correct sample, or equal lengths, give z = 0)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(is_number(self.alpha) and 0 <= self.alpha < 1, self.__name__, "alpha", "in [0, 1)", self.alpha)
-        check(is_number(self.eps) and self.eps > 0, self.__name__, "eps", "> 0", self.eps)
+    eps: float = Field(1e-6, gt=0)
+    """Added to the std (a single correct sample, or equal lengths, give z = 0). Default 1e-6."""
 
     def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
         return _per_group(self, prompts, completions, completion_ids, columns, self.group)
@@ -100,7 +94,6 @@ class AroraZanette(GroupReward):
         ]
 
 
-@dataclass(frozen=True, kw_only=True)
 class ShorterBetter(GroupReward):
     r"""ShorterBetter (Yi, Wang & Li 2025, arXiv 2504.21370, https://arxiv.org/abs/2504.21370).
 
@@ -108,16 +101,11 @@ class ShorterBetter(GroupReward):
     r_i = alpha * 1[correct_i] - beta * |L_i - SOL|
     """
 
-    __name__ = "shorter_better"
+    name = "shorter_better"
     alpha: float = 2.0
-    """Correctness weight (paper: 1 or 2)."""
-    beta: float = 0.001
-    """Penalty per token of distance to the sample optimal length."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_numbers(self, "alpha", "beta")
-        check(self.beta >= 0, self.__name__, "beta", ">= 0", self.beta)
+    """Correctness weight (paper: 1 or 2). Default 2."""
+    beta: float = Field(0.001, ge=0)
+    """Penalty per token of distance to the sample optimal length (>= 0). Default 0.001."""
 
     def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
         return _per_group(self, prompts, completions, completion_ids, columns, self.group)
@@ -128,7 +116,6 @@ class ShorterBetter(GroupReward):
         return [self.alpha * ok - self.beta * abs(n - sol) for ok, n in zip(correct, lengths, strict=True)]
 
 
-@dataclass(frozen=True, kw_only=True)
 class GrpoLead(GroupReward):
     r"""GRPO-LEAD length-dependent accuracy reward (Zhang & Zuo 2025, arXiv 2504.09696,
     https://arxiv.org/abs/2504.09696).
@@ -137,19 +124,13 @@ class GrpoLead(GroupReward):
     r_i = exp(-alpha * z_i) if correct_i else ``incorrect_reward`` (the paper's explicit penalty, -1)
     """
 
-    __name__ = "grpo_lead"
-    alpha: float = 0.1
-    """Length sensitivity (>= 0)."""
+    name = "grpo_lead"
+    alpha: float = Field(0.1, ge=0)
+    """Length sensitivity (>= 0). Default 0.1."""
     incorrect_reward: float = -1.0
     """Reward for an incorrect answer (the paper's explicit penalty). Default -1."""
-    eps: float = 1e-6
+    eps: float = Field(1e-6, gt=0)
     """Added to the std of the correct lengths. Default 1e-6."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_numbers(self, "alpha", "incorrect_reward")
-        check(self.alpha >= 0, self.__name__, "alpha", ">= 0", self.alpha)
-        check(is_number(self.eps) and self.eps > 0, self.__name__, "eps", "> 0", self.eps)
 
     def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
         return _per_group(self, prompts, completions, completion_ids, columns, self.group)
@@ -163,76 +144,3 @@ class GrpoLead(GroupReward):
             math.exp(-self.alpha * (n - mean) / (std + self.eps)) if ok else self.incorrect_reward
             for ok, n in zip(correct, lengths, strict=True)
         ]
-
-
-def _group_kwargs(
-    group_column: str | None,
-    num_generations: int | None,
-    answer_column: str,
-    timeout: float,
-    benchmark: str | None,
-) -> dict[str, Any]:
-    return {
-        "group_column": group_column,
-        "num_generations": num_generations,
-        "answer_column": answer_column,
-        "timeout": timeout,
-        "benchmark": benchmark,
-    }
-
-
-def kimi(
-    *,
-    group_column: str | None = "problem_id",
-    num_generations: int | None = None,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> KimiLength:
-    """Kimi k1.5 group length reward (see ``KimiLength``)."""
-    return KimiLength(**_group_kwargs(group_column, num_generations, answer_column, timeout, benchmark))
-
-
-def arora_zanette(
-    *,
-    alpha: float = 0.1,
-    group_column: str | None = "problem_id",
-    num_generations: int | None = None,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> AroraZanette:
-    """Arora & Zanette: correct * (1 - alpha * sigmoid(length z-score among correct samples))."""
-    return AroraZanette(
-        alpha=alpha, **_group_kwargs(group_column, num_generations, answer_column, timeout, benchmark)
-    )
-
-
-def shorter_better(
-    *,
-    alpha: float = 2.0,
-    beta: float = 0.001,
-    group_column: str | None = "problem_id",
-    num_generations: int | None = None,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> ShorterBetter:
-    """ShorterBetter: alpha * correct - beta * |length - shortest correct length|."""
-    kwargs = _group_kwargs(group_column, num_generations, answer_column, timeout, benchmark)
-    return ShorterBetter(alpha=alpha, beta=beta, **kwargs)
-
-
-def grpo_lead(
-    *,
-    alpha: float = 0.1,
-    incorrect_reward: float = -1.0,
-    group_column: str | None = "problem_id",
-    num_generations: int | None = None,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> GrpoLead:
-    """GRPO-LEAD: exp(-alpha z) for correct samples (z: length z-score among them), -1 for incorrect ones."""
-    kwargs = _group_kwargs(group_column, num_generations, answer_column, timeout, benchmark)
-    return GrpoLead(alpha=alpha, incorrect_reward=incorrect_reward, **kwargs)

@@ -6,26 +6,20 @@ the prompt: "Think for N tokens.") or, for a fixed budget, from the ``target_len
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from rewards.base import Columns, GradedReward, check, check_length, check_numbers, is_number
+from pydantic import Field
+
+from rewards.base import Columns, GradedReward
 
 
-@dataclass(frozen=True, kw_only=True)
 class _L1(GradedReward):
-    target_length: int | None = None
-    """Target length n_gold in tokens, used where the row has no ``target_column`` value."""
+    target_length: int | None = Field(None, ge=1)
+    """Target length n_gold in tokens, used where the row has no ``target_column`` value. Default None."""
     target_column: str | None = "target_length"
     """Column with a per-prompt target (L1 samples one per prompt: "Think for N tokens.")."""
-    alpha: float = 0.0003
+    alpha: float = Field(0.0003, ge=0)
     """Penalty per token of deviation (paper: 0.0003)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.target_length is not None:
-            check_length(self, "target_length")
-        check(is_number(self.alpha) and self.alpha >= 0, self.__name__, "alpha", ">= 0", self.alpha)
 
     def targets(self, columns: Columns, n: int) -> list[int]:
         values: list[Any] = [None] * n
@@ -52,75 +46,27 @@ class _L1(GradedReward):
         raise NotImplementedError
 
 
-@dataclass(frozen=True, kw_only=True)
 class L1Exact(_L1):
     r"""L1-Exact, LCPO (Aggarwal & Welleck 2025, arXiv 2503.04697, https://arxiv.org/abs/2503.04697).
 
     r = 1[correct] - alpha * |n_gold - n_y|     (n_y: completion length in tokens, n_gold: target)
     """
 
-    __name__ = "l1_exact"
+    name = "l1_exact"
 
     def value(self, correct: bool, length: int, target: int) -> float:
         return float(correct) - self.alpha * abs(target - length)
 
 
-@dataclass(frozen=True, kw_only=True)
 class L1Max(_L1):
     r"""L1-Max, LCPO (Aggarwal & Welleck 2025, arXiv 2503.04697, https://arxiv.org/abs/2503.04697).
 
     r = 1[correct] * clip(alpha * (n_gold - n_y) + delta, 0, 1)     (a budget: shorter is never worse)
     """
 
-    __name__ = "l1_max"
+    name = "l1_max"
     delta: float = 0.5
     """Offset so that a correct answer exactly at the budget earns delta (paper: 0.5)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_numbers(self, "delta")
-
     def value(self, correct: bool, length: int, target: int) -> float:
         return float(correct) * min(1.0, max(0.0, self.alpha * (target - length) + self.delta))
-
-
-def l1_exact(
-    target_length: int | None = None,
-    *,
-    alpha: float = 0.0003,
-    target_column: str | None = "target_length",
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> L1Exact:
-    """L1-Exact: accuracy minus alpha * |target - length| (target from ``target_column`` or the argument)."""
-    return L1Exact(
-        target_length=target_length,
-        alpha=alpha,
-        target_column=target_column,
-        answer_column=answer_column,
-        timeout=timeout,
-        benchmark=benchmark,
-    )
-
-
-def l1_max(
-    target_length: int | None = None,
-    *,
-    alpha: float = 0.0003,
-    delta: float = 0.5,
-    target_column: str | None = "target_length",
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> L1Max:
-    """L1-Max: accuracy times clip(alpha * (target - length) + delta, 0, 1)."""
-    return L1Max(
-        target_length=target_length,
-        alpha=alpha,
-        delta=delta,
-        target_column=target_column,
-        answer_column=answer_column,
-        timeout=timeout,
-        benchmark=benchmark,
-    )

@@ -11,21 +11,14 @@ Target-length rewards (L1 / LCPO) are in ``rewards/l1.py``; group-statistics rew
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
-from rewards.base import (
-    Columns,
-    GradedReward,
-    GroupReward,
-    RewardFunction,
-    check,
-    check_length,
-    check_numbers,
-)
+from pydantic import Field, model_validator
+
+from reasoner.length_caps import da_cap
+from rewards.base import Columns, GradedReward, GroupReward, RewardFunction
 
 
-@dataclass(frozen=True, kw_only=True)
 class Truncation(GradedReward):
     r"""DLER's truncation penalty (Liu et al. 2025, arXiv 2510.15110, https://arxiv.org/abs/2510.15110).
 
@@ -36,8 +29,8 @@ class Truncation(GradedReward):
     trainer passes ``max_length``). DLER pairs it with batch-wise advantage normalisation.
     """
 
-    __name__ = "truncation"
-    max_length: int
+    name = "truncation"
+    max_length: int = Field(ge=1)
     """Truncation length L in tokens (DLER: 4000)."""
     cap_column: str | None = "max_length"
     """Column with a per-row cap that overrides ``max_length`` where present (None values fall back)."""
@@ -45,11 +38,6 @@ class Truncation(GradedReward):
     """Reward for a correct answer within the cap. Default 1."""
     incorrect_reward: float = 0.0
     """Reward for anything else (wrong, no answer, or truncated). Default 0."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_length(self, "max_length")
-        check_numbers(self, "correct_reward", "incorrect_reward")
 
     def caps(self, columns: Columns, n: int) -> list[int]:
         if not self.cap_column or self.cap_column not in columns:
@@ -70,49 +58,20 @@ class Truncation(GradedReward):
         ]
 
 
-def truncation(
-    max_length: int,
-    *,
-    cap_column: str | None = "max_length",
-    correct_reward: float = 1.0,
-    incorrect_reward: float = 0.0,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> Truncation:
-    """DLER truncation reward: correct and shorter than ``max_length`` tokens -> 1, else 0."""
-    return Truncation(
-        max_length=max_length,
-        cap_column=cap_column,
-        correct_reward=correct_reward,
-        incorrect_reward=incorrect_reward,
-        answer_column=answer_column,
-        timeout=timeout,
-        benchmark=benchmark,
-    )
-
-
-def difficulty_cap(pass_rate: float, max_length: int, min_length: int) -> int:
-    """cap(p) = round(L_max - (L_max - L_min) * p), p clipped to [0, 1]."""
-    p = min(max(float(pass_rate), 0.0), 1.0)
-    return int(round(max_length - (max_length - min_length) * p))
-
-
-@dataclass(frozen=True, kw_only=True)
 class DifficultyTruncation(GroupReward):
     r"""Difficulty-Aware DLER (arXiv 2510.15110, https://arxiv.org/abs/2510.15110): truncation with a
     per-prompt cap that tightens as the prompt gets easier.
 
     p = the prompt's pass rate: the ``pass_rate_column`` value (a running rate kept by the trainer) where
     present, else the fraction of correct samples in the prompt's group.
-    cap(p) = round(L_max - (L_max - L_min) * p)   (our linear parameterisation of "tighter when easier")
+    cap(p) = round(L_max - (L_max - L_min) * p)   (``reasoner.length_caps.da_cap``)
     r_i = ``correct_reward`` if correct_i and L_i < cap(p) else ``incorrect_reward``
     """
 
-    __name__ = "difficulty_truncation"
-    max_length: int
+    name = "difficulty_truncation"
+    max_length: int = Field(ge=1)
     """L_max: cap (tokens) for prompts never solved (pass rate 0)."""
-    min_length: int
+    min_length: int = Field(ge=1)
     """L_min: cap (tokens) for prompts always solved (pass rate 1); <= max_length."""
     pass_rate_column: str | None = "pass_rate"
     """Column with each prompt's running pass rate in [0, 1]; missing or None: the in-group rate."""
@@ -121,18 +80,11 @@ class DifficultyTruncation(GroupReward):
     incorrect_reward: float = 0.0
     """Reward for anything else. Default 0."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_length(self, "max_length")
-        check_length(self, "min_length")
-        check(
-            self.min_length <= self.max_length,
-            self.__name__,
-            "min_length",
-            f"<= max_length ({self.max_length})",
-            self.min_length,
-        )
-        check_numbers(self, "correct_reward", "incorrect_reward")
+    @model_validator(mode="after")
+    def _ordered(self) -> DifficultyTruncation:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) must be <= max_length ({self.max_length})")
+        return self
 
     def pass_rates(self, prompts, correct: list[bool | None], columns: Columns) -> list[float]:
         n = len(correct)
@@ -151,8 +103,7 @@ class DifficultyTruncation(GroupReward):
         correct = self.correctness(completions, columns)
         lengths = self.lengths(completion_ids, len(completions))
         caps = [
-            difficulty_cap(p, self.max_length, self.min_length)
-            for p in self.pass_rates(prompts, correct, columns)
+            da_cap(p, self.max_length, self.min_length) for p in self.pass_rates(prompts, correct, columns)
         ]
         return [
             None if ok is None else (self.correct_reward if ok and length < cap else self.incorrect_reward)
@@ -160,36 +111,6 @@ class DifficultyTruncation(GroupReward):
         ]
 
 
-def difficulty_truncation(
-    max_length: int,
-    min_length: int,
-    *,
-    pass_rate_column: str | None = "pass_rate",
-    group_column: str | None = "problem_id",
-    num_generations: int | None = None,
-    correct_reward: float = 1.0,
-    incorrect_reward: float = 0.0,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> DifficultyTruncation:
-    """Difficulty-Aware DLER reward: truncation at a cap that moves from max_length to min_length as the
-    prompt's pass rate goes from 0 to 1."""
-    return DifficultyTruncation(
-        max_length=max_length,
-        min_length=min_length,
-        pass_rate_column=pass_rate_column,
-        group_column=group_column,
-        num_generations=num_generations,
-        correct_reward=correct_reward,
-        incorrect_reward=incorrect_reward,
-        answer_column=answer_column,
-        timeout=timeout,
-        benchmark=benchmark,
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
 class SoftOverlong(RewardFunction):
     r"""DAPO's soft overlong punishment (Yu et al. 2025, arXiv 2503.14476, https://arxiv.org/abs/2503.14476,
     eq. 13). Length only; add it to a correctness reward.
@@ -199,22 +120,17 @@ class SoftOverlong(RewardFunction):
         -1                                   if L > L_max
     """
 
-    __name__ = "soft_overlong"
-    max_length: int
+    name = "soft_overlong"
+    max_length: int = Field(ge=1)
     """L_max in tokens (DAPO: 20480)."""
-    cache_length: int
+    cache_length: int = Field(ge=0)
     """L_cache: length of the soft-penalty interval before L_max (DAPO: 4096); 0 gives a hard cut."""
 
-    def __post_init__(self) -> None:
-        check_length(self, "max_length")
-        check_length(self, "cache_length", low=0)
-        check(
-            self.cache_length <= self.max_length,
-            self.__name__,
-            "cache_length",
-            f"<= max_length ({self.max_length})",
-            self.cache_length,
-        )
+    @model_validator(mode="after")
+    def _within(self) -> SoftOverlong:
+        if self.cache_length > self.max_length:
+            raise ValueError(f"cache_length ({self.cache_length}) must be <= max_length ({self.max_length})")
+        return self
 
     def penalty(self, length: int) -> float:
         start = self.max_length - self.cache_length
@@ -228,12 +144,6 @@ class SoftOverlong(RewardFunction):
         return [self.penalty(length) for length in self.lengths(completion_ids, len(completions))]
 
 
-def soft_overlong(max_length: int, cache_length: int) -> SoftOverlong:
-    """DAPO soft overlong punishment over the last ``cache_length`` tokens before ``max_length``."""
-    return SoftOverlong(max_length=max_length, cache_length=cache_length)
-
-
-@dataclass(frozen=True, kw_only=True)
 class Cosine(GradedReward):
     r"""Cosine length-scaled reward (Yeo et al. 2025, "Demystifying Long Chain-of-Thought Reasoning in
     LLMs", arXiv 2502.03373, https://arxiv.org/abs/2502.03373, section 4).
@@ -246,8 +156,8 @@ class Cosine(GradedReward):
     penalised less, to keep exploring), exceeding -10.
     """
 
-    __name__ = "cosine"
-    max_length: int
+    name = "cosine"
+    max_length: int = Field(ge=1)
     """L_max in tokens (the generation cap)."""
     correct_at_zero: float = 2.0
     """r_0 for correct answers: the reward at length 0. Default 2."""
@@ -259,13 +169,6 @@ class Cosine(GradedReward):
     """r_L for wrong answers. Default 0."""
     exceed_reward: float = -10.0
     """Reward when the completion reaches L_max tokens (truncated). Default -10."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_length(self, "max_length")
-        check_numbers(
-            self, "correct_at_zero", "correct_at_max", "wrong_at_zero", "wrong_at_max", "exceed_reward"
-        )
 
     def value(self, correct: bool, length: int) -> float:
         if length >= self.max_length:
@@ -281,29 +184,3 @@ class Cosine(GradedReward):
         lengths = self.lengths(completion_ids, len(completions))
         correct = self.correctness(completions, columns)
         return [None if ok is None else self.value(ok, n) for ok, n in zip(correct, lengths, strict=True)]
-
-
-def cosine(
-    max_length: int,
-    *,
-    correct_at_zero: float = 2.0,
-    correct_at_max: float = 1.0,
-    wrong_at_zero: float = -10.0,
-    wrong_at_max: float = 0.0,
-    exceed_reward: float = -10.0,
-    answer_column: str = "answer",
-    timeout: float = 5.0,
-    benchmark: str | None = None,
-) -> Cosine:
-    """Yeo et al. cosine reward: correctness scaled by a cosine of length / max_length."""
-    return Cosine(
-        max_length=max_length,
-        correct_at_zero=correct_at_zero,
-        correct_at_max=correct_at_max,
-        wrong_at_zero=wrong_at_zero,
-        wrong_at_max=wrong_at_max,
-        exceed_reward=exceed_reward,
-        answer_column=answer_column,
-        timeout=timeout,
-        benchmark=benchmark,
-    )

@@ -8,8 +8,9 @@ to ``trainer.output_dir`` every ``trainer.save_steps`` steps, with our difficult
 continues from the latest one at the same step, data order and difficulty state. Metrics: one JSON line per
 logging step in ``<output_dir>/metrics.jsonl`` plus a compact console line; ``trainer.report_to`` is TRL's.
 
-This module is a composition root (like ``reasoner/cli.py``): it wires recipe names to reward functions
-(``rewards.REWARDS``) and training problems (``evals.benchmarks``), importing them inside functions.
+This module is a composition root (like ``reasoner/cli.py``): it wires recipe names to reward classes
+(``rewards.REWARDS``, passed to ``reasoner.config.load_recipe``) and training problems (``evals.benchmarks``),
+importing them inside functions.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from reasoner.argtypes import positive_int
 from reasoner.clitools import CLIError, write_document
-from reasoner.config import ConfigError, DataConfig, RecipeConfig, RewardSpec, load_recipe
+from reasoner.config import ConfigError, DataConfig, RecipeConfig, RewardSpec, SFTRecipeConfig, load_recipe
 
 log = logging.getLogger(__name__)
 
@@ -109,35 +110,24 @@ def recipe_problems(data: DataConfig) -> list:
 
 
 def build_rewards(specs: Sequence[RewardSpec]) -> list:
-    """Reward callables for the recipe's ``rewards`` list (``rewards.REWARDS``: name -> factory)."""
+    """The reward callables of the recipe's ``rewards`` list: each entry's ``params``, already an instance of
+    the reward class of its ``name`` (``rewards.REWARDS``; validated by ``load_recipe``)."""
+    return [spec.params for spec in specs]
+
+
+def resolved_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> RecipeConfig | SFTRecipeConfig:
+    """Load a recipe with overrides: RL recipes (``kind: grpo``, the default: ``RecipeConfig``, rewards typed by
+    ``rewards.REWARDS``, ``trainer:`` checked against TRL's GRPOConfig) or SFT recipes (``kind: sft``:
+    ``SFTRecipeConfig``, ``trainer:`` checked against SFTConfig)."""
+    from reasoner.train.trainer import validate_sft_args, validate_trainer_args
     from rewards import REWARDS
 
-    funcs = []
-    for i, spec in enumerate(specs):
-        if spec.name not in REWARDS:
-            raise ConfigError(
-                f"rewards.{i}.name: unknown reward {spec.name!r}; known: {', '.join(sorted(REWARDS))}"
-            )
-        try:
-            funcs.append(REWARDS[spec.name](**spec.params))
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"rewards.{i}.params ({spec.name}): {err}") from None
-    return funcs
-
-
-def resolved_recipe(recipe: str | Path, overrides: Sequence[str] = ()) -> Any:
-    """Load a recipe with overrides: RL recipes (``RecipeConfig``, ``trainer:`` checked against TRL's
-    GRPOConfig) or, for ``kind: sft``, SFT recipes (``reasoner.train.sft.SFTRecipeConfig``, SFTConfig)."""
-    from reasoner.train.sft import load_sft_recipe, recipe_kind
-    from reasoner.train.trainer import validate_sft_args, validate_trainer_args
-
-    if recipe_kind(recipe) == "sft":
-        return load_sft_recipe(recipe, overrides, trainer_validator=validate_sft_args)
-    return load_recipe(recipe, overrides, trainer_validator=validate_trainer_args)
+    validators = {"grpo": validate_trainer_args, "sft": validate_sft_args}
+    return load_recipe(recipe, overrides, rewards=REWARDS, trainer_validators=validators)
 
 
 def train_recipe(
-    recipe: str | Path | RecipeConfig,
+    recipe: str | Path | RecipeConfig | SFTRecipeConfig,
     overrides: Sequence[str] = (),
     *,
     resume: bool | str | None = None,
@@ -145,12 +135,14 @@ def train_recipe(
     quiet: bool = False,
 ) -> Any:
     """Run a recipe end to end; return the trainer (its state holds the step, metrics are on disk)."""
-    from reasoner.train.sft import SFTRecipeConfig, train_sft
+
+    from reasoner.train.sft import train_sft
     from reasoner.train.trainer import build_trainer, prepare_output_dir
     from reasoner.wiring import wire
 
     wire()  # a recipe may name an organism alias (dler_overthinker: model.name=overthinker)
 
+    config: RecipeConfig | SFTRecipeConfig
     if isinstance(recipe, RecipeConfig | SFTRecipeConfig):
         config = recipe
     else:

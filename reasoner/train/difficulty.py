@@ -6,10 +6,10 @@
 - ``PromptPruner`` (difficulty-aware pruning, a curriculum): a prompt whose last ``min_seen`` groups were all
   solved, or all failed, gives GRPO no learning signal (zero-std group). It is skipped for ``skip_epochs``
   epochs, then revisited: the next group it gets decides again.
-- ``da_cap`` (Difficulty-Aware DLER, arXiv 2510.15110 section on DA-DLER; github NVlabs/DLER): the truncation
-  length of a prompt tightens as it gets easier. Our parameterisation is linear in the running pass rate p:
-  ``cap(p) = round(L_max - (L_max - L_min) * p)``; unseen prompts get ``L_max``. The reward (truncation:
-  r = 0 when the response is longer than its cap) reads the cap from the ``max_length`` column.
+- ``da_cap`` (Difficulty-Aware DLER, arXiv 2510.15110; defined in ``reasoner.length_caps``, re-exported here):
+  the truncation length of a prompt tightens as it gets easier, ``cap(p) = round(L_max - (L_max - L_min) * p)``
+  in the running pass rate p; unseen prompts get ``L_max``. The reward (truncation: r = 0 when the response is
+  longer than its cap) reads the cap from the ``max_length`` column.
 
 All state is plain dicts of JSON types (``state_dict`` / ``load_state_dict``), saved with each checkpoint so
 a resumed run continues with the same curriculum.
@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from reasoner.length_caps import da_cap
 
 __all__ = ["DifficultyState", "PassRateTracker", "PromptPruner", "da_cap", "pass_rate_histogram"]
 
@@ -124,16 +126,6 @@ class PromptPruner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.streaks = {str(k): [v[0], int(v[1])] for k, v in state["streaks"].items()}
         self.pruned = {str(k): int(v) for k, v in state["pruned"].items()}
-
-
-def da_cap(pass_rate: float | None, max_length: int, min_length: int) -> int:
-    """Difficulty-Aware DLER truncation cap (tokens) for a prompt with this running pass rate."""
-    if not 1 <= min_length <= max_length:
-        raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}")
-    if pass_rate is None:
-        return max_length
-    p = min(max(float(pass_rate), 0.0), 1.0)
-    return int(round(max_length - (max_length - min_length) * p))
 
 
 @dataclass

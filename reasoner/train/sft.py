@@ -4,8 +4,9 @@ The second way to shorter reasoning beside RL: train on short, correct traces bu
 (shortest-correct distillation, or DAP's difficulty-aware rewrites, arXiv 2505.19716). A recipe with
 ``kind: sft`` (``recipes/sft_short.yaml``) has the sections ``model`` (the student), ``data`` (the dataset
 directory), ``lora`` (optional PEFT adapter) and ``trainer`` (TRL ``SFTConfig`` fields, passed through and
-checked against SFTConfig's dataclass fields). Every section rejects unknown keys, naming them, as RL recipes
-do. ``reasoner train sft_short [key=value ...]`` runs it: ``reasoner.train.cli`` dispatches on ``kind``.
+checked against SFTConfig's dataclass fields): ``reasoner.config.SFTRecipeConfig``, the ``sft`` member of the
+recipe union keyed on ``kind``. Every section rejects unknown keys, naming them, as RL recipes do.
+``reasoner train sft_short [key=value ...]`` runs it (``reasoner.config.load_recipe`` picks the kind).
 
 The dataset rows are TRL's conversational prompt-completion format, so the loss covers the completion only
 (SFTConfig ``completion_only_loss`` defaults to that for prompt-completion data).
@@ -14,20 +15,18 @@ The dataset rows are TRL's conversational prompt-completion format, so the loss 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from reasoner.config import (
     ConfigError,
-    LoraConfig,
-    ModelConfig,
-    apply_override,
-    format_validation_error,
-    parse_override,
+    SFTDataConfig,
+    SFTRecipeConfig,
+    TrainerValidator,
+    build_config,
     read_recipe_tree,
+    recipe_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ __all__ = [
     "SFTRecipeConfig",
     "load_sft_dataset",
     "load_sft_recipe",
-    "recipe_kind",
     "train_sft",
 ]
 
@@ -45,69 +43,24 @@ SFT_COLUMNS = ({"prompt", "completion"}, {"messages"}, {"text"})
 """Column sets TRL's SFTTrainer trains on (prompt-completion, conversational LM, plain LM)."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
-
-
-class SFTDataConfig(_Section):
-    path: str
-    """Dataset directory (``datasets`` ``save_to_disk``), e.g. the ``--out`` of ``reasoner distill``, with
-    prompt/completion (or messages, or text) columns. Relative paths are from the working directory."""
-    split: str = "train"
-    """Split to use when the directory holds a DatasetDict. Default train."""
-    limit: int | None = Field(None, ge=1)
-    """Train on the first ``limit`` rows only (None: all). Default None."""
-
-
-class SFTRecipeConfig(_Section):
-    kind: Literal["sft"] = "sft"
-    """Recipe kind: ``sft`` (TRL SFTTrainer). Recipes without ``kind`` are RL (GRPO) recipes."""
-    name: str = ""
-    """Recipe name (the YAML file stem unless set)."""
-    description: str = ""
-    """One line: what the recipe reproduces."""
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    data: SFTDataConfig
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    trainer: dict[str, Any] = {}
-    """TRL ``SFTConfig`` fields, passed through (output_dir, learning_rate, max_length, max_steps, ...)."""
-    loss_normalization: Literal["batch", "run"] = "batch"
-    """What a batch's summed token loss is divided by. ``batch``: its own loss tokens (TRL's per-batch token
-    mean). ``run``: the mean loss tokens per batch over the whole dataset, a constant, so every token weighs the
-    same whichever batch it lands in. With ``group_by_length`` batches the per-batch mean weighs a token of a
-    short batch more than one of a long batch, which skews what the model learns about length itself (the
-    organism's number of re-checks came out ~2x too low); ``run`` does not. Default batch."""
-
-
-def recipe_kind(recipe: str | Path) -> str:
-    """``sft`` for SFT recipes, ``grpo`` for RL recipes (no ``kind`` key); errors name unknown kinds."""
-    kind = read_recipe_tree(recipe)[1].get("kind", "grpo")
-    if kind not in ("grpo", "sft"):
-        raise ConfigError(f"kind: unknown recipe kind {kind!r}; known: grpo (the default), sft")
-    return kind
-
-
 def load_sft_recipe(
     recipe: str | Path,
     overrides: Sequence[str] = (),
     *,
-    trainer_validator: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    trainer_validator: TrainerValidator | None = None,
 ) -> SFTRecipeConfig:
-    """Load an SFT recipe (name in ``recipes/`` or YAML path), apply dotted overrides, validate."""
-    import copy
-
+    """Load an SFT recipe (name in ``recipes/`` or YAML path), apply dotted overrides, validate: the ``sft``
+    member of the recipe union (``reasoner.config.build_config``); a recipe of another kind is an error."""
     path, tree = read_recipe_tree(recipe)
+    if recipe_kind(tree) != "sft":
+        raise ConfigError(
+            f"recipe {str(path)!r} is kind {recipe_kind(tree)!r}, not an SFT recipe (kind: sft)"
+        )
     tree.setdefault("name", path.stem)
-    data = copy.deepcopy(tree)
-    for item in overrides:
-        keys, value = parse_override(item)
-        apply_override(data, keys, value)
-    try:
-        config = SFTRecipeConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, SFTRecipeConfig)) from None
-    if trainer_validator is not None:
-        config.trainer = trainer_validator(dict(config.trainer))
+    validators = {"sft": trainer_validator} if trainer_validator else None
+    config = build_config(tree, overrides, rewards={}, trainer_validators=validators)
+    if not isinstance(config, SFTRecipeConfig):  # recipe_kind said sft: the union cannot give another member
+        raise ConfigError(f"recipe {str(path)!r} did not load as an SFT recipe: {type(config).__name__}")
     return config
 
 

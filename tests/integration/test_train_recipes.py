@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reasoner.config import RECIPES_DIR
-from reasoner.train.sft import recipe_kind
+from reasoner.config import RECIPES_DIR, recipe_kind
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 RL_RECIPES = [r for r in RECIPES if recipe_kind(r) == "grpo"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from reasoner.config import build_config
 from reasoner.types import Problem, SampleSpec
@@ -17,6 +18,12 @@ N = 4
 def problems(k: int = 12) -> list[Problem]:
     """Even-indexed problems are 'constant' (their reward never varies): dynamic sampling must replace them."""
     return [Problem(f"p{i}", f"What is {i} + {i + 1}?", str(2 * i + 1)) for i in range(k)]
+
+
+class NoParams(BaseModel):
+    """The recipe's entry for ``AlignedReward`` (a test reward outside ``rewards.REWARDS``): no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class AlignedReward:
@@ -56,7 +63,9 @@ def tiny_recipe(tmp_path: Path, *extra: str):
         "trainer.save_strategy=no",
         *extra,
     ]
-    return build_config(tree, overrides, trainer_validator=validate_trainer_args)
+    return build_config(
+        tree, overrides, rewards={"aligned": NoParams}, trainer_validators={"grpo": validate_trainer_args}
+    )
 
 
 def hf_rollout(tiny_model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import BaseModel, ConfigDict
 
 from reasoner.config import build_config
 from reasoner.train.loss import LOSS_TYPES, policy_loss
@@ -18,6 +19,12 @@ from reasoner.types import Problem
 
 N = 4
 REL = 1e-6
+
+
+class NoParams(BaseModel):
+    """The recipe's entry for ``VaryingReward`` (a test reward outside ``rewards.REWARDS``): no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class VaryingReward:
@@ -51,7 +58,9 @@ def contract(tiny_model, tmp_path_factory):
         "trainer.epsilon_high=0.28",
         "trainer.temperature=0.7",  # TRL scores logits / temperature: a value that shows if it stops
     ]
-    recipe = build_config(tree, overrides, trainer_validator=validate_trainer_args)
+    recipe = build_config(
+        tree, overrides, rewards={"varying": NoParams}, trainer_validators={"grpo": validate_trainer_args}
+    )
     problems = [Problem(f"p{i}", f"What is {i} + {i + 1}?", str(2 * i + 1)) for i in range(6)]
     rollout = EngineRollout(HFEngine(tiny_model, dtype="float32"))
     trainer = build_trainer(

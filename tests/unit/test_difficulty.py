@@ -1,4 +1,5 @@
-"""Difficulty: pass-rate tracker, pruning schedule, Difficulty-Aware DLER caps (reasoner/train/difficulty.py)."""
+"""Difficulty: pass-rate tracker, pruning schedule (reasoner/train/difficulty.py), Difficulty-Aware DLER caps
+(reasoner/length_caps.py: one formula for the trainer's cap column and the ``difficulty_truncation`` reward)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,40 @@ def test_pruner_rejects_bad_args(args):
 )
 def test_da_cap_linear_in_pass_rate(rate, cap):
     assert da_cap(rate, 4000, 1000) == cap
+
+
+# cap(p) = round(L_max - (L_max - L_min) * p) by hand; round() halves to even
+DA_CAPS = [
+    (0.3, 96, 48, 82),  # 96 - 48 * 0.3 = 81.6
+    (0.25, 10, 4, 8),  # 10 - 1.5 = 8.5 -> 8 (half to even)
+    (0.75, 10, 4, 6),  # 10 - 4.5 = 5.5 -> 6 (half to even)
+    (0.5, 10, 4, 7),
+    (1 / 3, 100, 10, 70),
+    (0.9, 4000, 1000, 1300),
+    (0.5, 50, 50, 50),  # L_min = L_max: no difficulty
+    (None, 96, 48, 96),  # unseen prompt
+    (2.0, 96, 48, 48),  # clipped to p = 1
+]
+
+
+@pytest.mark.parametrize(("rate", "max_length", "min_length", "cap"), DA_CAPS)
+def test_da_cap_hand_computed(rate, max_length, min_length, cap):
+    assert da_cap(rate, max_length, min_length) == cap
+
+
+def test_one_da_cap_formula_for_trainer_and_reward():
+    """The trainer (hooks, via train.difficulty) and the reward use the same function; the reward's cap for a
+    pass rate is the trainer's: correct at cap - 1 tokens earns 1, at cap tokens 0."""
+    import reasoner.length_caps
+    import rewards.length
+    from rewards import DifficultyTruncation
+
+    assert da_cap is reasoner.length_caps.da_cap is rewards.length.da_cap
+    reward = DifficultyTruncation(max_length=96, min_length=48)
+    rate, cap = 0.3, da_cap(0.3, 96, 48)  # 82 (DA_CAPS)
+    got = reward(completions=[r"\boxed{4}"] * 2, completion_ids=[[1] * (cap - 1), [1] * cap], answer=["4"] * 2,
+                 problem_id=["a", "a"], pass_rate=[rate, rate])  # fmt: skip
+    assert cap == 82 and got == [1.0, 0.0]
 
 
 @given(st.floats(0, 1), st.floats(0, 1))

@@ -1,10 +1,10 @@
 """The layering of ../shared/DESIGN.md section 1, checked on the source: imports point downward only, counting
 imports inside functions (a lazy import is still an arrow), and no module imports itself back in a cycle.
 
-Layers: L0 types/config/argtypes/clitools; L1 models, prompts, verify, advantages, weights, and ``rewards/``
-(which may import only L0-L1); L2 engines; L3 strategies; L4 train, organism, distill, and ``evals/`` (never
-train/dist); L5 dist; L6 the composition root (``reasoner/cli.py``, the subcommand CLI modules and
-``reasoner/wiring.py``), which may import anything.
+Layers: L0 types/config/overrides/argtypes/clitools; L1 models, prompts, verify, advantages, length_caps,
+weights, and ``rewards/`` (which may import only L0-L1); L2 engines; L3 strategies; L4 train, organism, distill,
+and ``evals/`` (never train/dist); L5 dist; L6 the composition root (``reasoner/cli.py``, the subcommand CLI
+modules and ``reasoner/wiring.py``), which may import anything.
 
 There is no debt: any upward arrow or cycle fails. An import names the module it loads (``from a.b import c``
 is an arrow to ``a.b``; a package is its ``__init__``). ``pytest tests/unit/test_layers.py -s`` prints the
@@ -26,7 +26,17 @@ ROOTS = ("reasoner.cli", "evals.cli", "reasoner.train.cli", "reasoner.train.merg
          "reasoner.organism.cli", "reasoner.wiring")  # fmt: skip
 """The composition root: modules that wire names to objects (L6)."""
 LAYERS = (
-    (0, ("reasoner", "reasoner.types", "reasoner.config", "reasoner.argtypes", "reasoner.clitools")),
+    (
+        0,
+        (
+            "reasoner",
+            "reasoner.types",
+            "reasoner.config",
+            "reasoner.overrides",
+            "reasoner.argtypes",
+            "reasoner.clitools",
+        ),
+    ),  # fmt: skip
     (
         1,
         (
@@ -34,6 +44,7 @@ LAYERS = (
             "reasoner.prompts",
             "reasoner.verify",
             "reasoner.advantages",
+            "reasoner.length_caps",
             "reasoner.weights",
             "rewards",
         ),

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from reasoner.verify import DEFAULT_TIMEOUT_S
 from rewards import REWARDS, RewardFunction
 
 RIGHT, WRONG = r"The answer is \boxed{4}.", r"The answer is \boxed{5}."
@@ -210,7 +212,7 @@ def test_graded_rewards_count_only_marked_answers_by_default():
         0.0,
         1.0,
     ]
-    with pytest.raises(ValueError, match="accuracy: mode must be one of lenient, strict, got 'loose'"):
+    with pytest.raises(ValidationError, match=r"for Accuracy\nmode\n  Input should be 'lenient' or 'strict'"):
         Accuracy(mode="loose")
 
 
@@ -233,13 +235,35 @@ INVALID = [
     ("shorter_better", {"beta": -0.1}, "beta"),
     ("grpo_lead", {"alpha": -0.5}, "alpha"),
     ("format", {"require_think": "yes"}, "require_think"),
+    ("truncation", {"max_length": True}, "max_length"),
+    ("accuracy", {"timeout": math.inf}, "timeout"),
+    ("truncation", {"max_len": 10}, "max_len"),
 ]
 
 
 @pytest.mark.parametrize(("name", "kwargs", "param"), INVALID, ids=[f"{n}-{p}" for n, _, p in INVALID])
 def test_invalid_parameters_are_named(name, kwargs, param):
-    with pytest.raises(ValueError, match=rf"{name}: {param} must be"):
+    """A pydantic error naming the reward class and the parameter (a field, or in a cross-field rule's text)."""
+    with pytest.raises(ValidationError, match=rf"validation error for {REWARDS[name].__name__}\n") as err:
         make(name, **kwargs)
+    (error,) = err.value.errors()
+    assert error["loc"] == (param,) or (error["loc"] == () and param in error["msg"])
+
+
+def test_parameters_are_typed_fields_with_docstrings_and_the_verifier_timeout():
+    """REWARDS maps names to classes; a class's fields are its parameters (described, with defaults), and a graded
+    reward's default timeout is the verifier's."""
+    from rewards import GradedReward
+
+    for name, cls in REWARDS.items():
+        assert cls.name == name and isinstance(cls, type) and issubclass(cls, RewardFunction)
+        for field, info in cls.model_fields.items():
+            assert info.description, f"{name}.{field} has no docstring"
+        if issubclass(cls, GradedReward):
+            assert cls.model_fields["timeout"].default == DEFAULT_TIMEOUT_S
+            assert make(name).timeout == DEFAULT_TIMEOUT_S
+    with pytest.raises(ValidationError, match="frozen"):
+        make("accuracy").correct_reward = 2.0
 
 
 def test_registry_is_complete_named_and_picklable():
@@ -255,9 +279,10 @@ def test_registry_is_complete_named_and_picklable():
         clone = pickle.loads(pickle.dumps(fn))
         assert clone == fn and clone(**call) == fn(**call)
         assert "arxiv" in type(fn).__doc__.lower()
+        assert type(fn).model_validate(fn.model_dump()) == fn  # what --print-config shows loads back
 
 
-def test_rewards_import_only_types_and_verify_from_reasoner():
+def test_rewards_import_only_l1_modules_from_reasoner():
     root = Path(__file__).resolve().parents[2] / "rewards"
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -266,7 +291,9 @@ def test_rewards_import_only_types_and_verify_from_reasoner():
                 names = [node.module]
             for name in names:
                 if name.startswith("reasoner"):
-                    assert name in ("reasoner.types", "reasoner.verify"), f"{path.name} imports {name}"
+                    assert name in ("reasoner.types", "reasoner.verify", "reasoner.length_caps"), (
+                        f"{path.name} imports {name}"
+                    )
                 assert not name.startswith(("evals", "trl", "torch", "vllm", "ray")), (
                     f"{path.name} imports {name}"
                 )
