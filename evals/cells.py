@@ -181,7 +181,10 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         """``summary.json``'s content: every part, non-finite floats as None."""
         return jsonable(
-            {key: [c.to_json() for c in self.cells] if key == "cells" else getattr(self, key) for key in self.KEYS}
+            {
+                key: [c.to_json() for c in self.cells] if key == "cells" else getattr(self, key)
+                for key in self.KEYS
+            }
         )
 
     @classmethod

@@ -41,7 +41,9 @@ def grade_rows(
             wall_s=round(r.wall_s, 4),
             measured_s=round(measured, 4),
             samples=tuple(
-                SampleRecord(tokens=c.num_tokens, finish=c.finish_reason, answer=None, correct=False, text=c.text)
+                SampleRecord(
+                    tokens=c.num_tokens, finish=c.finish_reason, answer=None, correct=False, text=c.text
+                )
                 for c in r.completions
             ),
             correct=False,

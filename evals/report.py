@@ -90,7 +90,9 @@ def cell_summary(strategy: str, budget: int, rows: Sequence[Row]) -> Cell:
         accuracy=metrics.accuracy(_by_problem(rows, lambda r: [bool(r.correct)])),
         accuracy_ci=acc_ci,
         sample_acc=sample.get("sample_acc"),
-        pass_at=tuple((k, metrics.mean_pass_at_k(pooled, k), ci) for k, ci in zip(pass_ks, pass_cis, strict=True)),
+        pass_at=tuple(
+            (k, metrics.mean_pass_at_k(pooled, k), ci) for k, ci in zip(pass_ks, pass_cis, strict=True)
+        ),
         maj=sample.get("maj"),
         **{name: sum(getattr(r.tokens, name) for r in rows) / len(rows) for name in TOKEN_FIELDS},
         truncated=sum(s.finish == "length" for s in samples) / len(samples) if samples else 0.0,
@@ -102,7 +104,9 @@ def cell_summary(strategy: str, budget: int, rows: Sequence[Row]) -> Cell:
     )
 
 
-def summarize(rows: Sequence[Row], config: dict[str, Any] | None = None, *, baseline: str | None = None) -> Summary:
+def summarize(
+    rows: Sequence[Row], config: dict[str, Any] | None = None, *, baseline: str | None = None
+) -> Summary:
     """The whole summary: cells (with a ``pareto`` flag and CIs), per-strategy AUC, the front, the sweep
     cost, and paired comparisons with ``baseline`` (default rule: ``summary_stats.resolve_baseline``)."""
     groups: dict[tuple[str, int], list[Row]] = defaultdict(list)
@@ -133,11 +137,19 @@ def summarize(rows: Sequence[Row], config: dict[str, Any] | None = None, *, base
         cells=tuple(cells),
         strategies=strategies,
         pareto=[
-            {"strategy": cells[i].strategy, "budget": cells[i].budget, "generated": cells[i].generated,
-             "accuracy": cells[i].accuracy}
+            {
+                "strategy": cells[i].strategy,
+                "budget": cells[i].budget,
+                "generated": cells[i].generated,
+                "accuracy": cells[i].accuracy,
+            }
             for i in front
         ],  # fmt: skip
-        cost={"spent_tokens": spent, "separate_tokens": separate, "ratio": spent / separate if separate else None},
+        cost={
+            "spent_tokens": spent,
+            "separate_tokens": separate,
+            "ratio": spent / separate if separate else None,
+        },
         comparisons=summary_stats.comparisons(groups, order, baseline),
         statistics=summary_stats.statistics_info(baseline),
     )

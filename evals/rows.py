@@ -201,9 +201,7 @@ class Row:
             gold=_take(data, "gold", (str,), where),
             tokens=_tokens(_take(data, "tokens", (dict,), where), where),
             wall_s=_take(data, "wall_s", NUMBER, where),
-            samples=tuple(
-                SampleRecord.from_json(s, f"{where}, samples[{i}]") for i, s in enumerate(samples)
-            ),
+            samples=tuple(SampleRecord.from_json(s, f"{where}, samples[{i}]") for i, s in enumerate(samples)),
             correct=_take(data, "correct", (bool,), where),
             spent=_take(data, "spent", (int,), where) if "spent" in data else 0,
             measured_s=_take(data, "measured_s", NUMBER, where) if "measured_s" in data else 0.0,
