@@ -4,7 +4,8 @@ A run directory holds::
 
     config.yaml     the resolved EvalConfig (a rerun must match it, or start --fresh)
     manifest.json   one record per invocation that generated: versions, engine, device, seeds (evals.manifest)
-    samples.jsonl   one row per (strategy, budget, problem, seed), appended, flushed and fsynced per unit;
+    samples.jsonl   one row (evals.rows.Row) per (strategy, budget, problem, seed), appended, flushed and
+                    fsynced per unit;
                     each completion's text and verdict are kept, so a run can be re-graded and audited
     summary.json / summary.csv / report.html / *.png     written from samples.jsonl (evals.report)
 
