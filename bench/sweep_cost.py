@@ -19,13 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from evals.rows import Row
 from evals.runner import RunDir, run_sweep, sweep_problems
 from evals.sweep import EvalConfig
 from reasoner.engines import load_engine
 from reasoner.verify import grade_many
 
 
-def arm(config: EvalConfig, out: Path, engine, reuse: bool) -> tuple[int, float, list[dict]]:
+def arm(config: EvalConfig, out: Path, engine, reuse: bool) -> tuple[int, float, list[Row]]:
     run = RunDir(out)
     run.prepare(config, "fresh")
     t0 = time.perf_counter()
@@ -33,9 +34,8 @@ def arm(config: EvalConfig, out: Path, engine, reuse: bool) -> tuple[int, float,
     return stats.spent_tokens, time.perf_counter() - t0, run.read_rows()
 
 
-def comparable(rows: list[dict]) -> dict:
-    fields = ("answer", "correct", "tokens")
-    return {(r["strategy"], r["budget"], r["problem_id"], r["seed"]): [r[f] for f in fields] for r in rows}
+def comparable(rows: list[Row]) -> dict:
+    return {r.key: [r.answer, r.correct, r.tokens] for r in rows}
 
 
 def main() -> None:

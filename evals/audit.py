@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from evals.runner import CONFIG_FILE, RunDir
+from evals.rows import CONFIG_FILE, SAMPLES_FILE, Row, SampleRecord, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ EXAMPLES = 10
 """Disagreements an audit keeps as examples."""
 
 
-def _require_texts(rows: list[dict], where: Path) -> None:
-    missing = sum(1 for r in rows for s in r["samples"] if "text" not in s)
+def _require_texts(rows: list[Row], where: Path) -> None:
+    missing = sum(1 for r in rows for s in r.samples if s.text is None)
     if missing:
         raise ValueError(
             f"{where}: {missing} completion(s) have no saved text (a run made before responses were kept); "
@@ -33,32 +33,32 @@ def _require_texts(rows: list[dict], where: Path) -> None:
         )
 
 
-def load_graded_rows(run_dir: str | Path) -> tuple[RunDir, list[dict]]:
+def load_graded_rows(run_dir: str | Path) -> tuple[Path, list[Row]]:
     """The run directory and its rows; a ValueError when it has no rows or a completion without its text."""
-    run = RunDir(run_dir)
-    rows = run.read_rows()
+    path = Path(run_dir)
+    rows = read_rows(path / SAMPLES_FILE)
     if not rows:
-        raise ValueError(f"{run.samples_path}: no rows (is {run.path} a run directory of `reasoner eval`?)")
-    _require_texts(rows, run.samples_path)
-    return run, rows
+        raise ValueError(f"{path / SAMPLES_FILE}: no rows (is {path} a run directory of `reasoner eval`?)")
+    _require_texts(rows, path / SAMPLES_FILE)
+    return path, rows
 
 
-def audit_rows(rows: list[dict]) -> dict[str, Any]:
+def audit_rows(rows: list[Row]) -> dict[str, Any]:
     """Stored completion verdicts vs math-verify's own on the whole response (module docstring)."""
     from reasoner.verify import mathverify_many
 
-    samples = [(r, s) for r in rows for s in r["samples"]]
-    direct = mathverify_many([r["gold"] for r, _ in samples], [s["text"] for _, s in samples])
+    samples = [(r, s) for r in rows for s in r.samples]
+    direct = mathverify_many([r.gold for r, _ in samples], [s.text or "" for _, s in samples])
     by_cell: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     ours_only = theirs_only = 0
     examples: list[dict[str, Any]] = []
     for (row, s), v in zip(samples, direct, strict=True):
-        cell = by_cell[f"{row['strategy']}@{row['budget']}"]
+        cell = by_cell[row.cell]
         cell[1] += 1
-        if bool(s["correct"]) == bool(v.correct):
+        if bool(s.correct) == bool(v.correct):
             continue
         cell[0] += 1
-        ours_only += bool(s["correct"])
+        ours_only += bool(s.correct)
         theirs_only += bool(v.correct)
         if len(examples) < EXAMPLES:
             examples.append(_example(row, s, v))
@@ -69,21 +69,21 @@ def audit_rows(rows: list[dict]) -> dict[str, Any]:
         "rate": (ours_only + theirs_only) / n if n else 0.0,
         "ours_correct_mathverify_wrong": ours_only,
         "ours_wrong_mathverify_correct": theirs_only,
-        "grader": rows[0].get("grader", "unknown"),
+        "grader": rows[0].grader or "unknown",
         "by_cell": {k: {"disagreements": d, "completions": t} for k, (d, t) in by_cell.items()},
         "examples": examples,
     }
 
 
-def _example(row: dict, sample: dict, direct: Any) -> dict[str, Any]:
-    text = sample["text"]
+def _example(row: Row, sample: SampleRecord, direct: Any) -> dict[str, Any]:
+    text = sample.text or ""
     return {
-        "problem_id": row["problem_id"],
-        "strategy": row["strategy"],
-        "budget": row["budget"],
-        "seed": row["seed"],
-        "gold": row["gold"],
-        "ours": {"answer": sample["answer"], "correct": sample["correct"], "status": sample.get("status")},
+        "problem_id": row.problem_id,
+        "strategy": row.strategy,
+        "budget": row.budget,
+        "seed": row.seed,
+        "gold": row.gold,
+        "ours": {"answer": sample.answer, "correct": sample.correct, "status": sample.status},
         "mathverify": {"answer": direct.extracted, "correct": direct.correct, "status": direct.status},
         "response_tail": text[-300:],
     }
@@ -91,11 +91,11 @@ def _example(row: dict, sample: dict, direct: Any) -> dict[str, Any]:
 
 def audit_run(run_dir: str | Path) -> dict[str, Any]:
     """Audit a run and write ``RUN_DIR/audit.json``; returns the audit."""
-    run, rows = load_graded_rows(run_dir)
-    if not (run.path / CONFIG_FILE).is_file():
-        raise ValueError(f"{run.path}: no {CONFIG_FILE} (not a run directory of `reasoner eval`)")
+    path, rows = load_graded_rows(run_dir)
+    if not (path / CONFIG_FILE).is_file():
+        raise ValueError(f"{path}: no {CONFIG_FILE} (not a run directory of `reasoner eval`)")
     audit = audit_rows(rows)
-    (run.path / AUDIT_FILE).write_text(json.dumps(audit, indent=2) + "\n", encoding="utf-8")
+    (path / AUDIT_FILE).write_text(json.dumps(audit, indent=2) + "\n", encoding="utf-8")
     log.info(
         "audit: %d of %d completions disagree with math-verify", audit["disagreements"], audit["completions"]
     )

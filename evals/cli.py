@@ -20,7 +20,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from evals.cells import Summary
 from evals.console import load_summary, print_line, print_summary, verdict_lines
+from evals.rows import RowFormatError
 from reasoner.argtypes import non_negative_int
 
 log = logging.getLogger("reasoner")
@@ -227,7 +229,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{stats.spent_tokens} tokens generated, {stats.served_tokens} replayed; "
         f"wall {time.perf_counter() - t0:.1f} s"
     )
-    for line in verdict_lines(load_summary(out)):
+    for line in verdict_lines(load_summary(out), _takes_budget):
         print_line(line)
     return 0
 
@@ -248,7 +250,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print_line(
         f"wrote {path} and {', '.join(str(out / n) for n in ('pareto.png', 'accuracy_vs_budget.png', 'lengths.png'))}"
     )
-    for line in verdict_lines(load_summary(out)):
+    for line in verdict_lines(load_summary(out), _takes_budget):
         print_line(line)
     return 0
 
@@ -306,21 +308,40 @@ def _add_regrade_parser(subparsers: Any) -> None:
     reg.set_defaults(func=cmd_regrade)
 
 
+def _takes_budget(label: str) -> bool:
+    """Whether a strategy label's budget is a setting of the method (``console.verdict_lines``)."""
+    from evals.sweep import StrategyEntry
+
+    return StrategyEntry.parse(label, 1).takes_budget
+
+
+def _previous_summary(run_dir: Path) -> Summary | None:
+    """The run's own ``summary.json`` before a regrade (None when there is none, or when it has a format this
+    version does not read: then the before/after accuracy lines are left out, with a warning)."""
+    if not (run_dir / "summary.json").is_file():
+        return None
+    try:
+        return load_summary(run_dir)
+    except RowFormatError as err:
+        log.warning("not comparing accuracies with the previous summary: %s", err)
+        return None
+
+
 def cmd_regrade(args: argparse.Namespace) -> int:
     from evals.regrade import regrade_run
 
     try:
-        before = load_summary(Path(args.run_dir)) if (Path(args.run_dir) / "summary.json").is_file() else None
+        before = _previous_summary(Path(args.run_dir))
         out, changed = regrade_run(args.run_dir, args.mode, args.out)
     except (ValueError, OSError) as err:
         return _fail("regrade", err)
     summary = load_summary(out)
     print_summary(summary, out)
-    old = {(c["strategy"], c["budget"]): c["accuracy"] for c in (before or {}).get("cells", [])}
-    for c in summary["cells"]:
-        was = old.get((c["strategy"], c["budget"]))
+    old = {(c.strategy, c.budget): c.accuracy for c in before.cells} if before else {}
+    for c in summary.cells:
+        was = old.get((c.strategy, c.budget))
         if was is not None:
-            print_line(f"{c['strategy']}@{c['budget']}: accuracy {was:.3f} -> {c['accuracy']:.3f}")
+            print_line(f"{c.strategy}@{c.budget}: accuracy {was:.3f} -> {c.accuracy:.3f}")
     print_line(
         f"regraded {changed['completions']} completions with --mode {args.mode}: {changed['samples']} verdicts "
         f"and {changed['extractions']} extracted answers changed; {changed['finals']} of {changed['rows']} "

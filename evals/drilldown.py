@@ -1,6 +1,6 @@
 """The "Per problem" drill-down of ``report.html``: every problem's rows and completions, collapsed.
 
-``drilldown_html(rows)`` renders ``samples.jsonl`` rows (``evals.runner``) as one ``<section>``: a filter bar
+``drilldown_html(rows)`` renders ``samples.jsonl`` rows (``evals.rows.Row``) as one ``<section>``: a filter bar
 (problem id substring; only problems where the final answers differ; only problems with a wrong answer), then
 one ``<details>`` per problem whose summary line shows the problem id, the gold answer and a mark per
 strategy@budget (correct on every seed, on none, or on ``k/n`` seeds). Opened, it lists each
@@ -18,9 +18,11 @@ over the whole section (later texts are left out with a note; ``samples.jsonl`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 from typing import Any
+
+from evals.rows import Row, SampleRecord
 
 MAX_PROBLEMS = 200
 MAX_CHARS = 20_000
@@ -56,10 +58,6 @@ apply();})();"""
 def _text(value: Any) -> str:
     """Escaped display form of an answer (None: a dash)."""
     return "&#8212;" if value is None else escape(str(value))
-
-
-def _cell(row: Mapping[str, Any]) -> str:
-    return f"{row['strategy']}@{row['budget']}"
 
 
 def _verdict(correct: Any, answer: Any, status: str | None) -> tuple[str, str]:
@@ -98,35 +96,35 @@ class _Budget:
         return f"{note}<pre>{body}</pre>"
 
 
-def _sample_html(i: int, sample: Mapping[str, Any], budget: _Budget) -> str:
+def _sample_html(i: int, sample: SampleRecord, budget: _Budget) -> str:
     """One completion: a collapsed ``<details>`` with its answer, verdict, length and finish reason."""
-    cls, words = _verdict(sample.get("correct"), sample.get("answer"), sample.get("status"))
+    cls, words = _verdict(sample.correct, sample.answer, sample.status)
     head = (
-        f"#{i} answer <code>{_text(sample.get('answer'))}</code> &middot; "
-        f"<span class='{cls}'>{escape(words)}</span> &middot; {_text(sample.get('tokens'))} tokens"
-        f" &middot; finish {_text(sample.get('finish'))}"
+        f"#{i} answer <code>{_text(sample.answer)}</code> &middot; "
+        f"<span class='{cls}'>{escape(words)}</span> &middot; {_text(sample.tokens)} tokens"
+        f" &middot; finish {_text(sample.finish)}"
     )
-    return f"<details class='dd-s'><summary>{head}</summary>{budget.pre(sample.get('text'))}</details>"
+    return f"<details class='dd-s'><summary>{head}</summary>{budget.pre(sample.text)}</details>"
 
 
-def _row_html(row: Mapping[str, Any], budget: _Budget) -> str:
+def _row_html(row: Row, budget: _Budget) -> str:
     """One (strategy, budget, seed) row: final answer, verdict, tokens generated, then its completions."""
-    cls, words = _verdict(row.get("correct"), row.get("answer"), row.get("status"))
-    grader = f" ({escape(str(row['grader']))} grader)" if row.get("grader") else ""
-    tokens = (row.get("tokens") or {}).get("generated")
-    samples = row.get("samples") or []
+    cls, words = _verdict(row.correct, row.answer, row.status)
+    grader = f" ({escape(str(row.grader))} grader)" if row.grader else ""
+    tokens = row.tokens.generated
+    samples = row.samples
     head = (
-        f"<b>{escape(_cell(row))}</b> seed {_text(row.get('seed'))}: answer "
-        f"<code>{_text(row.get('answer'))}</code> &middot; <span class='{cls}'>{escape(words)}</span>{grader}"
+        f"<b>{escape(row.cell)}</b> seed {_text(row.seed)}: answer "
+        f"<code>{_text(row.answer)}</code> &middot; <span class='{cls}'>{escape(words)}</span>{grader}"
         f" &middot; {_text(tokens)} tokens generated &middot; {len(samples)} completion(s)"
     )
     body = "".join(_sample_html(i, s, budget) for i, s in enumerate(samples, 1))
     return f"<div class='dd-row'><div>{head}</div>{body}</div>"
 
 
-def _mark(cell: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def _mark(cell: str, rows: Sequence[Row]) -> str:
     """The summary-line mark of one strategy@budget on one problem (over its seeds)."""
-    right = sum(bool(r.get("correct")) for r in rows)
+    right = sum(bool(r.correct) for r in rows)
     if right == len(rows):
         cls, sign = "ok", OK
     elif right == 0:
@@ -138,22 +136,22 @@ def _mark(cell: str, rows: Sequence[Mapping[str, Any]]) -> str:
 
 def _problem_html(
     pid: str,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     cells: Sequence[str],
     question: str | None,
     budget: _Budget,
 ) -> str:
     """One problem: a ``<details>`` whose summary line is id, gold and a mark per strategy@budget."""
-    by_cell = {c: [r for r in rows if _cell(r) == c] for c in cells}
+    by_cell = {c: [r for r in rows if r.cell == c] for c in cells}
     marks = "".join(_mark(c, rs) for c, rs in by_cell.items() if rs)
-    answers = {None if r.get("answer") is None else str(r.get("answer")).strip() for r in rows}
+    answers = {None if r.answer is None else r.answer.strip() for r in rows}
     disagree = int(len(answers) > 1)
-    wrong = int(not all(r.get("correct") for r in rows))
-    golds = list(dict.fromkeys(str(r.get("gold")) for r in rows if r.get("gold") is not None))
+    wrong = int(not all(r.correct for r in rows))
+    golds = list(dict.fromkeys(r.gold for r in rows))
     gold = " | ".join(golds) if golds else None
     head = f"<span class='dd-id'>{escape(pid)}</span> &middot; gold <code>{_text(gold)}</code>{marks}"
     parts = [f"<div class='dd-q'><b>Question:</b> {escape(question)}</div>"] if question else []
-    ordered = sorted(rows, key=lambda r: (cells.index(_cell(r)), _seed_key(r.get("seed"))))
+    ordered = sorted(rows, key=lambda r: (cells.index(r.cell), r.seed))
     parts += [_row_html(r, budget) for r in ordered]
     return (
         f"<details class='dd-p' data-id='{escape(pid)}' data-disagree='{disagree}' data-wrong='{wrong}'>"
@@ -161,21 +159,17 @@ def _problem_html(
     )
 
 
-def _seed_key(seed: Any) -> tuple[int, str]:
-    return (0, f"{seed:012d}") if isinstance(seed, int) else (1, str(seed))
-
-
-def _cells(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+def _cells(rows: Iterable[Row]) -> list[str]:
     """strategy@budget labels: strategies in order of appearance, budgets ascending within each."""
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    strategies = list(dict.fromkeys(r.strategy for r in rows))
     budgets: dict[str, set[int]] = {s: set() for s in strategies}
     for r in rows:
-        budgets[r["strategy"]].add(int(r["budget"]))
+        budgets[r.strategy].add(r.budget)
     return [f"{s}@{b}" for s in strategies for b in sorted(budgets[s])]
 
 
 def drilldown_html(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Row],
     *,
     question_of: Callable[[str], str | None] | None = None,
     max_problems: int | None = None,
@@ -188,9 +182,9 @@ def drilldown_html(
     ``max_problems`` (default ``MAX_PROBLEMS``) keeps the first problems in order of appearance.
     """
     limit = MAX_PROBLEMS if max_problems is None else max_problems
-    groups: dict[str, list[Mapping[str, Any]]] = {}
+    groups: dict[str, list[Row]] = {}
     for r in rows:
-        groups.setdefault(str(r["problem_id"]), []).append(r)
+        groups.setdefault(r.problem_id, []).append(r)
     cells = _cells(rows)
     budget = _Budget(max_chars, max_total_chars)
     kept = list(groups)[:limit]

@@ -20,10 +20,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from reasoner.engines.base import Engine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +88,10 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_manifest(config: Any, engine: Engine | None = None, *, workers: int = 0) -> dict[str, Any]:
-    """One invocation's record. ``config`` is the run's ``EvalConfig``; ``engine`` the loaded engine (its
-    name, device and dtype; None when engines live in Ray workers, then the config's values are recorded)."""
+def run_manifest(config: Any, engine: object | None = None, *, workers: int = 0) -> dict[str, Any]:
+    """One invocation's record. ``config`` is the run's ``EvalConfig``; ``engine`` the loaded engine (only its
+    ``name``, ``device`` and ``dtype`` attributes are read, so this module, which the report reads, imports no
+    engine; None when engines live in Ray workers, then the config's values are recorded)."""
     import reasoner
 
     return {

@@ -16,16 +16,17 @@ votes): their answer is kept and graded again. The re-graded run is written to i
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import shutil
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evals.audit import load_graded_rows
 from evals.manifest import MANIFEST_FILE
+from evals.rows import Row
 from evals.runner import RunDir
 
 if TYPE_CHECKING:
@@ -34,20 +35,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def regrade_rows(rows: list[dict], mode: GraderMode) -> tuple[list[dict], dict[str, int]]:
+def regrade_rows(rows: Sequence[Row], mode: GraderMode) -> tuple[list[Row], dict[str, int]]:
     """Rows graded again with ``mode`` (module docstring) and counts of what changed."""
     from evals.grading import grade_finals, grade_samples
 
-    new = copy.deepcopy(rows)
-    grade_samples(new, mode)
-    grade_finals(new, mode, rederive=True)
+    new = grade_finals(grade_samples(rows, mode), mode, rederive=True)
     changed: Counter[str] = Counter()
     for old, row in zip(rows, new, strict=True):
-        for a, b in zip(old["samples"], row["samples"], strict=True):
-            changed["samples"] += a["correct"] != b["correct"]
-            changed["extractions"] += a["answer"] != b["answer"]
-        changed["finals"] += old["correct"] != row["correct"]
-    return new, {"rows": len(new), "completions": sum(len(r["samples"]) for r in new), **changed}
+        for a, b in zip(old.samples, row.samples, strict=True):
+            changed["samples"] += a.correct != b.correct
+            changed["extractions"] += a.answer != b.answer
+        changed["finals"] += old.correct != row.correct
+    return new, {"rows": len(new), "completions": sum(len(r.samples) for r in new), **changed}
 
 
 def regrade_run(
@@ -57,7 +56,8 @@ def regrade_run(
     (default ``RUN_DIR/regrade-<mode>``); returns the directory and the change counts."""
     from evals.report import write_report
 
-    run, rows = load_graded_rows(run_dir)
+    path, rows = load_graded_rows(run_dir)
+    run = RunDir(path)
     target = RunDir(Path(out) if out else run.path / f"regrade-{mode}")
     if target.path.resolve() == run.path.resolve():
         raise ValueError(f"--out must differ from the run directory {run.path} (the original rows are kept)")

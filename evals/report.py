@@ -27,17 +27,18 @@ import csv
 import html
 import json
 import logging
-import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from evals import metrics, summary_stats
 from evals.audit import audit_html, read_audit
+from evals.cells import SUMMARY_FILE, Cell, Summary
 from evals.manifest import manifest_html, read_manifest, summarize_manifest
 from evals.metrics import PER_SAMPLE, base_name
-from evals.runner import RunDir
+from evals.rows import SAMPLES_FILE, Row, read_rows, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -47,135 +48,138 @@ NOT_REPRODUCIBLE = ("wall_s", "measured_s")
 """Summary fields that measure time and differ between runs; everything else is determined by the rows."""
 
 
-def _by_problem(rows: Sequence[dict], value) -> list[list[Any]]:
+def _by_problem(rows: Sequence[Row], value: Callable[[Row], list[Any]]) -> list[list[Any]]:
     groups: dict[str, list[Any]] = defaultdict(list)
     for r in rows:
-        groups[r["problem_id"]].extend(value(r))
+        groups[r.problem_id].extend(value(r))
     return [groups[k] for k in sorted(groups)]
 
 
-def _sample_metrics(rows: Sequence[dict]) -> dict[str, float]:
-    pooled = _by_problem(rows, lambda r: [s["correct"] for s in r["samples"]])
+def _sample_metrics(rows: Sequence[Row]) -> dict[str, Any]:
+    """``sample_acc``, ``pass_ks`` (the k of pass@k) and ``maj`` ((k, maj@k) or None); {} without samples."""
+    pooled = _by_problem(rows, lambda r: [s.correct for s in r.samples])
     if not all(pooled):
         return {}
-    out = {"sample_acc": metrics.accuracy(pooled)}
-    k = 1
-    while k <= min(len(g) for g in pooled):
-        out[f"pass@{k}"] = metrics.mean_pass_at_k(pooled, k)
-        k *= 2
-    per_row = min(len(r["samples"]) for r in rows)
+    ks = [1 << i for i in range(min(len(g) for g in pooled).bit_length())]
+    per_row = min(len(r.samples) for r in rows)
+    maj = None
     if per_row > 1:
-        votes = _by_problem(rows, lambda r: [_row_maj(r, per_row)])
-        out[f"maj@{per_row}"] = metrics.accuracy(votes)
-    return out
+        maj = (per_row, metrics.accuracy(_by_problem(rows, lambda r: [_row_maj(r, per_row)])))
+    return {"sample_acc": metrics.accuracy(pooled), "pass_ks": ks, "maj": maj}
 
 
-def _row_maj(row: dict, k: int) -> bool:
-    samples = row["samples"][:k]
-    return metrics.maj_at_k([s["answer"] for s in samples], [bool(s["correct"]) for s in samples], k)
+def _row_maj(row: Row, k: int) -> bool:
+    samples = row.samples[:k]
+    return metrics.maj_at_k([s.answer for s in samples], [bool(s.correct) for s in samples], k)
 
 
-def cell_summary(strategy: str, budget: int, rows: Sequence[dict]) -> dict[str, Any]:
-    """The metrics of one (strategy, budget) cell (module docstring)."""
-    correct = [bool(r["correct"]) for r in rows]
-    generated = [int(r["tokens"]["generated"]) for r in rows]
-    samples = [s for r in rows for s in r["samples"]]
-    cell: dict[str, Any] = {
-        "strategy": strategy,
-        "budget": budget,
-        "problems": len({r["problem_id"] for r in rows}),
-        "rows": len(rows),
-        "accuracy": metrics.accuracy(_by_problem(rows, lambda r: [bool(r["correct"])])),
-    }
-    if base_name(strategy) in PER_SAMPLE:
-        cell.update(_sample_metrics(rows))
-    for name in TOKEN_FIELDS:
-        cell[name] = sum(r["tokens"][name] for r in rows) / len(rows)
-    cell["truncated"] = sum(s["finish"] == "length" for s in samples) / len(samples) if samples else 0.0
-    cell["tokens_per_correct"] = metrics.tokens_per_correct(correct, generated)
-    cell["acc_per_1k"] = metrics.accuracy_per_1k_tokens(correct, generated) if sum(generated) else 0.0
-    cell["spent"] = sum(int(r.get("spent", 0)) for r in rows)
-    cell["wall_s"] = sum(r["wall_s"] for r in rows) / len(rows)
-    cell["measured_s"] = sum(r.get("measured_s", 0.0) for r in rows)
-    return summary_stats.with_cis(cell, rows)
+def cell_summary(strategy: str, budget: int, rows: Sequence[Row]) -> Cell:
+    """The metrics of one (strategy, budget) cell (module docstring), with its intervals."""
+    correct = [bool(r.correct) for r in rows]
+    generated = [r.tokens.generated for r in rows]
+    samples = [s for r in rows for s in r.samples]
+    sample = _sample_metrics(rows) if base_name(strategy) in PER_SAMPLE else {}
+    pass_ks = sample.get("pass_ks", [])
+    acc_ci, pass_cis = summary_stats.cell_cis(rows, pass_ks)
+    pooled = _by_problem(rows, lambda r: [s.correct for s in r.samples])
+    return Cell(
+        strategy=strategy,
+        budget=budget,
+        problems=len({r.problem_id for r in rows}),
+        rows=len(rows),
+        accuracy=metrics.accuracy(_by_problem(rows, lambda r: [bool(r.correct)])),
+        accuracy_ci=acc_ci,
+        sample_acc=sample.get("sample_acc"),
+        pass_at=tuple(
+            (k, metrics.mean_pass_at_k(pooled, k), ci) for k, ci in zip(pass_ks, pass_cis, strict=True)
+        ),
+        maj=sample.get("maj"),
+        **{name: sum(getattr(r.tokens, name) for r in rows) / len(rows) for name in TOKEN_FIELDS},
+        truncated=sum(s.finish == "length" for s in samples) / len(samples) if samples else 0.0,
+        tokens_per_correct=metrics.tokens_per_correct(correct, generated),
+        acc_per_1k=metrics.accuracy_per_1k_tokens(correct, generated) if sum(generated) else 0.0,
+        spent=sum(r.spent for r in rows),
+        wall_s=sum(r.wall_s for r in rows) / len(rows),
+        measured_s=sum(r.measured_s for r in rows),
+    )
 
 
 def summarize(
-    rows: Sequence[dict], config: dict[str, Any] | None = None, *, baseline: str | None = None
-) -> dict[str, Any]:
+    rows: Sequence[Row], config: dict[str, Any] | None = None, *, baseline: str | None = None
+) -> Summary:
     """The whole summary: cells (with a ``pareto`` flag and CIs), per-strategy AUC, the front, the sweep
     cost, and paired comparisons with ``baseline`` (default rule: ``summary_stats.resolve_baseline``)."""
-    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[Row]] = defaultdict(list)
     for r in rows:
-        groups[(r["strategy"], int(r["budget"]))].append(r)
-    order = list(dict.fromkeys(r["strategy"] for r in rows))
+        groups[(r.strategy, r.budget)].append(r)
+    order = list(dict.fromkeys(r.strategy for r in rows))
     if config:
         order = [s for s in config.get("strategies", []) if any(k[0] == s for k in groups)] or order
     baseline = summary_stats.resolve_baseline(order, baseline)
     cells = [
         cell_summary(s, b, groups[(s, b)]) for s in order for b in sorted(b for t, b in groups if t == s)
     ]
-    front = metrics.pareto_front([(c["generated"], c["accuracy"]) for c in cells]) if cells else []
-    for i, c in enumerate(cells):
-        c["pareto"] = i in front
+    front = metrics.pareto_front([(c.generated, c.accuracy) for c in cells]) if cells else []
+    cells = [replace(c, pareto=i in front) for i, c in enumerate(cells)]
     strategies = {}
     for s in order:
-        mine = [c for c in cells if c["strategy"] == s]
-        budgets, accs = [c["budget"] for c in mine], [c["accuracy"] for c in mine]
+        mine = [c for c in cells if c.strategy == s]
+        budgets, accs = [c.budget for c in mine], [c.accuracy for c in mine]
         strategies[s] = {
             "auc": metrics.auc_accuracy_vs_budget(budgets, accs),
             "auc_norm": metrics.auc_accuracy_vs_budget(budgets, accs, normalize=True),
         }
-    spent = sum(int(r.get("spent", 0)) for r in rows)
-    separate = sum(int(r["tokens"]["generated"]) for r in rows)
-    return {
-        "config": config or {},
-        "rows": len(rows),
-        "cells": cells,
-        "strategies": strategies,
-        "pareto": [{k: cells[i][k] for k in ("strategy", "budget", "generated", "accuracy")} for i in front],
-        "cost": {
+    spent = sum(r.spent for r in rows)
+    separate = sum(r.tokens.generated for r in rows)
+    return Summary(
+        config=config or {},
+        rows=len(rows),
+        cells=tuple(cells),
+        strategies=strategies,
+        pareto=[
+            {
+                "strategy": cells[i].strategy,
+                "budget": cells[i].budget,
+                "generated": cells[i].generated,
+                "accuracy": cells[i].accuracy,
+            }
+            for i in front
+        ],  # fmt: skip
+        cost={
             "spent_tokens": spent,
             "separate_tokens": separate,
             "ratio": spent / separate if separate else None,
         },
-        "comparisons": summary_stats.comparisons(groups, order, baseline),
-        "statistics": summary_stats.statistics_info(baseline),
-    }
+        comparisons=summary_stats.comparisons(groups, order, baseline),
+        statistics=summary_stats.statistics_info(baseline),
+    )
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def write_summary(run_dir: str | Path, *, baseline: str | None = None) -> dict[str, Any]:
+def write_summary(run_dir: str | Path, *, baseline: str | None = None) -> Summary:
     """Compute the summary from ``samples.jsonl``; write ``summary.json``, ``summary.csv`` (CIs as ``_lo``/
-    ``_hi`` columns) and ``comparisons.csv``. ``baseline``: the strategy label to compare the others with."""
-    run = RunDir(run_dir)
-    rows = run.read_rows()
+    ``_hi`` columns) and ``comparisons.csv``. ``baseline``: the strategy label to compare the others with.
+    Returns the summary as read back from ``summary.json`` (non-finite values as there)."""
+    path = Path(run_dir)
+    rows = read_rows(path / SAMPLES_FILE)
     if not rows:
-        raise ValueError(f"{run.samples_path}: no rows to summarise")
-    config = run.load_config().to_dict() if run.exists() else None
-    summary = _jsonable(summarize(rows, config, baseline=baseline))
-    summary["manifest"] = summarize_manifest(read_manifest(run.path))
-    summary["audit"] = read_audit(run.path)
-    (run.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    cells = [summary_stats.flatten_cis(c) for c in summary["cells"]]
+        raise ValueError(f"{path / SAMPLES_FILE}: no rows to summarise")
+    summary = replace(
+        summarize(rows, read_run_config(path), baseline=baseline),
+        manifest=summarize_manifest(read_manifest(path)),
+        audit=read_audit(path),
+    )
+    data = summary.to_json()
+    (path / SUMMARY_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    cells = [summary_stats.flatten_cis(c) for c in data["cells"]]
     columns = list(dict.fromkeys(k for c in cells for k in c))
     columns += ["auc", "auc_norm"]
-    with (run.path / "summary.csv").open("w", newline="", encoding="utf-8") as f:
+    with (path / "summary.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         for c in cells:
-            writer.writerow({**c, **summary["strategies"][c["strategy"]]})
-    summary_stats.write_comparisons_csv(run.path / "comparisons.csv", summary["comparisons"])
-    return summary
+            writer.writerow({**c, **data["strategies"][c["strategy"]]})
+    summary_stats.write_comparisons_csv(path / "comparisons.csv", data["comparisons"])
+    return Summary.from_json(data, str(path / SUMMARY_FILE))
 
 
 # ---------------------------------------------------------------- HTML
@@ -239,10 +243,10 @@ _CSS = (
 )
 
 
-def _comparisons_html(summary: dict) -> str:
-    if not summary.get("comparisons"):
+def _comparisons_html(summary: Summary) -> str:
+    if not summary.comparisons:
         return ""
-    baseline = html.escape(str(summary["statistics"]["baseline"]))
+    baseline = html.escape(str(summary.statistics["baseline"]))
     return (
         f"<h2>Paired comparisons (strategy - baseline {baseline})</h2>"
         + _html_table(summary_stats.comparison_rows(summary), summary_stats.COMPARISON_COLUMNS)
@@ -250,38 +254,44 @@ def _comparisons_html(summary: dict) -> str:
     )
 
 
+def display_cells(summary: Summary) -> list[dict[str, Any]]:
+    """The cells as display rows (their ``summary.json`` form: column name -> value, None where undefined)."""
+    return summary.to_json()["cells"]
+
+
 def write_report(run_dir: str | Path, *, baseline: str | None = None) -> Path:
     """``summary.*``, the PNG plots and ``report.html`` (one file, plots embedded) for a run directory;
     ``baseline`` as in ``write_summary``."""
-    run = RunDir(run_dir)
-    summary = write_summary(run.path, baseline=baseline)
-    rows = run.read_rows()
+    path = Path(run_dir)
+    summary = write_summary(path, baseline=baseline)
+    rows = read_rows(path / SAMPLES_FILE)
     from evals.drilldown import drilldown_html
     from evals.plots import plot_accuracy_vs_budget, plot_lengths, plot_pareto
 
-    plot_pareto(summary, run.path / PLOTS[0])
-    plot_accuracy_vs_budget(summary, run.path / PLOTS[1])
-    plot_lengths(rows, summary, run.path / PLOTS[2])
-    cfg = summary["config"]
+    plot_pareto(summary, path / PLOTS[0])
+    plot_accuracy_vs_budget(summary, path / PLOTS[1])
+    plot_lengths(rows, summary, path / PLOTS[2])
+    cfg = summary.config
     facts = {
         k: cfg.get(k) for k in ("model", "engine", "benchmark", "split", "limit", "seeds", "temperature")
     }
-    cost = summary["cost"]
-    auc = [{"strategy": s, **v} for s, v in summary["strategies"].items()]
+    cost = summary.cost
+    auc = [{"strategy": s, **v} for s, v in summary.strategies.items()]
+    cells = display_cells(summary)
     images = "".join(
         f'<img alt="{name}" src="data:image/png;base64,'
-        f'{base64.b64encode((run.path / name).read_bytes()).decode()}">'
+        f'{base64.b64encode((path / name).read_bytes()).decode()}">'
         for name in PLOTS
     )
     page = (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>reasoner eval: {html.escape(run.path.name)}"
-        f"</title><style>{_CSS}</style></head><body><h1>reasoner eval: {html.escape(run.path.name)}</h1>"
-        f"<p>{html.escape(', '.join(f'{k}={v}' for k, v in facts.items()))}; {summary['rows']} rows.</p>"
-        + manifest_html(summary.get("manifest"))
-        + audit_html(summary.get("audit"))
+        f"<!doctype html><html><head><meta charset='utf-8'><title>reasoner eval: {html.escape(path.name)}"
+        f"</title><style>{_CSS}</style></head><body><h1>reasoner eval: {html.escape(path.name)}</h1>"
+        f"<p>{html.escape(', '.join(f'{k}={v}' for k, v in facts.items()))}; {summary.rows} rows.</p>"
+        + manifest_html(summary.manifest)
+        + audit_html(summary.audit)
         + f"<p>Sweep cost: {cost['spent_tokens']} tokens generated vs {cost['separate_tokens']} for separate "
         f"runs per budget (ratio {_fmt(cost['ratio'])}).</p><h2>Summary</h2>"
-        + _html_table(summary_stats.accuracy_with_ci(summary["cells"]), table_columns(summary["cells"]))
+        + _html_table(summary_stats.accuracy_with_ci(cells), table_columns(cells))
         + f"<p><small>{html.escape(_GLOSSARY)}</small></p>"
         + _comparisons_html(summary)
         + "<h2>Area under accuracy vs budget</h2>"
@@ -290,6 +300,6 @@ def write_report(run_dir: str | Path, *, baseline: str | None = None) -> Path:
         + drilldown_html(rows)
         + "</body></html>"
     )
-    out = run.path / "report.html"
+    out = path / "report.html"
     out.write_text(page, encoding="utf-8")
     return out

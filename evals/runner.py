@@ -4,7 +4,8 @@ A run directory holds::
 
     config.yaml     the resolved EvalConfig (a rerun must match it, or start --fresh)
     manifest.json   one record per invocation that generated: versions, engine, device, seeds (evals.manifest)
-    samples.jsonl   one row per (strategy, budget, problem, seed), appended, flushed and fsynced per unit;
+    samples.jsonl   one row (evals.rows.Row) per (strategy, budget, problem, seed), appended, flushed and
+                    fsynced per unit;
                     each completion's text and verdict are kept, so a run can be re-graded and audited
     summary.json / summary.csv / report.html / *.png     written from samples.jsonl (evals.report)
 
@@ -17,7 +18,6 @@ that was cut short is recomputed whole but only its missing rows are written. Un
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -30,6 +30,7 @@ from evals.benchmarks import load_problems
 from evals.grading import grade_rows
 from evals.manifest import MANIFEST_FILE, append_manifest, run_manifest
 from evals.replay import SweepEngine
+from evals.rows import CONFIG_FILE, SAMPLES_FILE, Row, read_rows
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, work_units
 from reasoner.engines import load_engine
 from reasoner.models import resolve
@@ -41,18 +42,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE, SAMPLES_FILE = "config.yaml", "samples.jsonl"
 OUTPUTS = ("summary.json", "summary.csv", "comparisons.csv", "report.html", "audit.json")
 Mode = Literal["auto", "resume", "fresh"]
-Key = tuple[str, int, str, int]
 
 
 class RunDirError(ValueError):
     """The run directory cannot be used as asked (config mismatch, nothing to resume)."""
-
-
-def row_key(row: dict[str, Any]) -> Key:
-    return (row["strategy"], int(row["budget"]), row["problem_id"], int(row["seed"]))
 
 
 class RunDir:
@@ -104,32 +99,16 @@ class RunDir:
         for png in self.path.glob("*.png") if self.path.is_dir() else ():
             png.unlink()
 
-    def read_rows(self) -> list[dict[str, Any]]:
-        """Rows of ``samples.jsonl`` (first copy of each key); unreadable lines (a torn tail) are skipped."""
-        if not self.samples_path.is_file():
-            return []
-        rows, seen, bad = [], set(), 0
-        with self.samples_path.open(encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                    key = row_key(row)
-                except (ValueError, KeyError, TypeError):
-                    bad += line.strip() != ""
-                    continue
-                if key not in seen:
-                    seen.add(key)
-                    rows.append(row)
-        if bad:
-            log.warning("%s: skipped %d unreadable line(s) (a run cut short)", self.samples_path, bad)
-        return rows
+    def read_rows(self) -> list[Row]:
+        """Rows of ``samples.jsonl`` (``evals.rows.read_rows``: first copy of each key, a torn tail skipped)."""
+        return read_rows(self.samples_path)
 
-    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+    def append(self, rows: Sequence[Row]) -> None:
         """Append rows in one write, flushed and fsynced; a torn tail left by a crash is cut off first."""
         if not rows:
             return
         self._cut_torn_tail()
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        data = "".join(r.to_line() for r in rows)
         with self.samples_path.open("a", encoding="utf-8") as f:
             f.write(data)
             f.flush()
@@ -213,7 +192,7 @@ def run_sweep(
     entries, budgets = config.entries(), config.budgets
     labels = [e.label for e in entries]
     units = work_units(sweep_problems(config), config.seeds, config.batch_size)
-    done = {row_key(r) for r in run_dir.read_rows()}
+    done = {r.key for r in run_dir.read_rows()}
     todo = [u for u in units if not set(u.keys(labels, budgets)) <= done]
     stats = SweepStats(units_total=len(units))
     log.info("%d of %d work units to run (%d rows done)", len(todo), len(units), len(done))
@@ -236,9 +215,9 @@ def run_sweep(
         results = (run_unit(proxy, unit, entries, budgets, config, on_cell=bar.update) for unit in todo)
     try:
         for n, (_unit, rows) in enumerate(zip(todo, results, strict=True), 1):
-            fresh = [r for r in rows if row_key(r) not in done]
+            fresh = [r for r in rows if r.key not in done]
             run_dir.append(fresh)
-            done.update(row_key(r) for r in fresh)
+            done.update(r.key for r in fresh)
             stats.units_run += 1
             stats.rows_written += len(fresh)
             bar.set_postfix(generated=proxy.spent, replayed=proxy.served, refresh=False)
@@ -260,7 +239,7 @@ class _Spent:
     served: int = 0
 
 
-def run_unit_remote(engine: Engine, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[dict], int, int]:
+def run_unit_remote(engine: Engine, job: tuple[WorkUnit, EvalConfig, bool]) -> tuple[list[Row], int, int]:
     """One work unit on ``engine`` inside an eval worker: (rows, tokens generated, tokens replayed)."""
     unit, config, reuse = job
     proxy = SweepEngine(engine, reuse=reuse)
@@ -270,12 +249,12 @@ def run_unit_remote(engine: Engine, job: tuple[WorkUnit, EvalConfig, bool]) -> t
 
 def _remote_units(config: EvalConfig, todo: Sequence[WorkUnit], workers: int, spent: _Spent,
                   map_with_engines: MapWithEngines, *, reuse: bool,
-                  on_unit: Callable[[], Any]) -> Iterable[list[dict]]:  # fmt: skip
+                  on_unit: Callable[[], Any]) -> Iterable[list[Row]]:  # fmt: skip
     """Rows of each unit of ``todo``, in order, computed by ``workers`` engine replicas
     (``map_with_engines``) as they free up; token counters summed into ``spent``. The model is resolved here,
     once, so the replicas load a directory (an alias is built in this process, not in each replica)."""
     jobs = [(unit, config, reuse) for unit in todo]
-    ready: dict[int, list[dict]] = {}
+    ready: dict[int, list[Row]] = {}
     nxt = 0
     for i, (rows, generated, replayed) in map_with_engines(run_unit_remote, jobs, engine=config.engine,
                                                            model=resolve(config.model), dtype=config.dtype,
@@ -309,7 +288,7 @@ def run_unit(
     budgets: Sequence[int],
     config: EvalConfig,
     on_cell: Callable[[], Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """Every strategy at every budget (largest first, so smaller ones replay) on one unit; graded rows.
 
     Live strategies (``Strategy.live``: real aborts) run before the others, so that no recording of full

@@ -1,7 +1,7 @@
 """The statistics part of a run's summary (``evals.report``): confidence intervals per cell and paired
 comparisons of each strategy with a baseline, plus their CSV/HTML/console rendering helpers.
 
-- every cell gets ``accuracy_ci`` and, for each ``pass@k`` it has, ``pass@k_ci``: ``[lo, hi]`` of a
+- every cell (``evals.cells.Cell``) gets ``accuracy_ci`` and, for each ``pass@k`` it has, ``pass@k_ci``: ``[lo, hi]`` of a
   percentile bootstrap over problems (``evals.stats.bootstrap_ci``) of the per-problem values the point
   estimate averages (the problem's accuracy over seeds; its unbiased pass@k over the pooled samples);
 - ``comparisons``: for each strategy other than the baseline, at each budget both ran, the paired
@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from evals import metrics, stats
+from evals.cells import Interval, Summary
+from evals.rows import Row
 
 N_BOOT, SEED, LEVEL = 2000, 0, 0.95
 METHOD = "percentile bootstrap over problems"
@@ -39,34 +41,27 @@ COMPARISON_KEYS: tuple[str, ...] = (
 COMPARISON_KEYS += ("token_ratio", "token_ratio_ci", "token_saving", "token_saving_ci")
 
 
-def problem_groups(rows: Sequence[dict], value: Callable[[dict], list]) -> dict[str, list]:
+def problem_groups(rows: Sequence[Row], value: Callable[[Row], list]) -> dict[str, list]:
     """``problem_id -> values`` pooled over the problem's rows (seeds), in sorted problem order."""
     groups: dict[str, list] = defaultdict(list)
     for r in rows:
-        groups[r["problem_id"]].extend(value(r))
+        groups[r.problem_id].extend(value(r))
     return {k: groups[k] for k in sorted(groups)}
 
 
-def _ci(values: Sequence[float]) -> list[float]:
-    return list(stats.bootstrap_ci(values, n_boot=N_BOOT, seed=SEED, level=LEVEL))
+def _ci(values: Sequence[float]) -> Interval:
+    lo, hi = stats.bootstrap_ci(values, n_boot=N_BOOT, seed=SEED, level=LEVEL)
+    return (lo, hi)
 
 
-def with_cis(cell: dict[str, Any], rows: Sequence[dict]) -> dict[str, Any]:
-    """``cell`` with ``accuracy_ci`` after ``accuracy`` and ``pass@k_ci`` after each ``pass@k``."""
-    acc = problem_groups(rows, lambda r: [bool(r["correct"])])
-    cis = {"accuracy": _ci([sum(g) / len(g) for g in acc.values()])}
-    passes = [k for k in cell if k.startswith("pass@")]
-    if passes:
-        pooled = list(problem_groups(rows, lambda r: [bool(s["correct"]) for s in r["samples"]]).values())
-        for key in passes:
-            k = int(key.partition("@")[2])
-            cis[key] = _ci([metrics.pass_at_k(len(g), sum(g), k) for g in pooled])
-    out: dict[str, Any] = {}
-    for key, value in cell.items():
-        out[key] = value
-        if key in cis:
-            out[f"{key}_ci"] = cis[key]
-    return out
+def cell_cis(rows: Sequence[Row], pass_ks: Sequence[int]) -> tuple[Interval, list[Interval]]:
+    """A cell's ``accuracy_ci`` and the interval of each ``pass@k`` in ``pass_ks`` (module docstring)."""
+    acc = problem_groups(rows, lambda r: [bool(r.correct)])
+    acc_ci = _ci([sum(g) / len(g) for g in acc.values()])
+    if not pass_ks:
+        return acc_ci, []
+    pooled = list(problem_groups(rows, lambda r: [bool(s.correct) for s in r.samples]).values())
+    return acc_ci, [_ci([metrics.pass_at_k(len(g), sum(g), k) for g in pooled]) for k in pass_ks]
 
 
 def resolve_baseline(strategies: Sequence[str], baseline: str | None = None) -> str | None:
@@ -82,14 +77,14 @@ def resolve_baseline(strategies: Sequence[str], baseline: str | None = None) -> 
     return next((s for s in strategies if s.startswith("majority")), strategies[0] if strategies else None)
 
 
-def _per_problem(rows: Sequence[dict]) -> tuple[dict[str, float], dict[str, float]]:
-    acc = problem_groups(rows, lambda r: [float(bool(r["correct"]))])
-    tok = problem_groups(rows, lambda r: [float(r["tokens"]["generated"])])
+def _per_problem(rows: Sequence[Row]) -> tuple[dict[str, float], dict[str, float]]:
+    acc = problem_groups(rows, lambda r: [float(bool(r.correct))])
+    tok = problem_groups(rows, lambda r: [float(r.tokens.generated)])
     return {k: float(np.mean(v)) for k, v in acc.items()}, {k: float(np.mean(v)) for k, v in tok.items()}
 
 
 def comparisons(
-    groups: Mapping[tuple[str, int], Sequence[dict]], order: Sequence[str], baseline: str | None
+    groups: Mapping[tuple[str, int], Sequence[Row]], order: Sequence[str], baseline: str | None
 ) -> list[dict[str, Any]]:
     """Paired comparisons with ``baseline`` of every other strategy in ``order`` at every shared budget.
 
@@ -187,8 +182,8 @@ COMPARISON_COLUMNS = (
 )
 
 
-def comparison_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Display rows (strings) of ``summary["comparisons"]`` for the HTML and console tables."""
+def comparison_rows(summary: Summary) -> list[dict[str, str]]:
+    """Display rows (strings) of ``summary.comparisons`` for the HTML and console tables."""
     return [
         {
             "strategy": c["strategy"],
@@ -199,13 +194,13 @@ def comparison_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             "token ratio": fmt_ci(c["token_ratio"], c["token_ratio_ci"], ".2f"),
             "token saving [CI]": fmt_ci(c["token_saving"], c["token_saving_ci"], "+.0%"),
         }
-        for c in summary.get("comparisons", [])
+        for c in summary.comparisons
     ]
 
 
-def how_to_read(summary: Mapping[str, Any]) -> str:
+def how_to_read(summary: Summary) -> str:
     """One sentence on reading the paired-comparison table."""
-    st = summary.get("statistics") or statistics_info(None)
+    st = summary.statistics or statistics_info(None)
     level = f"{st['level']:.0%}"
     return (
         f"Each row is a strategy minus the baseline ({st['baseline']}) on the same problems at the same "
@@ -216,12 +211,12 @@ def how_to_read(summary: Mapping[str, Any]) -> str:
     )
 
 
-def comparisons_table(summary: Mapping[str, Any]) -> Any:
+def comparisons_table(summary: Summary) -> Any:
     """The paired comparisons as a ``rich.table.Table`` (for the console; the caller prints it)."""
     from rich.table import Table
     from rich.text import Text
 
-    st = summary.get("statistics") or statistics_info(None)
+    st = summary.statistics or statistics_info(None)
     table = Table(
         title=f"paired comparisons: strategy - baseline ({st['baseline']})",
         caption=f"{st['level']:.0%} CIs: {st['method']}; p: two-sided paired sign-flip test; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -69,11 +70,8 @@ def run_dir(tmp_path_factory):
 
 
 def _verdicts(path) -> list:
-    rows = sorted(RunDir(path).read_rows(), key=lambda r: (r["strategy"], r["problem_id"]))
-    return [
-        (r["answer"], r["correct"], r["grader"], [(s["answer"], s["correct"]) for s in r["samples"]])
-        for r in rows
-    ]
+    rows = sorted(RunDir(path).read_rows(), key=lambda r: (r.strategy, r.problem_id))
+    return [(r.answer, r.correct, r.grader, [(s.answer, s.correct) for s in r.samples]) for r in rows]
 
 
 def test_eval_with_strict_grader_equals_a_strict_regrade(tmp_path, run_dir):
@@ -85,19 +83,14 @@ def test_eval_with_strict_grader_equals_a_strict_regrade(tmp_path, run_dir):
 
 
 def _sample_verdicts(path) -> list[tuple[str | None, bool]]:
-    rows = sorted(RunDir(path).read_rows(), key=lambda r: (r["strategy"], r["problem_id"]))
-    return [
-        (s["answer"], s["correct"])
-        for r in rows
-        if r["strategy"].startswith("majority")
-        for s in r["samples"]
-    ]
+    rows = sorted(RunDir(path).read_rows(), key=lambda r: (r.strategy, r.problem_id))
+    return [(s.answer, s.correct) for r in rows if r.strategy.startswith("majority") for s in r.samples]
 
 
 def test_rows_keep_texts_and_the_grader(run_dir):
     rows = RunDir(run_dir).read_rows()
-    assert {r["grader"] for r in rows} == {"lenient"}
-    texts = [s["text"] for r in rows for s in r["samples"]]
+    assert {r.grader for r in rows} == {"lenient"}
+    texts = [s.text for r in rows for s in r.samples]
     assert any("AZYUK" in t for t in texts) and all(isinstance(t, str) and t for t in texts)
     # lenient: boxed, "answer is" and the unmarked sentence are read; the digit inside a word is not
     per_problem = [v for v in _sample_verdicts(run_dir)]
@@ -127,10 +120,10 @@ def test_regrade_refuses_runs_without_texts(tmp_path, run_dir):
     old = tmp_path / "old"
     old.mkdir()
     (old / "config.yaml").write_bytes((run_dir / "config.yaml").read_bytes())
-    rows = RunDir(run_dir).read_rows()
-    for r in rows:
-        for s in r["samples"]:
-            del s["text"]
+    rows = [
+        replace(r, samples=tuple(replace(s, text=None) for s in r.samples))
+        for r in RunDir(run_dir).read_rows()
+    ]  # rows as runs wrote them before texts were kept
     RunDir(old).append(rows)
     with pytest.raises(ValueError, match="no saved text"):
         regrade_run(old, "strict")

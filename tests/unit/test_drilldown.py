@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from evals.drilldown import drilldown_html
+from evals.rows import Row
 
 TRACKED = frozenset({"section", "details", "summary", "pre", "div", "p", "span", "code", "b", "label"})
 EVIL = "</pre></details><script>alert('pwned')</script><img src=x onerror=alert(1)>"
@@ -52,8 +53,8 @@ def check(page: str) -> TagChecker:
     return checker
 
 
-def row(pid, strategy, budget, seed, answer, correct, samples, *, gold="42", new=True):
-    out = {
+def row(pid, strategy, budget, seed, answer, correct, samples, *, gold="42", new=True) -> Row:
+    out: dict = {
         "problem_id": pid,
         "strategy": strategy,
         "budget": budget,
@@ -81,7 +82,7 @@ def row(pid, strategy, budget, seed, answer, correct, samples, *, gold="42", new
         out["samples"].append(s)
     if new:
         out["grader"] = "lenient"
-    return out
+    return Row.from_json(out)  # the stored format, old (no text, status or grader) or new
 
 
 @pytest.fixture
@@ -112,7 +113,7 @@ def test_every_problem_and_row_is_there_escaped(rows):
     page = drilldown_html(rows, question_of={"p0": "What is 6*7? <i>"}.get)
     checker = check(page)
     assert "<h2>Per problem</h2>" in page
-    assert checker.counts["details"] == 3 + sum(len(r["samples"]) for r in rows)
+    assert checker.counts["details"] == 3 + sum(len(r.samples) for r in rows)
     assert page.count("class='dd-p'") == 3
     for pid in ("p0", "p1 &lt;b&gt;", "p2"):
         assert f"<span class='dd-id'>{pid}</span>" in page
@@ -130,7 +131,7 @@ def test_filter_attributes(rows):
     page = drilldown_html(rows)
     assert "data-id='p0' data-disagree='1' data-wrong='1'" in page
     assert "data-id='p1 &lt;b&gt;' data-disagree='1' data-wrong='1'" in page
-    only = [r for r in rows if r["problem_id"] == "p0" and r["strategy"] == "greedy"]
+    only = [r for r in rows if r.problem_id == "p0" and r.strategy == "greedy"]
     assert "data-id='p0' data-disagree='0' data-wrong='0'" in drilldown_html(only)
     assert "class='dd-filter'" in page and "class='dd-disagree'" in page
 

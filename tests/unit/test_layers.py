@@ -229,3 +229,43 @@ def test_the_checks_find_a_new_upward_arrow_and_a_new_cycle_in_the_real_graph():
     graph["evals.plots"].add("evals.report")
     assert cycles(graph) == {frozenset({"evals.plots", "evals.report"})}
     assert upward({"evals.cli": {"reasoner.dist"}}) == set()  # the composition root may import anything
+
+
+DATA_ONLY = ("evals.report", "evals.plots", "evals.console")
+"""The report: it depends only on data (``evals.rows``, ``evals.cells``) and metrics, never on how rows are made."""
+NOT_FROM_DATA = ("evals.runner", "evals.replay", "evals.sweep", "reasoner.engines", "reasoner.strategies")
+VOTE = ("evals.metrics", "reasoner.strategies.voting")
+"""The one arrow allowed into the strategies: maj@k uses the majority strategy's vote (one vote path)."""
+
+
+def reachable(
+    graph: Mapping[str, Set[str]], start: str, skip: Set[tuple[str, str]] = frozenset()
+) -> set[str]:
+    """Every module ``start`` imports, directly or through others (arrows in ``skip`` not followed)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        module = todo.pop()
+        for target in graph.get(module, ()):
+            if (module, target) not in skip and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def test_the_report_depends_only_on_data():
+    """evals.report, plots and console reach (transitively) none of the runner, the replay proxy, the sweep
+    config, the engines or the strategies, apart from metrics' use of the vote."""
+    graph = imports()
+    for module in DATA_ONLY:
+        found = {
+            t
+            for t in reachable(graph, module, {VOTE})
+            for f in NOT_FROM_DATA
+            if t == f or t.startswith(f + ".")
+        }
+        assert found == set(), f"{module} depends on {sorted(found)}"
+    assert "reasoner.strategies.voting" in reachable(graph, "evals.report")  # the exception is real
+    assert {"evals.runner"} <= reachable(
+        {**graph, "evals.cells": {"evals.runner"}}, "evals.plots"
+    )  # can fail

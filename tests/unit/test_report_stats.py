@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from evals.report import summarize, write_report, write_summary
+from evals.rows import Row
 from evals.runner import RunDir
 from evals.stats import bootstrap_ci
 from evals.summary_stats import COMPARISON_KEYS, resolve_baseline
@@ -20,8 +22,10 @@ GREEDY, MAJ, SHORT = "greedy", "majority:k=2", "short-m@k:k=2,m=1,mode=simulated
 PROBLEMS = [f"p{i}" for i in range(10)]
 
 
-def row(strategy: str, budget: int, i: int, seed: int, correct: bool, generated: int, samples: list) -> dict:
-    return {
+def row(strategy: str, budget: int, i: int, seed: int, correct: bool, generated: int, samples: list) -> Row:
+    return Row.from_json({
+        "answer": "1",
+        "gold": "1",
         "strategy": strategy,
         "budget": budget,
         "problem_id": PROBLEMS[i],
@@ -38,10 +42,10 @@ def row(strategy: str, budget: int, i: int, seed: int, correct: bool, generated:
         "spent": generated,
         "wall_s": 0.1,
         "measured_s": 0.05,
-    }
+    })  # fmt: skip
 
 
-def rows() -> list[dict]:
+def rows() -> list[Row]:
     """10 problems x 2 seeds. majority: problems 0-5 right (its 2 samples: one right, one wrong), 40 tokens.
     greedy@8: problems 0-2 right, 10 tokens; greedy@16: also 3-4 on seed 0, 20 tokens. short-m@k (budget 8
     only): right exactly where majority is, 30 tokens."""
@@ -72,11 +76,12 @@ def by(items: list[dict], strategy: str, budget: int) -> dict:
 
 def test_cells_get_bootstrap_cis_of_their_per_problem_values():
     s = summarize(rows())
-    greedy16 = by(s["cells"], GREEDY, 16)
+    cells = s.to_json()["cells"]
+    greedy16 = by(cells, GREEDY, 16)
     per_problem = [1, 1, 1, 0.5, 0.5, 0, 0, 0, 0, 0]  # problems 3-4 right on one seed of two
     assert greedy16["accuracy"] == pytest.approx(0.4)
     assert greedy16["accuracy_ci"] == list(bootstrap_ci(per_problem, n_boot=2000, seed=0, level=0.95))
-    maj = by(s["cells"], MAJ, 8)
+    maj = by(cells, MAJ, 8)
     # 4 pooled samples per problem (2 per row x 2 seeds), 2 right on problems 0-5
     assert maj["pass@1_ci"] == list(bootstrap_ci([0.5] * 6 + [0.0] * 4))
     assert maj["pass@2_ci"] == pytest.approx(bootstrap_ci([5 / 6] * 6 + [0.0] * 4))  # 1 - C(2,2)/C(4,2)
@@ -85,8 +90,8 @@ def test_cells_get_bootstrap_cis_of_their_per_problem_values():
         assert keys[keys.index(name) + 1] == f"{name}_ci"  # each interval follows its estimate
         lo, hi = maj[f"{name}_ci"]
         assert lo <= maj[name] <= hi
-    assert not any(k.startswith("pass@") for k in by(s["cells"], SHORT, 8))  # not independent samples
-    assert s["statistics"] == {
+    assert not any(k.startswith("pass@") for k in by(cells, SHORT, 8))  # not independent samples
+    assert s.statistics == {
         "method": "percentile bootstrap over problems",
         "n_boot": 2000,
         "seed": 0,
@@ -97,7 +102,7 @@ def test_cells_get_bootstrap_cis_of_their_per_problem_values():
 
 def test_comparisons_against_the_default_baseline():
     s = summarize(rows(), EvalConfig(strategies=[GREEDY, MAJ, SHORT]).to_dict())
-    comps = s["comparisons"]
+    comps = s.comparisons
     assert [(c["strategy"], c["budget"]) for c in comps] == [(GREEDY, 8), (GREEDY, 16), (SHORT, 8)]
     assert all(list(c) == list(COMPARISON_KEYS) and c["baseline"] == MAJ for c in comps)
     g8, g16, short = comps
@@ -115,9 +120,9 @@ def test_comparisons_against_the_default_baseline():
 
 def test_explicit_baseline_and_the_default_rule():
     s = summarize(rows(), baseline=GREEDY)
-    assert s["statistics"]["baseline"] == GREEDY
-    assert [(c["strategy"], c["budget"]) for c in s["comparisons"]] == [(MAJ, 8), (MAJ, 16), (SHORT, 8)]
-    assert s["comparisons"][0]["diff"] == pytest.approx(0.3) and s["comparisons"][0]["token_ratio"] == 4
+    assert s.statistics["baseline"] == GREEDY
+    assert [(c["strategy"], c["budget"]) for c in s.comparisons] == [(MAJ, 8), (MAJ, 16), (SHORT, 8)]
+    assert s.comparisons[0]["diff"] == pytest.approx(0.3) and s.comparisons[0]["token_ratio"] == 4
     with pytest.raises(
         ValueError, match=f"unknown baseline 'nope'; the run's strategies are: {GREEDY}, {MAJ}"
     ):
@@ -125,21 +130,21 @@ def test_explicit_baseline_and_the_default_rule():
     assert resolve_baseline(["greedy", "short"]) == "greedy"
     assert resolve_baseline(["greedy", "majority:k=4", "majority:k=8"]) == "majority:k=4"
     assert resolve_baseline([]) is None
-    one = summarize([r for r in rows() if r["strategy"] == GREEDY])
-    assert one["comparisons"] == [] and one["statistics"]["baseline"] == GREEDY
+    one = summarize([r for r in rows() if r.strategy == GREEDY])
+    assert one.comparisons == [] and one.statistics["baseline"] == GREEDY
 
 
 def test_write_summary_csv_columns_and_reproducibility(run_dir):
     summary = write_summary(run_dir)
-    assert json.loads((run_dir / "summary.json").read_text()) == summary
+    assert json.loads((run_dir / "summary.json").read_text()) == summary.to_json()
     with (run_dir / "summary.csv").open() as f:
         table = list(csv.DictReader(f))
     head = list(table[0])
     assert head[:7] == ["strategy", "budget", "problems", "rows", "accuracy", "accuracy_lo", "accuracy_hi"]
     assert head[head.index("pass@1") + 1 : head.index("pass@1") + 3] == ["pass@1_lo", "pass@1_hi"]
     assert not any(k.endswith("_ci") for k in head)
-    for line, cell in zip(table, summary["cells"], strict=True):
-        assert [float(line["accuracy_lo"]), float(line["accuracy_hi"])] == cell["accuracy_ci"]
+    for line, cell in zip(table, summary.cells, strict=True):
+        assert (float(line["accuracy_lo"]), float(line["accuracy_hi"])) == cell.accuracy_ci
     with (run_dir / "comparisons.csv").open() as f:
         comps = list(csv.DictReader(f))
     assert list(comps[0]) == [
@@ -164,7 +169,7 @@ def test_write_summary_csv_columns_and_reproducibility(run_dir):
         (SHORT, "8", 1.0),
     ]
     assert write_summary(run_dir) == summary  # seeded: the same intervals every time
-    assert write_summary(run_dir, baseline=SHORT)["statistics"]["baseline"] == SHORT
+    assert write_summary(run_dir, baseline=SHORT).statistics["baseline"] == SHORT
 
 
 def test_report_html_cli_and_plot_whiskers(run_dir, capsys):
@@ -197,9 +202,9 @@ def test_plot_whiskers_follow_accuracy_ci():
 
     fig, ax = plt.subplots()
     cells = [
-        {"accuracy": 0.5, "accuracy_ci": [0.3, 0.6]},
-        {"accuracy": 0.7, "accuracy_ci": None},  # skipped (e.g. an old summary.json)
-        {"accuracy": 0.9, "accuracy_ci": [0.8, 1.0]},
+        SimpleNamespace(accuracy=0.5, accuracy_ci=(0.3, 0.6)),
+        SimpleNamespace(accuracy=0.7, accuracy_ci=(None, None)),  # skipped (an undefined interval)
+        SimpleNamespace(accuracy=0.9, accuracy_ci=(0.8, 1.0)),
     ]
     _whiskers(ax, [10, 20, 30], cells, "C0")
     (bars,) = ax.containers

@@ -9,15 +9,17 @@ from typing import get_args
 
 import pytest
 
+from evals.cells import Summary
 from evals.replay import SweepEngine
 from evals.report import NOT_REPRODUCIBLE, summarize
+from evals.rows import Row
 from evals.runner import RunDir, RunDirError, run_sweep, run_unit
 from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, load_config, work_units
 from reasoner.engines import ENGINES
 from reasoner.engines.base import truncate
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.strategies import build_strategy
-from reasoner.types import Problem, SampleSpec
+from reasoner.types import Problem, SampleSpec, TokenCount
 
 PROBLEMS = [Problem(f"p{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(5)]
 
@@ -164,10 +166,10 @@ def test_live_strategies_run_first_so_no_recording_replays_them(fake):
     rows = run_unit(proxy, unit, cfg.entries(), cfg.budgets, cfg)
     assert proxy.served == 0 and proxy.spent > 0
     alone = run_unit(SweepEngine(fake), unit, cfg.entries()[1:], cfg.budgets, cfg)
-    live = [r for r in rows if r["strategy"] == "short-m@k:k=3,m=1"]
-    assert [r["samples"] for r in live] == [r["samples"] for r in alone]
-    assert any(s["finish"] == "abort" for r in live for s in r["samples"])
-    assert [r["strategy"] for r in rows][:2] == ["short-m@k:k=3,m=1"] * 2
+    live = [r for r in rows if r.strategy == "short-m@k:k=3,m=1"]
+    assert [r.samples for r in live] == [r.samples for r in alone]
+    assert any(s.finish == "abort" for r in live for s in r.samples)
+    assert [r.strategy for r in rows][:2] == ["short-m@k:k=3,m=1"] * 2
 
 
 def test_truncate_marks_length_and_recomputes_think_end(fake):
@@ -313,17 +315,22 @@ def test_work_units_grid_and_seeds():
 # ---------------------------------------------------------------- run dir, resume, summary
 
 
+def _row(pid: str) -> Row:
+    return Row(problem_id=pid, strategy="greedy", budget=8, seed=0, answer=None, gold="1", tokens=TokenCount(),
+               wall_s=0.0, samples=(), correct=False)  # fmt: skip
+
+
 def test_run_dir_torn_tail_and_duplicates(tmp_path):
     run = RunDir(tmp_path)
-    row = {"strategy": "greedy", "budget": 8, "problem_id": "p0", "seed": 0}
-    run.append([row, {**row, "problem_id": "p1"}])
+    row = _row("p0")
+    run.append([row, replace(row, problem_id="p1")])
     with run.samples_path.open("a") as f:
         f.write('{"strategy": "greedy", "bud')  # a crash mid-write
-    assert [r["problem_id"] for r in run.read_rows()] == ["p0", "p1"]
-    run.append([row, {**row, "problem_id": "p2"}])  # cuts the torn tail first; a duplicate key is ignored
+    assert [r.problem_id for r in run.read_rows()] == ["p0", "p1"]
+    run.append([row, replace(row, problem_id="p2")])  # cuts the torn tail first; a duplicate key is ignored
     lines = run.samples_path.read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line) for line in lines)
-    assert [r["problem_id"] for r in run.read_rows()] == ["p0", "p1", "p2"]
+    assert [r.problem_id for r in run.read_rows()] == ["p0", "p1", "p2"]
 
 
 def test_run_dir_config_mismatch_and_modes(tmp_path):
@@ -350,11 +357,10 @@ def _cfg(**kw) -> EvalConfig:
     return EvalConfig(**(base | kw))
 
 
-def _strip(summary: dict) -> dict:
-    for cell in summary["cells"]:
-        for key in NOT_REPRODUCIBLE:
-            cell.pop(key)
-    return summary
+def _strip(summary: Summary) -> Summary:
+    return replace(
+        summary, cells=tuple(replace(c, **dict.fromkeys(NOT_REPRODUCIBLE, 0.0)) for c in summary.cells)
+    )
 
 
 def test_sweep_resume_equals_uninterrupted(tmp_path, fake):
@@ -363,7 +369,7 @@ def test_sweep_resume_equals_uninterrupted(tmp_path, fake):
     full.prepare(cfg)
     stats = run_sweep(cfg, full, engine=fake, progress=False)
     assert stats.units_run == stats.units_total == 6 and stats.rows_written == 3 * 3 * 5 * 2
-    assert stats.spent_tokens < sum(r["tokens"]["generated"] for r in full.read_rows())
+    assert stats.spent_tokens < sum(r.tokens.generated for r in full.read_rows())
     # a crash: only the first 20 rows made it, the last one torn
     cut = tmp_path / "cut"
     cut.mkdir()
@@ -400,15 +406,16 @@ def test_sweep_workers_use_the_injected_replica_map(tmp_path, fake, tiny_model):
     run_sweep(cfg, one, engine=fake, progress=False)
     stats = run_sweep(cfg, two, workers=2, map_with_engines=local_map, progress=False)
     assert stats.units_run == 6 and calls == [(cfg.engine, tiny_model, 2, cfg.dtype, 6)]
-    drop = ("wall_s", "measured_s")
-    assert [{k: v for k, v in r.items() if k not in drop} for r in two.read_rows()] == [
-        {k: v for k, v in r.items() if k not in drop} for r in one.read_rows()
+    assert [replace(r, wall_s=0.0, measured_s=0.0) for r in two.read_rows()] == [
+        replace(r, wall_s=0.0, measured_s=0.0) for r in one.read_rows()
     ]
 
 
 def test_summary_metrics_on_known_rows():
     def row(pid, seed, correct, samples, generated):
-        return {
+        return Row.from_json({
+            "answer": None,
+            "gold": "1",
             "strategy": "majority:k=2",
             "budget": 8,
             "problem_id": pid,
@@ -425,7 +432,7 @@ def test_summary_metrics_on_known_rows():
             "spent": generated // 2,
             "wall_s": 0.1,
             "measured_s": 0.05,
-        }
+        })  # fmt: skip
 
     rows = [
         row("a", 0, True, [("1", True, "stop"), ("2", False, "length")], 8),
@@ -434,16 +441,14 @@ def test_summary_metrics_on_known_rows():
         row("b", 1, False, [("3", False, "stop"), ("3", False, "stop")], 8),
     ]
     s = summarize(rows)
-    (cell,) = s["cells"]
-    assert cell["accuracy"] == pytest.approx((0.5 + 0.0) / 2)
-    assert cell["sample_acc"] == pytest.approx((1 / 4 + 0) / 2)
-    assert cell["pass@1"] == pytest.approx(0.125) and cell["pass@4"] == pytest.approx(0.5)
-    assert cell["maj@2"] == pytest.approx(0.25)  # row a/0 votes "1" (first of a tie): correct
-    assert cell["truncated"] == pytest.approx(3 / 8)
+    (cell,) = s.cells
+    assert cell.accuracy == pytest.approx((0.5 + 0.0) / 2)
+    assert cell.sample_acc == pytest.approx((1 / 4 + 0) / 2)
+    assert [(k, pytest.approx(v)) for k, v, _ in cell.pass_at] == [(1, 0.125), (2, 0.25), (4, 0.5)]
+    assert cell.maj == (2, pytest.approx(0.25))  # row a/0 votes "1" (first of a tie): correct
+    assert cell.truncated == pytest.approx(3 / 8)
     assert (
-        cell["generated"] == 8
-        and cell["tokens_per_correct"] == 32
-        and cell["acc_per_1k"] == pytest.approx(1000 / 32)
+        cell.generated == 8 and cell.tokens_per_correct == 32 and cell.acc_per_1k == pytest.approx(1000 / 32)
     )
-    assert s["cost"] == {"spent_tokens": 16, "separate_tokens": 32, "ratio": 0.5}
-    assert cell["pareto"] and s["pareto"][0]["strategy"] == "majority:k=2"
+    assert s.cost == {"spent_tokens": 16, "separate_tokens": 32, "ratio": 0.5}
+    assert cell.pareto and s.pareto[0]["strategy"] == "majority:k=2"

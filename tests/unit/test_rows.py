@@ -1,0 +1,118 @@
+"""Eval rows and summary cells as data (evals.rows, evals.cells): today's JSONL/JSON format read and written back
+unchanged, strict reading (the field and the line named), and a fake-engine sweep whose files round-trip."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+
+import evals.runner
+from evals.cells import Summary, load_summary
+from evals.report import NOT_REPRODUCIBLE, write_summary
+from evals.rows import Row, RowFormatError, read_rows
+from evals.runner import RunDir, run_sweep
+from evals.sweep import EvalConfig
+from reasoner.engines.fake import FakeEngine, Trace
+from reasoner.types import Problem
+
+LINE = (
+    '{"problem_id": "p0", "strategy": "majority:k=2", "budget": 24, "seed": 0, "answer": "4", "gold": "0", '
+    '"tokens": {"generated": 17, "prefilled": 63, "thinking": 0, "answer": 17, "sequential": 17}, "spent": 17, '
+    '"wall_s": 0.0006, "measured_s": 0.0005, "samples": [{"tokens": 17, "finish": "stop", "answer": "4", '
+    '"correct": false, "status": "ok", "text": "a a \\\\boxed{4} é"}, {"tokens": 12, "finish": "length", '
+    '"answer": null, "correct": false, "status": "no_answer", "text": "a a \\\\"}], "correct": false, '
+    '"status": "ok", "grader": "lenient"}\n'
+)
+"""One line of samples.jsonl as runs write it today (a copy of a real fake-engine run's line, two samples)."""
+
+
+def test_a_stored_row_round_trips_to_the_same_dict_and_bytes():
+    data = json.loads(LINE)
+    row = Row.from_json(data, "x")
+    assert row.to_json() == data and list(row.to_json()) == list(data)
+    assert row.to_line() == LINE
+    assert row.key == ("majority:k=2", 24, "p0", 0) and row.samples[1].answer is None
+    assert row.tokens.generated == 17 and row.samples[0].text == "a a \\boxed{4} é"
+
+
+def test_old_rows_without_optional_fields_load_with_their_defaults():
+    data = json.loads(LINE)
+    for key in ("status", "grader", "spent", "measured_s"):
+        del data[key]
+    for sample in data["samples"]:
+        del sample["status"], sample["text"]
+    row = Row.from_json(data, "x")
+    assert (row.status, row.grader, row.spent, row.measured_s) == (None, None, 0, 0.0)
+    assert row.samples[0].text is None and row.samples[0].status is None
+    assert row.to_json() == data | {"spent": 0, "measured_s": 0.0}  # the report's defaults, written back
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(extra=1), "line 2: unknown field 'extra'"),
+        (lambda d: d.pop("gold"), "line 2: missing field 'gold'"),
+        (lambda d: d.update(budget="24"), "line 2: field 'budget' must be int, got '24'"),
+        (lambda d: d["samples"][1].pop("finish"), r"line 2, samples\[1\]: missing field 'finish'"),
+        (lambda d: d["tokens"].update(words=3), "line 2, field 'tokens': unknown field 'words'"),
+        (lambda d: d.update(correct=1), "line 2: field 'correct' must be bool, got 1"),
+    ],
+)
+def test_a_malformed_stored_row_names_the_field_file_and_line(tmp_path, edit, message):
+    data = json.loads(LINE)
+    edit(data)
+    path = tmp_path / "samples.jsonl"
+    path.write_text(LINE + json.dumps(data) + "\n" + LINE[:40])
+    with pytest.raises(RowFormatError, match=f"{path} {message}"):
+        read_rows(path)
+    path.write_text(LINE + LINE + LINE[:40])  # a duplicate key is dropped, a torn tail skipped
+    assert len(read_rows(path)) == 1
+
+
+def script(prompt: str, j: int) -> Trace | str:
+    if prompt.endswith("\\boxed{"):
+        return "4}"
+    h = zlib.crc32(prompt.encode()) + 7 * j
+    body = " ".join(["a"] * (2 + h % 23))
+    return Trace(f"{body} \\boxed{{{h % 3 * 2}}}", eos=h % 5 != 0)
+
+
+def _sweep(path, monkeypatch) -> RunDir:
+    problems = [Problem(f"p{i}", f"What is {i} + {i}?", str(2 * i)) for i in range(3)]
+    monkeypatch.setattr(evals.runner, "sweep_problems", lambda config: problems)
+    cfg = EvalConfig(model="fake", benchmark="arith", limit=3, budgets=[6, 24], seeds=[0, 1], batch_size=2,
+                     strategies=["greedy", "majority:k=3", "budget-forcing"])  # fmt: skip
+    run = RunDir(path)
+    run.prepare(cfg)
+    run_sweep(cfg, run, engine=FakeEngine(script), progress=False)
+    write_summary(run.path)
+    return run
+
+
+def _timeless(value):
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items() if k not in NOT_REPRODUCIBLE and k != "manifest"}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
+def test_a_fake_sweeps_files_read_back_and_written_again_are_equal(tmp_path, monkeypatch):
+    """samples.jsonl and summary.json through the dataclasses and back are byte for byte the files; a second
+    run equals the first apart from wall-clock fields."""
+    one, two = _sweep(tmp_path / "one", monkeypatch), _sweep(tmp_path / "two", monkeypatch)
+    text = one.samples_path.read_text(encoding="utf-8")
+    rows = one.read_rows()
+    assert "".join(r.to_line() for r in rows) == text and len(rows) == 3 * 2 * 3 * 2
+    assert {r.correct for r in rows} == {True, False}  # both verdicts occur
+    stored = json.loads((one.path / "summary.json").read_text())
+    assert Summary.from_json(stored).to_json() == stored
+    assert (
+        json.dumps(load_summary(one.path).to_json(), indent=2) + "\n"
+        == (one.path / "summary.json").read_text()
+    )
+    assert any(c.tokens_per_correct == float("inf") for c in load_summary(one.path).cells)  # null in JSON
+    assert [_timeless(r.to_json()) for r in two.read_rows()] == [_timeless(r.to_json()) for r in rows]
+    assert _timeless(json.loads((two.path / "summary.json").read_text())) == _timeless(stored)
