@@ -282,14 +282,21 @@ class RecipeConfig(_Section):
     description: str = ""
     """One line: what the recipe reproduces."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The policy and the dtype of its trained weights."""
     data: DataConfig = Field(default_factory=DataConfig)
+    """Training problems: a benchmark and split (generated ones: size, levels, seed)."""
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    """Generation: the engine, its memory, the Ray pool size, the weight-sync check."""
     ray: RayConfig = Field(default_factory=RayConfig)
+    """The Ray rollout pool (used when rollout.workers > 0): cluster, resources, placement, lag, retries."""
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="accuracy")], min_length=1)
     """Reward functions and weights, summed (TRL ``reward_weights``)."""
     advantages: AdvantageConfig = Field(default_factory=AdvantageConfig)
+    """Advantages: group/batch normalisation, dynamic sampling, D3S down-sampling."""
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
+    """Per-prompt pass rates: tracking, pruning (curriculum), Difficulty-Aware DLER caps."""
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    """A LoRA adapter instead of full fine-tuning (merged weights go to the engine)."""
     trainer: dict[str, Any] = {}
     """TRL ``GRPOConfig`` fields, passed through (output_dir, learning_rate, num_generations, ...)."""
 
@@ -314,8 +321,11 @@ class SFTRecipeConfig(_Section):
     description: str = ""
     """One line: what the recipe reproduces."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    """The model to fine-tune and the dtype of its weights."""
     data: SFTDataConfig
+    """The dataset directory (a ``reasoner distill`` output), its split and size."""
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    """A LoRA adapter instead of full fine-tuning."""
     trainer: dict[str, Any] = {}
     """TRL ``SFTConfig`` fields, passed through (output_dir, learning_rate, max_length, max_steps, ...)."""
     loss_normalization: Literal["batch", "run"] = "batch"

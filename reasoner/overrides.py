@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 __all__ = [
     "ConfigError",
     "apply_override",
+    "keys_help",
     "format_validation_error",
     "parse_override",
     "parse_value",
@@ -150,3 +151,39 @@ def format_validation_error(err: ValidationError, root: Any, *, tagged_root: boo
             msg = item["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {msg} (got {item.get('input')!r})")
     return "; ".join(lines)
+
+
+def _keys(model: type[BaseModel]) -> str:
+    """``a, b, c.{d, e}``: a section's keys, nested sections inline."""
+    parts = []
+    for key, field in model.model_fields.items():
+        inner = [m for _, m in _models(field.annotation)]
+        parts.append(f"{key}.{{{_keys(inner[0])}}}" if inner else key)
+    return ", ".join(parts)
+
+
+def keys_help(model: type[BaseModel], notes: dict[str, str] | None = None, width: int = 110) -> str:
+    """The dotted keys of ``model``'s sections, generated from its fields: per top-level field, its keys (nested
+    sections inline) and the first sentence of its attribute docstring, plus ``notes[field]`` when given (e.g. the registered
+    reward names). What ``reasoner train --help`` lists, so the help cannot drift from the config."""
+    import textwrap
+
+    lines = []
+    for key, field in model.model_fields.items():
+        inner = [m for _, m in _models(field.annotation)]
+        if typing.get_origin(field.annotation) is list and inner:
+            head = f"{key}.<i>.{{{_keys(inner[0])}}}"
+        elif inner:
+            head = f"{key}.{{{_keys(inner[0])}}}"
+        elif isinstance(field.annotation, type) or typing.get_origin(field.annotation) is typing.Literal:
+            head = key
+        else:
+            head = f"{key}.*"
+        text = " ".join((field.description or "").split()).split(". ")[0].rstrip(".") + "."
+        if notes and key in notes:
+            text = f"{text} {notes[key]}".strip()
+        lines += textwrap.wrap(
+            head, width, initial_indent="  ", subsequent_indent="    ", break_on_hyphens=False
+        )
+        lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)

@@ -34,25 +34,16 @@ DESCRIPTION = """\
 Run an RL recipe on TRL's GRPOTrainer with our rollouts (vLLM or transformers), advantages and curriculum.
 
 RECIPE: a name in recipes/ ({recipes}) or a path to a YAML file.
-KEY=VALUE: dotted overrides; an unknown key or a badly typed value is an error that names it. Sections:
-  model.name, model.dtype                   the policy (Hub id, local dir, smollm2-135m, tiny-random-qwen2)
-  data.*                                    training problems (benchmark arith|gsm8k|..., split, n, levels)
-  rollout.engine=vllm|hf, rollout.workers=N generation engine; N > 0: a Ray pool of N engine actors
-  ray.address, ray.num_cpus, ray.num_gpus   the pool: cluster (or $RAY_ADDRESS), resources per worker,
-  ray.placement, ray.max_lag, ...           placement, off-policy lag, sync_timeout_s, max_restarts
-  rewards.<i>.name|weight|params.*          reward functions (accuracy, truncation, l1_exact, kimi, ...)
-  advantages.normalize=group|batch|none     + advantages.dynamic_sampling.*, advantages.d3s.*
-  difficulty.*                              pass-rate tracking, prune.*, da_dler.* (Difficulty-Aware DLER)
-  lora.enabled, lora.r, lora.alpha, ...     train a LoRA adapter (merged weights go to the engine)
-  trainer.*                                 TRL GRPOConfig fields, passed through (learning_rate,
-                                            num_generations, epsilon_high, loss_type, save_steps, report_to)
+KEY=VALUE: dotted overrides; an unknown key or a badly typed value is an error that names it. The keys of an
+RL recipe (generated from its config; --print-config shows every value, defaults included):
+{keys}
 
 Checkpoints: trainer.output_dir/checkpoint-N every trainer.save_steps steps, with the difficulty state;
 --resume continues from the latest one at the same step, data order and difficulty state.
 Metrics: <output_dir>/metrics.jsonl (one JSON line per logging step) and a console line per step.
 
-SFT recipes (kind: sft, e.g. sft_short) train TRL's SFTTrainer on a dataset from `reasoner distill`; their
-sections are model.*, data.path|split|limit, lora.* and trainer.* (TRL SFTConfig fields).
+SFT recipes (kind: sft, e.g. sft_short) train TRL's SFTTrainer on a dataset from `reasoner distill`; their keys:
+{sft_keys}
 
 example: reasoner train dler model.name=tiny-random-qwen2 rollout.engine=hf trainer.max_steps=2
 """
@@ -62,12 +53,16 @@ def add_parsers(subparsers: Any, rank_main: Callable[[Sequence[str]], int]) -> N
     """Add the ``train`` subcommand to ``reasoner``'s subparsers. ``rank_main(argv)`` runs one learner process
     of ``--nproc`` (``reasoner.cli.rank_main``: the ``reasoner`` command on ``argv``; module-level, it pickles)."""
     from reasoner.config import RECIPES_DIR
+    from reasoner.overrides import keys_help
+    from rewards import REWARDS
 
     recipes = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))) or "none found"
+    names = ", ".join(REWARDS)
+    keys = keys_help(RecipeConfig, {"rewards": f"params: the named reward's parameters; names: {names}."})
     p = subparsers.add_parser(
         "train",
         help="run an RL recipe (GRPO, DLER, DA-DLER, D3S, L1, Kimi, ...) on TRL's GRPOTrainer",
-        description=DESCRIPTION.format(recipes=recipes),
+        description=DESCRIPTION.format(recipes=recipes, keys=keys, sft_keys=keys_help(SFTRecipeConfig)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("recipe", help="recipe name in recipes/ (e.g. grpo, dler) or a path to a recipe YAML file")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from evals.report import NOT_REPRODUCIBLE
-from evals.runner import row_key
+from evals.rows import Row
 
 GRID = (
     "--model tiny-random-qwen2 --engine hf --dtype float32 --limit 4 --budgets 12 24 --seeds 0 1 "
@@ -43,6 +43,11 @@ def reproducible(summary: dict) -> dict:
         for key in NOT_REPRODUCIBLE:
             cell.pop(key)
     return summary
+
+
+def row_key(row: dict) -> tuple:
+    """The stored row's key (strategy, budget, problem id, seed), read through the row format."""
+    return Row.from_json(row).key
 
 
 def comparable(row: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,29 @@ def test_kind_is_one_union_grpo_by_default():
     build_config({"kind": "sft", "data": {"path": "d"}}, rewards=REWARDS, trainer_validators=validators)
     build_config({}, rewards=REWARDS, trainer_validators=validators)
     assert seen == ["sft", "grpo"]
+
+
+@pytest.mark.parametrize("model", [RecipeConfig, SFTRecipeConfig])
+def test_train_help_lists_every_key_of_the_config(model):
+    """``reasoner train --help`` lists the recipe keys from the fields (``keys_help``): every section's every
+    key, nested sections included, with its docstring's first sentence, so the help cannot drift."""
+    from pydantic import BaseModel
+
+    from reasoner.overrides import keys_help
+
+    text = " ".join(keys_help(model).split())
+
+    def section_keys(m: type[BaseModel]) -> list[str]:
+        out = []
+        for key, field in m.model_fields.items():
+            inner = field.annotation
+            args = getattr(inner, "__args__", ())
+            sub = next((a for a in (inner, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            out += [key] + (section_keys(sub) if sub is not None else [])
+        return out
+
+    for key in section_keys(model):
+        assert re.search(rf"[{{ ,.]{key}[}},.]|^{key} | {key} ", text), key
+    for key, field in model.model_fields.items():
+        assert field.description, f"{model.__name__}.{key} has no attribute docstring"
+        assert field.description.split(". ")[0].split()[0] in text
