@@ -46,8 +46,8 @@ def reproducible(summary: dict) -> dict:
 
 
 def row_key(row: dict) -> tuple:
-    """The stored row's key (strategy, budget, problem id, seed), read through the row format."""
-    return Row.from_json(row).key
+    """A stored row's key (``evals.rows.Row.key``: strategy, budget, problem id, seed)."""
+    return tuple(row[k] for k in ("strategy", "budget", "problem_id", "seed"))
 
 
 def comparable(row: dict) -> dict:
@@ -88,6 +88,7 @@ def test_sigkill_then_rerun_resumes(tmp_path):
     assert 0 < ran < total == 8  # done units were not recomputed
 
     got = rows(resumed)  # every line parses: the torn tail was cut before appending
+    assert [Row.from_json(r).key for r in got] == [row_key(r) for r in got]  # and reads as a Row
     keys = [row_key(r) for r in got]
     assert len(keys) == len(set(keys)) == TOTAL_ROWS
 
