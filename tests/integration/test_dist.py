@@ -4,7 +4,6 @@ the NCCL transport. One local Ray instance serves the whole module."""
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -119,14 +118,11 @@ def test_killed_worker_is_restarted_and_generate_completes(pool):
 
     prompts = [[3, 4, 5, 6 + i] for i in range(8)]
     spec = SampleSpec(n=4, max_tokens=256, temperature=1.0, seed=7)
-    restarts, out = pool.restarts, {}
-    thread = threading.Thread(target=lambda: out.setdefault("groups", pool.generate(prompts, spec)))
-    thread.start()
-    time.sleep(0.5)
+    restarts = pool.restarts
+    # Killed before the call, not 0.5 s into it: on a quiet machine the tiny model finished the whole call in
+    # under 0.5 s, so the kill landed after it and nothing was restarted (a race, not a test of the pool).
     ray.kill(pool.actors[1])
-    thread.join(timeout=300)
-    assert not thread.is_alive()
-    groups = out["groups"]
+    groups = pool.generate(prompts, spec)
     assert len(groups) == len(prompts) and all(len(g) == 4 and g[0].token_ids for g in groups)
     assert pool.restarts == restarts + 1
     assert pool.worker_versions == [pool.version] * 2  # the new worker got the current weights
