@@ -52,7 +52,7 @@ Flags override the --config YAML, whose keys are the flags' names with _ for -:
 
 
 def _strategy_epilog() -> str:
-    from reasoner.models import MODELS
+    from reasoner.models import alias_names
     from reasoner.strategies import STRATEGIES, strategy_help
 
     lines = ["strategies and their parameters (name:key=value,...; see `reasoner decode --help`):"]
@@ -60,7 +60,7 @@ def _strategy_epilog() -> str:
         params = ", ".join(f"{f.name}={f.default}" for f in strategy_help(name))
         lines.append(f"  {name}: {params or '(none)'}")
     lines.append(f"  (a {'budget'!r} parameter, as budget forcing's, takes each budget of --budgets)")
-    lines.append(f"built-in model aliases (--model): {', '.join(sorted(MODELS))}")
+    lines.append(f"built-in model aliases (--model): {', '.join(alias_names())}")
     lines.append(
         "example: reasoner eval --strategies greedy majority:k=8 short-m@k:k=8,m=3,mode=live "
         "budget-forcing --budgets 128 256 512 --seeds 0 1 --limit 50"

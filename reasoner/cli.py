@@ -47,6 +47,22 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _strategy_params_epilog() -> str:
+    """Every strategy's ``--param`` keys, generated from its config fields: type, default and docstring."""
+    import textwrap
+
+    from reasoner.strategies import STRATEGIES, strategy_help
+
+    lines = ["strategy parameters (--param KEY=VALUE; generated from each strategy's config):"]
+    for name in STRATEGIES:
+        fields = strategy_help(name)
+        lines.append(f"  {name}:" + ("" if fields else " (none)"))
+        for f in fields:
+            text = f"{f.name} ({f.type}, default {f.default}): {f.doc}"
+            lines += textwrap.wrap(text, 108, initial_indent="    ", subsequent_indent="        ")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reasoner",
@@ -62,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "answer in \\boxed{}' instruction) with a decoding strategy (default: majority over -n samples) and "
         "print each trace with its token count, finish reason and extracted answer, then the chosen answer, "
         "the votes, the TokenCount and wall time; --json prints one JSON object instead.",
+        epilog=_strategy_params_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     dec.add_argument("question", help="the question to answer")
     from reasoner.engines import add_engine_args

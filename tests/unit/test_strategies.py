@@ -312,3 +312,19 @@ def test_greedy_and_run_equals_run_batch_of_one():
     b = strat.run_batch(engine, [P1], SPEC)[0]
     assert a.answer == b.answer == "5" and a.tokens == b.tokens
     assert strat.run_batch(engine, [], SPEC) == []
+
+
+def test_decode_help_lists_every_strategy_parameter(capsys):
+    """``reasoner decode --help`` lists each strategy's ``--param`` keys from its config fields."""
+    from reasoner.cli import build_parser
+    from reasoner.strategies import STRATEGIES
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["decode", "--help"])
+    text = capsys.readouterr().out
+    for name, cls in STRATEGIES.items():
+        assert f"  {name}:" in text
+        for key, field in cls.Config.model_fields.items():
+            assert f"    {key} (" in text and " ".join(str(field.description).split()[:3]) in " ".join(
+                text.split()
+            )
