@@ -3,7 +3,6 @@ and grading them again (``evals.regrade``): every completion, then each row's fi
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -62,11 +61,11 @@ def grade_samples(rows: Sequence[Row], mode: GraderMode) -> list[Row]:
         if s.text is None:
             raise ValueError(f"{r.cell} {r.problem_id} seed {r.seed}: a completion without its text")
     verdicts = iter(grade_many([r.gold for r, _ in samples], [s.text or "" for _, s in samples], mode=mode))
-    return [
-        dataclasses.replace(row, samples=tuple(sample_record(s.tokens, s.finish, s.text or "", next(verdicts))
-                                               for s in row.samples))
-        for row in rows
-    ]  # fmt: skip
+
+    def graded(s: SampleRecord) -> SampleRecord:
+        return sample_record(s.tokens, s.finish, s.text or "", next(verdicts))
+
+    return [row.model_copy(update={"samples": tuple(map(graded, row.samples))}) for row in rows]
 
 
 def derived_answer(row: Row) -> str | None:
@@ -92,12 +91,13 @@ def grade_finals(rows: Sequence[Row], mode: GraderMode, *, rederive: bool) -> li
     boxed = [None if a is None else "\\boxed{" + a + "}" for a in answers]
     verdicts = grade_many([r.gold for r in rows], boxed, mode=mode)
     return [
-        dataclasses.replace(
-            row,
-            answer=answer,
-            correct=bool(v.correct) if answer is not None else False,
-            status=v.status,
-            grader=mode,
+        row.model_copy(
+            update={
+                "answer": answer,
+                "correct": bool(v.correct) if answer is not None else False,
+                "status": v.status,
+                "grader": mode,
+            }
         )
         for row, answer, v in zip(rows, answers, verdicts, strict=True)
     ]

@@ -29,7 +29,6 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +119,7 @@ def summarize(
         cell_summary(s, b, groups[(s, b)]) for s in order for b in sorted(b for t, b in groups if t == s)
     ]
     front = metrics.pareto_front([(c.generated, c.accuracy) for c in cells]) if cells else []
-    cells = [replace(c, pareto=i in front) for i, c in enumerate(cells)]
+    cells = [c.model_copy(update={"pareto": i in front}) for i, c in enumerate(cells)]
     strategies = {}
     for s in order:
         mine = [c for c in cells if c.strategy == s]
@@ -163,13 +162,12 @@ def write_summary(run_dir: str | Path, *, baseline: str | None = None) -> Summar
     rows = read_rows(path / SAMPLES_FILE)
     if not rows:
         raise ValueError(f"{path / SAMPLES_FILE}: no rows to summarise")
-    summary = replace(
-        summarize(rows, read_run_config(path), baseline=baseline),
-        manifest=summarize_manifest(read_manifest(path)),
-        audit=read_audit(path),
+    summary = summarize(rows, read_run_config(path), baseline=baseline).model_copy(
+        update={"manifest": summarize_manifest(read_manifest(path)), "audit": read_audit(path)}
     )
     data = summary.to_json()
-    (path / SUMMARY_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2) + "\n"
+    (path / SUMMARY_FILE).write_text(text, encoding="utf-8")
     cells = [summary_stats.flatten_cis(c) for c in data["cells"]]
     columns = list(dict.fromkeys(k for c in cells for k in c))
     columns += ["auc", "auc_norm"]
@@ -179,7 +177,7 @@ def write_summary(run_dir: str | Path, *, baseline: str | None = None) -> Summar
         for c in cells:
             writer.writerow({**c, **data["strategies"][c["strategy"]]})
     summary_stats.write_comparisons_csv(path / "comparisons.csv", data["comparisons"])
-    return Summary.from_json(data, str(path / SUMMARY_FILE))
+    return Summary.from_json(text, str(path / SUMMARY_FILE))
 
 
 # ---------------------------------------------------------------- HTML

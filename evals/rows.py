@@ -1,17 +1,20 @@
 """The per-sample rows of ``samples.jsonl`` as data: ``Row`` (one strategy, budget, problem and seed) and
-``SampleRecord`` (one of its completions), read and written in exactly the JSONL format runs have always used.
+``SampleRecord`` (one of its completions), frozen pydantic models read and written in exactly the JSONL format
+runs have always used.
 
-One line of ``samples.jsonl`` is ``Row.to_json()`` (keys in this order)::
+One line of ``samples.jsonl`` is ``Row.to_json()`` (keys in field order)::
 
     {"problem_id", "strategy", "budget", "seed", "answer", "gold", "tokens": {TokenCount fields}, "spent",
      "wall_s", "measured_s", "samples": [{"tokens", "finish", "answer", "correct", "status", "text"}, ...],
      "correct", "status", "grader"}
 
-Reading is strict: a stored row with an unknown key, a missing required key or a value of the wrong type is a
-``RowFormatError`` that names the key and the file and line. Keys that older runs lack are optional and keep
-the default the report has always used (each field's docstring says so). Only a line that is not JSON at all
-(a torn tail left by a crash) is skipped, with a warning. Nothing here imports the runner or an engine: the
-report, the plots and the drill-down read runs through this module alone.
+Reading is strict (pydantic's strict mode on JSON input: a bool is never an int, an int is a float, nothing
+is coerced from a string; ``reasoner.types.TokenCount`` is checked the same way): a stored row with an unknown
+key, a missing required key or a value of the wrong type is a ``RowFormatError`` that names the dotted field
+(``samples.1.finish``) and the file and line (``stored_error``). Keys that older runs lack are optional and
+keep the default the report has always used (each field's docstring says so). Only a line that is not JSON at
+all (a torn tail left by a crash) is skipped, with a warning. Nothing here imports the runner or an engine:
+the report, the plots and the drill-down read runs through this module alone.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, ValidationInfo
 
 from reasoner.types import TokenCount
 
@@ -31,40 +35,95 @@ log = logging.getLogger(__name__)
 CONFIG_FILE, SAMPLES_FILE = "config.yaml", "samples.jsonl"
 Key = tuple[str, int, str, int]
 """A row's identity: (strategy, budget, problem_id, seed)."""
+ARRAY = Strict(False)
+"""On a tuple type: a list is accepted too (and becomes a tuple); its items stay strict."""
+
+
+def omit_none() -> Any:
+    """An optional key: None when absent (older runs lack it), and then not written back. Its type is
+    ``Annotated[T | None, NOT_NULL]``: a stored null is refused (it would not be written back)."""
+    return Field(None, exclude_if=lambda value: value is None)
+
+
+def _not_null(value: Any, info: ValidationInfo) -> Any:
+    if value is None and info.mode == "json":
+        raise ValueError("absent or a value, never null")
+    return value
+
+
+NOT_NULL = BeforeValidator(_not_null)
+
+
+def _every_token_field(value: Any) -> Any:
+    """A stored ``TokenCount`` has all its fields: the dataclass's defaults (0) are for code, not for files."""
+    missing = [
+        f.name for f in dataclasses.fields(TokenCount) if isinstance(value, dict) and f.name not in value
+    ]
+    if missing:
+        raise ValueError(f"every TokenCount field is stored; missing: {', '.join(missing)}")
+    return value
 
 
 class RowFormatError(ValueError):
     """A stored row (or summary cell) that does not have the format this code writes; names field and place."""
 
 
-def _take(data: Mapping[str, Any], name: str, types: tuple[type, ...], where: str, *, null: bool = False):
-    """``data[name]`` checked against ``types`` (bool is never an int here); a RowFormatError otherwise."""
-    if name not in data:
-        raise RowFormatError(f"{where}: missing field {name!r}")
-    value = data[name]
-    if value is None and null:
-        return None
-    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-        raise RowFormatError(
-            f"{where}: field {name!r} must be {' or '.join(t.__name__ for t in types)}"
-            f"{' or null' if null else ''}, got {value!r}"
-        )
-    return value
+class Stored(BaseModel):
+    """A frozen record as stored in a run's files: strict types, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored (JSON data: lists, None for a non-finite float); ``from_json`` reads it back."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "record") -> typing.Self:
+        """A stored record from its JSON text or from parsed JSON (validated as JSON, which is what it was);
+        ``where`` (e.g. ``runs/x/samples.jsonl line 3``) leads every error message."""
+        try:
+            return cls.model_validate_json(data if isinstance(data, str | bytes) else json.dumps(data))
+        except ValidationError as err:
+            raise stored_error(err, cls, where) from None
 
 
-def _check_keys(data: Any, known: tuple[str, ...], where: str) -> None:
-    if not isinstance(data, Mapping):
-        raise RowFormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise RowFormatError(f"{where}: unknown field {unknown[0]!r} (known fields: {', '.join(known)})")
+def stored_error(err: ValidationError, root: type, where: str) -> RowFormatError:
+    """``err`` as one message: each problem with its dotted field, after ``where``."""
+    problems = []
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "missing":
+            problems.append(f"missing field {field!r}")
+        elif item["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's, a dataclass's
+            problems.append(f"unknown field {field!r} (known fields: {', '.join(_known(root, item['loc']))})")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{f'field {field!r}: ' if field else ''}{message}, got {item['input']!r}")
+    return RowFormatError(f"{where}: {'; '.join(problems)}")
 
 
-NUMBER = (int, float)
+def _known(model: Any, loc: tuple[int | str, ...]) -> list[str]:
+    """The field names of the record (a model or a dataclass) at ``loc[:-1]`` under ``model``."""
+    for part in loc[:-1]:
+        if isinstance(part, str):
+            model = _record(model.model_fields[part].annotation)
+    return (
+        list(model.model_fields)
+        if issubclass(model, BaseModel)
+        else [f.name for f in dataclasses.fields(model)]
+    )
 
 
-@dataclass(frozen=True)
-class SampleRecord:
+def _record(annotation: Any) -> Any:
+    """The model or dataclass type inside ``annotation`` (e.g. ``tuple[SampleRecord, ...]``), else None."""
+    if isinstance(annotation, type) and (
+        issubclass(annotation, BaseModel) or dataclasses.is_dataclass(annotation)
+    ):
+        return annotation
+    return next(filter(None, map(_record, typing.get_args(annotation))), None)
+
+
+class SampleRecord(Stored):
     """One completion of a row: its length, finish reason, extracted answer, verdict and text."""
 
     tokens: int
@@ -75,52 +134,15 @@ class SampleRecord:
     """The answer the grader extracted (None: none)."""
     correct: bool
     """The grader's verdict."""
-    status: str | None = None
+    status: Annotated[str | None, NOT_NULL] = omit_none()
     """The verdict's status (``ok``, ``no_answer``, ...). Optional: runs made before it was recorded lack it
     (None, and it is not written back)."""
-    text: str | None = None
+    text: Annotated[str | None, NOT_NULL] = omit_none()
     """The completion's text. Optional: runs made before texts were kept lack it (None, not written back;
     such runs cannot be re-graded or audited)."""
 
-    FIELDS = ("tokens", "finish", "answer", "correct", "status", "text")
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "tokens": self.tokens,
-            "finish": self.finish,
-            "answer": self.answer,
-            "correct": self.correct,
-        }
-        if self.status is not None:
-            out["status"] = self.status
-        if self.text is not None:
-            out["text"] = self.text
-        return out
-
-    @classmethod
-    def from_json(cls, data: Any, where: str) -> SampleRecord:
-        _check_keys(data, cls.FIELDS, where)
-        return cls(
-            tokens=_take(data, "tokens", (int,), where),
-            finish=_take(data, "finish", (str,), where),
-            answer=_take(data, "answer", (str,), where, null=True),
-            correct=_take(data, "correct", (bool,), where),
-            status=_take(data, "status", (str,), where) if "status" in data else None,
-            text=_take(data, "text", (str,), where) if "text" in data else None,
-        )
-
-
-TOKEN_FIELDS = tuple(f.name for f in dataclasses.fields(TokenCount))
-
-
-def _tokens(data: Any, where: str) -> TokenCount:
-    where = f"{where}, field 'tokens'"
-    _check_keys(data, TOKEN_FIELDS, where)
-    return TokenCount(**{name: _take(data, name, (int,), where) for name in TOKEN_FIELDS})
-
-
-@dataclass(frozen=True, kw_only=True)
-class Row:
+class Row(Stored):
     """One (strategy, budget, problem, seed) result of a run, graded (one line of ``samples.jsonl``)."""
 
     problem_id: str
@@ -132,29 +154,23 @@ class Row:
     answer: str | None
     """The strategy's final answer (None: none)."""
     gold: str
-    tokens: TokenCount
+    tokens: Annotated[TokenCount, BeforeValidator(_every_token_field)]
     """What the strategy spent (``reasoner.types.TokenCount``)."""
-    wall_s: float
-    """Per-problem latency as the strategy measured it (replayed budgets scale the recorded time)."""
-    samples: tuple[SampleRecord, ...]
-    correct: bool
-    """The final answer's verdict."""
     spent: int = 0
     """Tokens this run actually generated for the row (replays cost nothing). Optional: 0 when absent (what
     the report has always counted), and then written back as 0."""
+    wall_s: float
+    """Per-problem latency as the strategy measured it (replayed budgets scale the recorded time)."""
     measured_s: float = 0.0
     """Compute seconds this run spent on the row. Optional: 0.0 when absent, then written back as 0.0."""
-    status: str | None = None
+    samples: Annotated[tuple[SampleRecord, ...], ARRAY]
+    correct: bool
+    """The final answer's verdict."""
+    status: Annotated[str | None, NOT_NULL] = omit_none()
     """The final verdict's status. Optional: older runs lack it (None, not written back)."""
-    grader: str | None = None
+    grader: Annotated[str | None, NOT_NULL] = omit_none()
     """The grader's extraction policy (``lenient``/``strict``). Optional: older runs lack it (None, not
     written back)."""
-
-    FIELDS = (
-        "problem_id", "strategy", "budget", "seed", "answer", "gold", "tokens", "spent", "wall_s", "measured_s",
-        "samples", "correct", "status", "grader",
-    )  # fmt: skip
-    """The keys of a stored row, in the order they are written."""
 
     @property
     def key(self) -> Key:
@@ -164,50 +180,6 @@ class Row:
     def cell(self) -> str:
         """``strategy@budget``."""
         return f"{self.strategy}@{self.budget}"
-
-    def to_json(self) -> dict[str, Any]:
-        """The row as stored in ``samples.jsonl`` (module docstring); ``from_json`` reads it back equal."""
-        out: dict[str, Any] = {
-            "problem_id": self.problem_id,
-            "strategy": self.strategy,
-            "budget": self.budget,
-            "seed": self.seed,
-            "answer": self.answer,
-            "gold": self.gold,
-            "tokens": dataclasses.asdict(self.tokens),
-            "spent": self.spent,
-            "wall_s": self.wall_s,
-            "measured_s": self.measured_s,
-            "samples": [s.to_json() for s in self.samples],
-            "correct": self.correct,
-        }
-        if self.status is not None:
-            out["status"] = self.status
-        if self.grader is not None:
-            out["grader"] = self.grader
-        return out
-
-    @classmethod
-    def from_json(cls, data: Any, where: str = "row") -> Row:
-        """A stored row; ``where`` (e.g. ``runs/x/samples.jsonl line 3``) goes into every error message."""
-        _check_keys(data, cls.FIELDS, where)
-        samples = _take(data, "samples", (list,), where)
-        return cls(
-            problem_id=_take(data, "problem_id", (str,), where),
-            strategy=_take(data, "strategy", (str,), where),
-            budget=_take(data, "budget", (int,), where),
-            seed=_take(data, "seed", (int,), where),
-            answer=_take(data, "answer", (str,), where, null=True),
-            gold=_take(data, "gold", (str,), where),
-            tokens=_tokens(_take(data, "tokens", (dict,), where), where),
-            wall_s=_take(data, "wall_s", NUMBER, where),
-            samples=tuple(SampleRecord.from_json(s, f"{where}, samples[{i}]") for i, s in enumerate(samples)),
-            correct=_take(data, "correct", (bool,), where),
-            spent=_take(data, "spent", (int,), where) if "spent" in data else 0,
-            measured_s=_take(data, "measured_s", NUMBER, where) if "measured_s" in data else 0.0,
-            status=_take(data, "status", (str,), where) if "status" in data else None,
-            grader=_take(data, "grader", (str,), where) if "grader" in data else None,
-        )
 
     def to_line(self) -> str:
         """One JSONL line (with its newline), as ``samples.jsonl`` holds it."""
@@ -228,11 +200,12 @@ def read_rows(path: str | Path) -> list[Row]:
     with path.open(encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             try:
-                data = json.loads(line)
-            except ValueError:
+                row = Row.model_validate_json(line)
+            except ValidationError as err:
+                if [e["type"] for e in err.errors()] != ["json_invalid"]:
+                    raise stored_error(err, Row, f"{path} line {number}") from None
                 bad += line.strip() != ""
                 continue
-            row = Row.from_json(data, f"{path} line {number}")
             if row.key not in seen:
                 seen.add(row.key)
                 rows.append(row)

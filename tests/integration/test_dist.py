@@ -5,7 +5,6 @@ the NCCL transport. One local Ray instance serves the whole module."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -172,7 +171,7 @@ def test_eval_workers_rows_equal_single_engine_rows(ray_local, tmp_path: Path):
         run.prepare(config)
         stats = run_sweep(config, run, workers=workers, map_with_engines=map_with_engines, progress=False)
         assert stats.units_run == 2
-        rows[workers] = [replace(r, wall_s=0.0, measured_s=0.0) for r in run.read_rows()]
+        rows[workers] = [r.model_copy(update={"wall_s": 0.0, "measured_s": 0.0}) for r in run.read_rows()]
     assert rows[2] == rows[0]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 
 import pytest
 
@@ -121,7 +120,7 @@ def test_regrade_refuses_runs_without_texts(tmp_path, run_dir):
     old.mkdir()
     (old / "config.yaml").write_bytes((run_dir / "config.yaml").read_bytes())
     rows = [
-        replace(r, samples=tuple(replace(s, text=None) for s in r.samples))
+        r.model_copy(update={"samples": tuple(s.model_copy(update={"text": None}) for s in r.samples)})
         for r in RunDir(run_dir).read_rows()
     ]  # rows as runs wrote them before texts were kept
     RunDir(old).append(rows)

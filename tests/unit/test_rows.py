@@ -52,12 +52,48 @@ def test_old_rows_without_optional_fields_load_with_their_defaults():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d.update(extra=1), "line 2: unknown field 'extra'"),
+        (lambda d: d.update(extra=1), "line 2: unknown field 'extra' \\(known fields: problem_id, strategy,"),
         (lambda d: d.pop("gold"), "line 2: missing field 'gold'"),
-        (lambda d: d.update(budget="24"), "line 2: field 'budget' must be int, got '24'"),
-        (lambda d: d["samples"][1].pop("finish"), r"line 2, samples\[1\]: missing field 'finish'"),
-        (lambda d: d["tokens"].update(words=3), "line 2, field 'tokens': unknown field 'words'"),
-        (lambda d: d.update(correct=1), "line 2: field 'correct' must be bool, got 1"),
+        (
+            lambda d: d.update(budget="24"),
+            "line 2: field 'budget': Input should be a valid integer, got '24'",
+        ),
+        (lambda d: d.update(correct=1), "line 2: field 'correct': Input should be a valid boolean, got 1"),
+        (lambda d: d.update(wall_s=True), "line 2: field 'wall_s': Input should be a valid number, got True"),
+        (lambda d: d.update(samples={}), "line 2: field 'samples': Input should be a valid array, got {}"),
+        # in a nested sample: missing, wrong type, unknown
+        (lambda d: d["samples"][1].pop("finish"), "line 2: missing field 'samples.1.finish'"),
+        (
+            lambda d: d["samples"][1].update(tokens=True),
+            "line 2: field 'samples.1.tokens': Input should be a valid integer, got True",
+        ),
+        (
+            lambda d: d["samples"][0].update(text=None, status=1),
+            "line 2: field 'samples.0.status': Input should "
+            "be a valid string, got 1; field 'samples.0.text': absent or a value, never null, got None",
+        ),
+        (
+            lambda d: d["samples"][0].update(words=3),
+            "line 2: unknown field 'samples.0.words' \\(known fields: "
+            "tokens, finish, answer, correct, status, text\\)",
+        ),
+        # in the TokenCount (a stdlib dataclass): strict too
+        (
+            lambda d: d["tokens"].update(words=3),
+            "line 2: unknown field 'tokens.words' \\(known fields: generated,",
+        ),
+        (
+            lambda d: d["tokens"].update(generated=17.0),
+            "line 2: field 'tokens.generated': Input should be a valid integer, got 17.0",
+        ),
+        (
+            lambda d: d["tokens"].update(thinking=False),
+            "line 2: field 'tokens.thinking': Input should be a valid integer, got False",
+        ),
+        (
+            lambda d: d["tokens"].pop("answer"),
+            "line 2: field 'tokens': every TokenCount field is stored; missing: answer",
+        ),
     ],
 )
 def test_a_malformed_stored_row_names_the_field_file_and_line(tmp_path, edit, message):

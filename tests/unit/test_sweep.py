@@ -323,11 +323,12 @@ def _row(pid: str) -> Row:
 def test_run_dir_torn_tail_and_duplicates(tmp_path):
     run = RunDir(tmp_path)
     row = _row("p0")
-    run.append([row, replace(row, problem_id="p1")])
+    run.append([row, row.model_copy(update={"problem_id": "p1"})])
     with run.samples_path.open("a") as f:
         f.write('{"strategy": "greedy", "bud')  # a crash mid-write
     assert [r.problem_id for r in run.read_rows()] == ["p0", "p1"]
-    run.append([row, replace(row, problem_id="p2")])  # cuts the torn tail first; a duplicate key is ignored
+    # cuts the torn tail first; a duplicate key is ignored
+    run.append([row, row.model_copy(update={"problem_id": "p2"})])
     lines = run.samples_path.read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line) for line in lines)
     assert [r.problem_id for r in run.read_rows()] == ["p0", "p1", "p2"]
@@ -358,9 +359,8 @@ def _cfg(**kw) -> EvalConfig:
 
 
 def _strip(summary: Summary) -> Summary:
-    return replace(
-        summary, cells=tuple(replace(c, **dict.fromkeys(NOT_REPRODUCIBLE, 0.0)) for c in summary.cells)
-    )
+    cells = tuple(c.model_copy(update=dict.fromkeys(NOT_REPRODUCIBLE, 0.0)) for c in summary.cells)
+    return summary.model_copy(update={"cells": cells})
 
 
 def test_sweep_resume_equals_uninterrupted(tmp_path, fake):
@@ -406,8 +406,9 @@ def test_sweep_workers_use_the_injected_replica_map(tmp_path, fake, tiny_model):
     run_sweep(cfg, one, engine=fake, progress=False)
     stats = run_sweep(cfg, two, workers=2, map_with_engines=local_map, progress=False)
     assert stats.units_run == 6 and calls == [(cfg.engine, tiny_model, 2, cfg.dtype, 6)]
-    assert [replace(r, wall_s=0.0, measured_s=0.0) for r in two.read_rows()] == [
-        replace(r, wall_s=0.0, measured_s=0.0) for r in one.read_rows()
+    timeless = {"wall_s": 0.0, "measured_s": 0.0}
+    assert [r.model_copy(update=timeless) for r in two.read_rows()] == [
+        r.model_copy(update=timeless) for r in one.read_rows()
     ]
 
 
