@@ -29,7 +29,7 @@ from evals.rows import ARRAY, NOT_NULL, Stored, omit_none
 SUMMARY_FILE = "summary.json"
 Interval = Annotated[tuple[float | None, float | None], ARRAY]
 """A confidence interval ``(lo, hi)``; None: a bound that is undefined (NaN)."""
-_SAMPLE_KEY = re.compile(r"^(pass|maj)@(\d+)(_ci)?$")
+_PASS, _MAJ = re.compile(r"pass@(\d+)"), re.compile(r"maj@(\d+)")
 
 
 class Cell(Stored):
@@ -46,10 +46,10 @@ class Cell(Stored):
     accuracy_ci: Interval
     sample_acc: Annotated[float | None, NOT_NULL] = omit_none()
     """Per-sample accuracy; None (not stored): a strategy without independent full samples."""
-    pass_at: Annotated[tuple[Annotated[tuple[int, float, Interval], ARRAY], ...], ARRAY] = ()
+    pass_at: tuple[tuple[int, float, Interval], ...] = ()
     """``(k, pass@k, its interval)`` for k = 1, 2, 4, ...; empty like ``sample_acc``. Stored as the keys
     ``pass@k`` and ``pass@k_ci``."""
-    maj: Annotated[tuple[int, float], ARRAY] | None = None
+    maj: tuple[int, float] | None = None
     """``(k, maj@k)`` when each row has k > 1 samples; None otherwise. Stored as the key ``maj@k``."""
     thinking: float
     answer: float
@@ -62,8 +62,8 @@ class Cell(Stored):
     spent: int
     wall_s: float
     measured_s: float
-    pareto: bool = False
-    """On the Pareto front of (generated, accuracy) across the summary's cells."""
+    pareto: bool
+    """On the Pareto front of (generated, accuracy) across the summary's cells (``evals.report.summarize``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -73,14 +73,13 @@ class Cell(Stored):
         if not isinstance(data, dict):
             return data
         rest = dict(data)
-        passes = sorted(
-            int(m[2]) for key in data if (m := _SAMPLE_KEY.match(key)) and m[1] == "pass" and not m[3]
-        )
+        passes = sorted(int(m[1]) for key in data if (m := _PASS.fullmatch(key)))
         if passes:
-            rest["pass_at"] = [(k, rest.pop(f"pass@{k}"), rest.pop(f"pass@{k}_ci", None)) for k in passes]
-        maj = next((m for key in data if (m := _SAMPLE_KEY.match(key)) and m[1] == "maj" and not m[3]), None)
-        if maj:
-            rest["maj"] = (int(maj[2]), rest.pop(maj[0]))
+            rest["pass_at"] = tuple(
+                (k, rest.pop(f"pass@{k}"), rest.pop(f"pass@{k}_ci", None)) for k in passes
+            )
+        if maj := next((m for key in data if (m := _MAJ.fullmatch(key))), None):
+            rest["maj"] = (int(maj[1]), rest.pop(maj[0]))
         return rest
 
     @model_serializer(mode="wrap")

@@ -100,6 +100,7 @@ def cell_summary(strategy: str, budget: int, rows: Sequence[Row]) -> Cell:
         spent=sum(r.spent for r in rows),
         wall_s=sum(r.wall_s for r in rows) / len(rows),
         measured_s=sum(r.measured_s for r in rows),
+        pareto=False,  # set by summarize, across the cells
     )
 
 

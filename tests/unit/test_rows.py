@@ -152,3 +152,23 @@ def test_a_fake_sweeps_files_read_back_and_written_again_are_equal(tmp_path, mon
     assert any(c.tokens_per_correct == float("inf") for c in load_summary(one.path).cells)  # null in JSON
     assert [_timeless(r.to_json()) for r in two.read_rows()] == [_timeless(r.to_json()) for r in rows]
     assert _timeless(json.loads((two.path / "summary.json").read_text())) == _timeless(stored)
+
+
+def test_a_malformed_summary_names_the_cell_field_and_file(tmp_path, monkeypatch):
+    run = _sweep(tmp_path / "run", monkeypatch)
+    stored = json.loads((run.path / "summary.json").read_text())
+    majority = next(i for i, c in enumerate(stored["cells"]) if "maj@3" in c)
+    for edit, message in [
+        (lambda d: d["cells"][1].update(budget="6"), "field 'cells.1.budget': Input should be a valid int"),
+        (lambda d: d["cells"][0].update(extra=1), "unknown field 'cells.0.extra'"),
+        (lambda d: d["cells"][majority].update({"maj@5": 0.5}), f"unknown field 'cells.{majority}.maj@5'"),
+        (lambda d: d["cells"][0].pop("pareto"), "missing field 'cells.0.pareto'"),
+        (lambda d: d.pop("rows"), "missing field 'rows'"),
+    ]:
+        data = json.loads(json.dumps(stored))
+        edit(data)
+        bad = tmp_path / "bad"
+        bad.mkdir(exist_ok=True)
+        (bad / "summary.json").write_text(json.dumps(data))
+        with pytest.raises(RowFormatError, match=f"{bad / 'summary.json'}: {message}"):
+            load_summary(bad)
