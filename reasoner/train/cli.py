@@ -23,7 +23,8 @@ from typing import Any
 
 from reasoner.argtypes import positive_int
 from reasoner.clitools import CLIError, write_document
-from reasoner.config import ConfigError, DataConfig, RecipeConfig, RewardSpec, SFTRecipeConfig, load_recipe
+from reasoner.config import ConfigError, RecipeConfig, RewardSpec, SFTRecipeConfig, load_recipe
+from reasoner.sections import DataConfig
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 from reasoner.config import (
     ConfigError,
-    SFTDataConfig,
     SFTRecipeConfig,
     TrainerValidator,
     build_config,
     read_recipe_tree,
     recipe_kind,
 )
+from reasoner.sections import SFTDataConfig
 
 log = logging.getLogger(__name__)
 

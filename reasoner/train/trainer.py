@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 import torch
 
-from reasoner.config import ConfigError, LoraConfig, RecipeConfig
+from reasoner.config import ConfigError, RecipeConfig
+from reasoner.sections import LoraConfig
 from reasoner.train.hooks import GRPOHooks
 from reasoner.train.rollout import PoolFollower, RolloutSource, make_rollout_source
 from reasoner.types import Problem

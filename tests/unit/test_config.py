@@ -160,7 +160,7 @@ def test_load_recipe_rejects_non_mapping_yaml(tmp_path: Path, text):
 
 
 def test_fields_carry_docstrings():
-    from reasoner.config import AdvantageConfig, DACapConfig, RolloutConfig
+    from reasoner.sections import AdvantageConfig, DACapConfig, RolloutConfig
 
     for model in (RolloutConfig, AdvantageConfig, DACapConfig):
         for name, field in model.model_fields.items():
