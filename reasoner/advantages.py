@@ -68,8 +68,8 @@ def _check_grouped(x: torch.Tensor, num_generations: int, name: str) -> torch.Te
 
 def _check_fraction(value: object, name: str) -> float:
     try:
-        x = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        x = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
         x = math.nan
     if not 0.0 < x <= 1.0:  # NaN fails too
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")

@@ -6,8 +6,9 @@ types, so each can be tested alone. Lengths are always counted in tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 FinishReason = Literal["stop", "length", "abort"]
 VerdictStatus = Literal["ok", "no_answer", "unparsable", "timeout", "error"]
@@ -181,3 +182,15 @@ class StrategyResult:
     wall_s: float
     extra: dict[str, Any] = field(default_factory=dict)
     """Strategy-specific details (per-depth answers, branch points, ...)."""
+
+
+_T = TypeVar("_T")
+
+
+def filled(slots: Sequence[_T | None], what: str) -> list[_T]:
+    """``slots`` (a list filled in by index) with every slot set, typed ``list[T]``. A slot still None is a bug
+    in the code that fills it, never bad data: a ``RuntimeError`` naming ``what`` and the empty slots."""
+    empty = [i for i, x in enumerate(slots) if x is None]
+    if empty:
+        raise RuntimeError(f"{what}: slots {empty[:8]} of {len(slots)} were never filled")
+    return [x for x in slots if x is not None]

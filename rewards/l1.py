@@ -25,12 +25,15 @@ class _L1(GradedReward):
         values: list[Any] = [None] * n
         if self.target_column and self.target_column in columns:
             values = self.column(columns, self.target_column, n)
-        out = [self.target_length if v is None else int(v) for v in values]
-        if any(t is None for t in out):
-            raise ValueError(
-                f"{self.__name__}: target_length is required (or a {self.target_column!r} column)"
-            )
-        return out  # type: ignore[return-value]
+        out = []
+        for v in values:
+            target = self.target_length if v is None else int(v)
+            if target is None:
+                raise ValueError(
+                    f"{self.__name__}: target_length is required (or a {self.target_column!r} column)"
+                )
+            out.append(target)
+        return out
 
     def score(self, prompts, completions: list[Any], completion_ids, columns: Columns) -> list[float | None]:
         n = len(completions)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasoner.dist.common import RankFailedError, ensure_ray
+from reasoner.types import filled
 
 log = logging.getLogger("reasoner.dist")
 
@@ -84,7 +85,7 @@ def assign_ranks(
         for local_rank, i in enumerate(members):
             slots[i] = RankSlot(rank, local_rank, len(members), node_rank, len(nodes), devices)
             rank += 1
-    return slots  # type: ignore[return-value]
+    return filled(slots, "rank slots")
 
 
 def _node_devices(ip: str, ids: list[list[Any]]) -> str:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reasoner.types import filled
 from reasoner.verify.batch import MAX_ANSWER_CHARS, as_text, error_count, fast_equal, run_cached
 from reasoner.verify.extract import (
     GRADER_MODES,
@@ -103,7 +104,7 @@ def equivalent_many(
         results = run_cached(pool, [task for _, task in pending], timeout)
         for (i, _), (status, value) in zip(pending, results, strict=True):
             out[i] = status == "ok" and bool(value)
-    return out  # type: ignore[return-value]
+    return filled(out, "equivalence results")
 
 
 def answers_equivalent(

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from fractions import Fraction
 from typing import Any
 
+from reasoner.types import filled
 from reasoner.verify.gold import normalize_gold
 from reasoner.verify.pool import Result, VerifierPool, get_pool
 from reasoner.verify.worker import Task
@@ -142,4 +143,4 @@ def run_cached(pool: VerifierPool | None, tasks: list[Task], timeout: float) -> 
         for i, result in zip(todo, fresh, strict=True):
             _cache.put(keys[i], result)
             results[i] = result
-    return results  # type: ignore[return-value]
+    return filled(results, "verifier results")

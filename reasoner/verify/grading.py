@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
-from reasoner.types import Verdict, VerdictStatus
+from reasoner.types import Verdict, VerdictStatus, filled
 from reasoner.verify.batch import (
     FAILED_STATUSES,
     MAX_ANSWER_CHARS,
@@ -42,7 +42,7 @@ r"""Every extraction pattern of math-verify needs a digit, ``$``, ``\`` or ``[``
 ``\frac``/``\boxed``, `` [x] ``): a region without one holds nothing it would extract, and skips the pool."""
 
 
-def _may_hold_math(region: str | None) -> bool:
+def _may_hold_math(region: str | None) -> TypeGuard[str]:
     return region is not None and _MAY_HOLD_MATH.search(region) is not None
 
 
@@ -138,7 +138,7 @@ def grade_many(
                 marked.append((i, gold_text, answer))
         elif mode == "lenient" and _may_hold_math(region):
             if gold_text:
-                texts.append((i, gold_text, unglue_digits(region)))  # type: ignore[arg-type]
+                texts.append((i, gold_text, unglue_digits(region)))
             else:
                 verdicts[i] = Verdict(correct=False, extracted=None, status="unparsable")
         else:
@@ -149,7 +149,7 @@ def grade_many(
         verdicts[i] = _verdict(answer, result)
     for (i, _, _), result in zip(texts, results[len(marked) :], strict=True):
         verdicts[i] = _text_verdict(result)
-    return verdicts  # type: ignore[return-value]
+    return filled(verdicts, "verdicts")
 
 
 def grade(
@@ -191,7 +191,7 @@ def extract_many(
         answer = _marked(region, mode)
         out.append(answer)
         if answer is None and mode == "lenient" and _may_hold_math(region):
-            pending.append((i, region))  # type: ignore[arg-type]
+            pending.append((i, region))
     if pending:
         tasks = [("extract", unglue_digits(region), "") for _, region in pending]
         results = run_cached(pool, tasks, timeout)
@@ -231,4 +231,4 @@ def mathverify_many(
         results = run_cached(pool, [("mv_direct", g, t) for _, g, t in pending], timeout)
         for (i, _, _), result in zip(pending, results, strict=True):
             verdicts[i] = _text_verdict(result)
-    return verdicts  # type: ignore[return-value]
+    return filled(verdicts, "verdicts")
