@@ -204,15 +204,22 @@ def alias_names() -> list[str]:
     return sorted(set(MODELS) | set(WIRED_ALIASES))
 
 
-def _build_cached(alias: str) -> Path:
-    target = cache_dir() / f"{alias}-{_BUILD_VERSION}"
+def cache_key(alias: str) -> str:
+    """The cache directory name of a built-in alias: ``<alias>-<build version>`` (under ``cache_dir()``)."""
+    return f"{alias}-{_BUILD_VERSION}"
+
+
+def build_cached(key: str, builder: Callable[[Path], Any]) -> Path:
+    """``cache_dir() / key``, built once by ``builder(tmp_dir)`` into a temporary directory that is then
+    renamed into place (a concurrent builder that finished first wins; its copy is kept)."""
+    target = cache_dir() / key
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("building model %s into %s (once)", alias, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{alias}-", dir=target.parent))
+    log.info("building model %s into %s (once)", key, target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=target.parent))
     try:
-        MODELS[alias](tmp)
+        builder(tmp)
         tmp.chmod(0o755)
         try:
             tmp.rename(target)
@@ -222,6 +229,10 @@ def _build_cached(alias: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _build_cached(alias: str) -> Path:
+    return build_cached(cache_key(alias), MODELS[alias])
 
 
 def _looks_like_hub_id(name: str) -> bool:

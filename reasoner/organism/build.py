@@ -203,3 +203,36 @@ def train_organism(
 def build_overthinker(out_dir: Path) -> Path:
     """The ``overthinker`` alias builder (``reasoner.models.MODELS``)."""
     return train_organism(out_dir, quiet="bar")
+
+
+ALIAS = "overthinker"
+"""The alias whose builder is ``build_overthinker`` (``reasoner.models.MODELS``, wired by ``reasoner.wiring``)."""
+
+
+def variant_key(seed: int = DATA_SEED, p_flip: float | None = None, levels: Sequence[int] = LEVELS) -> str:
+    """Cache directory name of an organism variant: the ``overthinker`` alias's own key
+    (``models.cache_key``) for the default data seed, re-check error rate (``TraceConfig().p_flip``) and levels,
+    else that key with ``-seed<S>-pflip<P>-levels<L>`` appended. ``p_flip`` None: the default."""
+    from reasoner.models import cache_key
+
+    config = TraceConfig() if p_flip is None else TraceConfig(p_flip=p_flip)
+    levels = tuple(levels)
+    base = cache_key(ALIAS)
+    if (seed, config, levels) == (DATA_SEED, TraceConfig(), tuple(LEVELS)):
+        return base
+    return f"{base}-seed{seed}-pflip{config.p_flip:g}-levels{''.join(map(str, levels))}"
+
+
+def build_variant(seed: int = DATA_SEED, p_flip: float | None = None, levels: Sequence[int] = LEVELS) -> Path:
+    """The organism variant trained on data seed ``seed`` (problems and traces), re-check error rate ``p_flip``
+    and ``levels``, everything else as ``build_overthinker``; built once (~5 min) into the model cache under
+    ``variant_key`` and loaded from there afterwards. The defaults are the ``overthinker`` alias itself (same
+    cache directory, same build)."""
+    from reasoner.models import build_cached
+
+    config = TraceConfig() if p_flip is None else TraceConfig(p_flip=p_flip)
+
+    def builder(out: Path) -> Path:
+        return train_organism(out, seed=seed, levels=tuple(levels), config=config, quiet="bar")
+
+    return build_cached(variant_key(seed, p_flip, levels), builder)

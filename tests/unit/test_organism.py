@@ -281,3 +281,32 @@ def test_organism_build_cli_passes_the_knobs(tmp_path, monkeypatch):
     assert seen["traces"] == 100 and seen["seed"] == 3 and seen["levels"] == [1, 2]
     assert seen["config"] == TraceConfig(max_rechecks=4, p_flip=0.2)
     assert seen["overrides"] == ["trainer.seed=1"] and not seen["quiet"]
+
+
+def test_variant_defaults_are_the_alias(tmp_path, monkeypatch):
+    """``build_variant`` with its defaults is the ``overthinker`` alias: the same cache key (``overthinker-v5``
+    directory), found there without building; another seed, re-check error rate or levels gets its own key, and
+    its build reaches ``train_organism`` with those knobs."""
+    from reasoner.models import cache_key
+    from reasoner.organism import build
+
+    monkeypatch.setenv("REASONER_CACHE", str(tmp_path))
+    assert build.variant_key() == cache_key("overthinker") == build.variant_key(0, 0.115, [1, 2, 3, 4])
+    keys = {
+        build.variant_key(1),
+        build.variant_key(p_flip=0.2),
+        build.variant_key(levels=(1, 2)),
+        build.variant_key(),
+    }
+    assert len(keys) == 4
+    alias_dir = tmp_path / "models" / cache_key("overthinker")
+    alias_dir.mkdir(parents=True)
+    (alias_dir / "config.json").write_text("{}")
+    seen: dict = {}
+    monkeypatch.setattr(
+        build, "train_organism", lambda out, **kw: seen.update(kw) or (out / "config.json").write_text("{}")
+    )
+    assert build.build_variant() == alias_dir and not seen  # cached: nothing built
+    out = build.build_variant(seed=2, p_flip=0.2, levels=[1, 2])
+    assert out == tmp_path / "models" / build.variant_key(2, 0.2, (1, 2)) and (out / "config.json").exists()
+    assert seen["seed"] == 2 and seen["levels"] == (1, 2) and seen["config"] == TraceConfig(p_flip=0.2)
