@@ -1,0 +1,121 @@
+"""The fidelity table's targets (issue [13]): each row's paper claim as a pure function of its measured numbers.
+
+Accuracies are percentages (0-100), token and wall figures are totals over the row's problems. Each function
+returns ``MET`` or ``MISSED`` (``REPORTED`` for rows whose target is to report what is seen); ``bench/fidelity.py``
+measures the numbers, ``tests/unit/test_fidelity.py`` checks these functions on hand-made tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+MET, MISSED, REPORTED, NOT_YET = "met", "missed", "reported", "not implemented yet"
+
+Measured = Mapping[str, object]
+
+
+def _verdict(ok: bool) -> str:
+    return MET if ok else MISSED
+
+
+def _f(m: Measured, key: str) -> float:
+    value = m[key]
+    if not isinstance(value, int | float):
+        raise TypeError(f"measured {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def short_m(m: Measured) -> str:
+    """short-1@8 accuracy >= majority@8 - 2 at <= 0.6x its thinking tokens; short-3@8 accuracy >= majority@8 at
+    <= 0.67x its wall time; shortest-of-8 accuracy > longest-of-8 (arXiv 2505.17813)."""
+    maj = _f(m, "maj_acc")
+    s1 = _f(m, "s1_acc") >= maj - 2 and _f(m, "s1_thinking") <= 0.6 * _f(m, "maj_thinking")
+    s3 = _f(m, "s3_acc") >= maj and _f(m, "s3_wall") <= 0.67 * _f(m, "maj_wall")
+    return _verdict(s1 and s3 and _f(m, "shortest_acc") > _f(m, "longest_acc"))
+
+
+def budget_forcing(m: Measured) -> str:
+    """Accuracy against the thinking budget: reported as measured (no pass/fail: on an overthinking model less
+    may be more)."""
+    return REPORTED
+
+
+def deer(m: Measured) -> str:
+    """DEER early exit: <= 0.7x the full chains' generated tokens at accuracy >= full - 2 (arXiv 2504.15895)."""
+    return _verdict(
+        _f(m, "deer_tokens") <= 0.7 * _f(m, "full_tokens") and _f(m, "deer_acc") >= _f(m, "full_acc") - 2
+    )
+
+
+def deepconf(m: Measured) -> str:
+    """DeepConf online: <= 0.7x majority@k's generated tokens at accuracy >= majority@k - 2 (arXiv 2508.15260)."""
+    return _verdict(
+        _f(m, "dc_tokens") <= 0.7 * _f(m, "maj_tokens") and _f(m, "dc_acc") >= _f(m, "maj_acc") - 2
+    )
+
+
+def at_or_above(curve: Sequence[tuple[float, float]], budget: float, value: float) -> bool:
+    """Whether the step curve ``curve`` ((tokens, pass) points) reaches ``value`` within ``budget`` tokens: the
+    best pass among its points that spend at most ``budget`` (no such point: False)."""
+    within = [p for t, p in curve if t <= budget]
+    return bool(within) and max(within) >= value
+
+
+def matched_budgets(fractured: Sequence[Sequence[float]], full: Sequence[Sequence[float]]) -> int:
+    """How many of the full-chain curve's (tokens, pass@k) points the fractured curve matches or beats at the same
+    token budget (``at_or_above``)."""
+    frac = [(float(t), float(p)) for t, p in fractured]
+    return sum(at_or_above(frac, float(t), float(p)) for t, p in full)
+
+
+def fractured(m: Measured) -> str:
+    """Fractured sampling: pass@k vs total tokens at or above parallel full chains at >= 3 matched budgets, and
+    answers forced at 50% of the thinking within 5 points of the full chains' (>= full - 5; arXiv 2505.12992)."""
+    curves = m["frac_curve"], m["full_curve"]
+    if not all(isinstance(c, Sequence) for c in curves):
+        raise TypeError("measured frac_curve and full_curve must be lists of (tokens, pass) points")
+    matched = matched_budgets(*curves)  # type: ignore[arg-type]  # checked just above; points are pairs
+    return _verdict(matched >= 3 and _f(m, "half_acc") >= _f(m, "chain_acc") - 5)
+
+
+def rises(values: Sequence[float]) -> bool:
+    """Non-decreasing, and the last above the first (a flat series does not rise)."""
+    return (
+        len(values) >= 2
+        and all(b >= a for a, b in zip(values[:-1], values[1:], strict=True))
+        and values[-1] > values[0]
+    )
+
+
+def entropy_branch(m: Measured) -> str:
+    """Entropy-gated branching with cap M: <= 0.6x the tokens of M parallel samples at pass@M >= theirs, and
+    branches per problem rising with level (arXiv 2510.11170)."""
+    per_level = m["branches_by_level"]
+    if not isinstance(per_level, Mapping):
+        raise TypeError("measured branches_by_level must map level -> mean branches")
+    ordered = [float(per_level[k]) for k in sorted(per_level, key=int)]
+    cheap = _f(m, "eb_tokens") <= 0.6 * _f(m, "par_tokens") and _f(m, "eb_pass") >= _f(m, "par_pass")
+    return _verdict(cheap and rises(ordered))
+
+
+TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
+    "short-m@k": ("s1@8 >= maj-2 at <=0.6x think; s3@8 >= maj at <=0.67x wall; shortest > longest", short_m),
+    "budget forcing": ("report accuracy vs thinking budget", budget_forcing),
+    "DEER early exit": ("<=0.7x tokens at acc >= full-2", deer),
+    "DeepConf online": ("<=0.7x tokens at acc >= maj@8-2", deepconf),
+    "fractured": (">= full chains at >=3 matched budgets; 50%-depth acc >= full-5", fractured),
+    "entropy-branch": ("<=0.6x tokens at pass@M >= parallel; branches rise with level", entropy_branch),
+}
+"""Row -> (target text, verdict function)."""
+
+PENDING = {
+    "DLER": "length <= 0.5x at acc >= before-2",
+    "DLER ablations": "full DLER best or tied on accuracy (report acc, length, entropy)",
+    "Difficulty-Aware DLER": "easy levels shorter than DLER; hardest level acc >= DLER",
+    "update-selective merge": "keep=0.3 retains >= 60% of DLER's cut at acc >= base",
+    "D3S": "<= 0.7x loss tokens to GRPO's reward; acc >= GRPO-2",
+    "difficulty pruning": "<= 0.8x rollouts to GRPO's reward",
+    "shortest-correct SFT": "acc shortest >= random >= longest; lengths in that order",
+    "DAP distillation": "length rises with level; <= 0.5x tokens at acc >= original-2",
+}
+"""Training rows not implemented yet: row -> target text (printed with ``NOT_YET``)."""
