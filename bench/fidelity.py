@@ -224,12 +224,9 @@ def show_short_m(m: dict[str, Any]) -> str:
 
 
 def show_budget(m: dict[str, Any]) -> str:
-    parts = [
-        f"B={k}: {v['acc']:.1f}% ({v['thinking'] / SAMPLES:.0f} think)" for k, v in m.items() if k != "none"
-    ]
-    return "; ".join(
-        [*parts, f"unlimited: {m['none']['acc']:.1f}% ({m['none']['thinking'] / SAMPLES:.0f} think)"]
-    )
+    """Accuracy and mean thinking tokens per response at each budget, then unlimited."""
+    parts = [f"B={k}: {v['acc']:.1f}% ({v['mean_thinking']:.0f} think)" for k, v in m.items() if k != "none"]
+    return "; ".join([*parts, f"unlimited: {m['none']['acc']:.1f}% ({m['none']['mean_thinking']:.0f} think)"])
 
 
 def show_deer(m: dict[str, Any]) -> str:
