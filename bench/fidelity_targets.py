@@ -102,7 +102,7 @@ TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "short-m@k": ("s1@8 >= maj-2 at <=0.6x think; s3@8 >= maj at <=0.67x wall; shortest > longest", short_m),
     "budget forcing": ("report accuracy vs thinking budget", budget_forcing),
     "DEER early exit": ("<=0.7x tokens at acc >= full-2", deer),
-    "DeepConf online": ("<=0.7x tokens at acc >= maj@8-2", deepconf),
+    "DeepConf online": ("DeepConf-low <=0.7x tokens at acc >= maj@8-2", deepconf),
     "fractured": (">= full chains at >=3 matched budgets; 50%-depth acc >= full-5", fractured),
     "entropy-branch": ("<=0.6x tokens at pass@M >= parallel; branches rise with level", entropy_branch),
 }
