@@ -98,6 +98,54 @@ def entropy_branch(m: Measured) -> str:
     return _verdict(cheap and rises(ordered))
 
 
+def _eval(m: Measured, key: str) -> Mapping[str, object]:
+    value = m[key]
+    if not isinstance(value, Mapping):
+        raise TypeError(f"measured {key!r} must be an evaluation (acc, length, ...), got {value!r}")
+    return value
+
+
+def dler(m: Measured) -> str:
+    """DLER: mean response length <= 0.5x the organism's at accuracy >= before - 2 (arXiv 2510.15110)."""
+    before, after = _eval(m, "before"), _eval(m, "after")
+    return _verdict(
+        _f(after, "length") <= 0.5 * _f(before, "length") and _f(after, "acc") >= _f(before, "acc") - 2
+    )
+
+
+TIE = 2.0
+"""Accuracy points within which two arms count as tied (about one standard error at 100 problems x 4 samples
+and 80% accuracy: 100 * sqrt(0.8 * 0.2 / 400) = 2)."""
+
+
+def ablations(m: Measured) -> str:
+    """DLER's ablations: full DLER's held-out accuracy best or tied (within ``TIE``) against each ablation."""
+    full = _f(_eval(m, "DLER"), "acc")
+    others = [_f(_eval(m, k), "acc") for k in m if k != "DLER"]
+    return _verdict(bool(others) and all(full >= o - TIE for o in others))
+
+
+def da_dler(m: Measured) -> str:
+    """Difficulty-Aware DLER vs DLER: every level but the hardest shorter (mean response tokens) than under DLER,
+    and the hardest level's accuracy >= DLER's (arXiv 2510.15110)."""
+    dl, da = _eval(m, "dler")["by_level"], _eval(m, "da")["by_level"]
+    if not isinstance(dl, Mapping) or not isinstance(da, Mapping):
+        raise TypeError("measured by_level must map level -> {acc, length}")
+    levels = sorted(dl, key=int)
+    easy, hardest = levels[:-1], levels[-1]
+    shorter = all(_f(da[k], "length") < _f(dl[k], "length") for k in easy)
+    return _verdict(bool(easy) and shorter and _f(da[hardest], "acc") >= _f(dl[hardest], "acc"))
+
+
+def merge(m: Measured) -> str:
+    """Update-selective merge: keeps >= 60% of DLER's length cut ((base - merged) / (base - DLER)) at accuracy >=
+    the base's (arXiv 2510.15110)."""
+    base, dl, merged = _eval(m, "base"), _eval(m, "dler"), _eval(m, "merged")
+    cut = _f(base, "length") - _f(dl, "length")
+    kept = (_f(base, "length") - _f(merged, "length")) / cut if cut > 0 else 0.0
+    return _verdict(kept >= 0.6 and _f(merged, "acc") >= _f(base, "acc"))
+
+
 TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "short-m@k": ("s1@8 >= maj-2 at <=0.6x think; s3@8 >= maj at <=0.67x wall; shortest > longest", short_m),
     "budget forcing": ("report accuracy vs thinking budget", budget_forcing),
@@ -105,14 +153,14 @@ TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "DeepConf online": ("DeepConf-low <=0.7x tokens at acc >= maj@8-2", deepconf),
     "fractured": (">= full chains at >=3 matched budgets; 50%-depth acc >= full-5", fractured),
     "entropy-branch": ("<=0.6x tokens at pass@M >= parallel; branches rise with level", entropy_branch),
+    "DLER": ("length <= 0.5x at acc >= before-2", dler),
+    "DLER ablations": ("full DLER best or tied (2 pts) on acc; report acc, length, entropy", ablations),
+    "Difficulty-Aware DLER": ("easy levels shorter than DLER; hardest level acc >= DLER", da_dler),
+    "update-selective merge": ("keep=0.3 retains >= 60% of DLER's cut at acc >= base", merge),
 }
 """Row -> (target text, verdict function)."""
 
 PENDING = {
-    "DLER": "length <= 0.5x at acc >= before-2",
-    "DLER ablations": "full DLER best or tied on accuracy (report acc, length, entropy)",
-    "Difficulty-Aware DLER": "easy levels shorter than DLER; hardest level acc >= DLER",
-    "update-selective merge": "keep=0.3 retains >= 60% of DLER's cut at acc >= base",
     "D3S": "<= 0.7x loss tokens to GRPO's reward; acc >= GRPO-2",
     "difficulty pruning": "<= 0.8x rollouts to GRPO's reward",
     "shortest-correct SFT": "acc shortest >= random >= longest; lengths in that order",

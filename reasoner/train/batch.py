@@ -187,7 +187,11 @@ def collect_batch(
     first = _run_round(problems, 0, generate, score, n)
     observed = list(first)
     if not dynamic_sampling:
-        return RolloutBatch(first, observed, {"refill_rounds": 0.0, "frac_zero_std_groups": math.nan})
+        return RolloutBatch(
+            first,
+            observed,
+            {"refill_rounds": 0.0, "frac_zero_std_groups": math.nan, "generated_groups": float(len(first))},
+        )
 
     def signal(groups: list[Group]) -> list[bool]:
         if not groups:

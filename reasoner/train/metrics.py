@@ -3,8 +3,8 @@
 Every ``on_log`` of the transformers Trainer (TRL's GRPOTrainer logs TRL's names: ``reward``,
 ``reward_std``, ``frac_reward_zero_std``, ``completions/mean_length``, ``completions/clipped_ratio``,
 ``rewards/<name>/mean``, ``entropy``, ``clip_ratio/*``, ``step_time``, ...; our trainer adds
-``reasoner/kept_samples``, ``reasoner/kept_tokens``, ``reasoner/frac_zero_std_groups``,
-``reasoner/refill_rounds``, ``difficulty/pass_rate_hist/<bin>``, ``time/generate|score|sync|advantages|update``)
+``reasoner/kept_samples``, ``reasoner/kept_tokens`` (fraction) and ``reasoner/loss_tokens`` (count) in the loss,
+``reasoner/frac_zero_std_groups``, ``reasoner/refill_rounds``, ``reasoner/generated_groups``, ``difficulty/pass_rate_hist/<bin>``, ``time/generate|score|sync|advantages|update``)
 becomes one JSON line ``{"step": global_step, ...logs}``. ``report_to`` backends (wandb, tensorboard, ...)
 receive the same dict through TRL. The console line shows a few headline numbers with rich.
 """

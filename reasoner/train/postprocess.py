@@ -94,6 +94,7 @@ def process_advantages(
     stats = {
         "kept_samples": float((loss_mask.sum(1) > 0).float().mean()),
         "kept_tokens": float(loss_mask.sum()) / total_tokens,
+        "loss_tokens": float(loss_mask.sum()),
         "kept_groups": float(keep_groups.float().mean()),
         "advantages_abs_mean": float(advantages.abs().mean()),
     }
