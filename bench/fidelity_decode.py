@@ -3,9 +3,10 @@ fractured sampling and entropy-gated branching, each against its baseline on the
 
 from __future__ import annotations
 
+import re
 import statistics
-from collections import defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from common import thinking
@@ -23,12 +24,20 @@ def row_short_m(ctx: Ctx) -> dict[str, Any]:
     maj, maj_wall = ctx.run(*MAJ8)
     s1, s1_wall = ctx.run("short-m@k", {"k": "8", "m": "1"})
     s3, s3_wall = ctx.run("short-m@k", {"k": "8", "m": "3"})
-    shortest, longest = [], []
+    from reasoner.strategies.voting import extract_all, vote
+
+    shortest, longest, vote3_short, vote3_first = [], [], [], []
     for r, verdicts in zip(maj, chain_verdicts(ctx, maj), strict=True):
         lengths = [thinking(c) for c in r.completions]
         shortest.append(verdicts[lengths.index(min(lengths))])
         longest.append(verdicts[lengths.index(max(lengths))])
+        answers = extract_all([c.text for c in r.completions])
+        order = sorted(range(len(lengths)), key=lambda j: (lengths[j], j))
+        vote3_short.append(vote([answers[j] for j in order[:3]]).answer)
+        vote3_first.append(vote(answers[:3]).answer)
+    golds = [p.answer for p in ctx.problems]
     return {
+        "vote3_shortest_acc": pct(graded(golds, vote3_short)), "vote3_first_acc": pct(graded(golds, vote3_first)),
         "maj_acc": final_acc(ctx, maj), "s1_acc": final_acc(ctx, s1), "s3_acc": final_acc(ctx, s3),
         "maj_thinking": tokens(maj, "thinking"), "s1_thinking": tokens(s1, "thinking"),
         "maj_wall": maj_wall, "s1_wall": s1_wall, "s3_wall": s3_wall,
@@ -102,10 +111,22 @@ def row_fractured(ctx: Ctx) -> dict[str, Any]:
     ]
     trajectory = [[any(by_depth[d][i][j] for d in range(depths)) for j in range(n)] for i in range(len(frac))]
     chains = [graded([g] * n, r.extra["trajectory_answers"]) for g, r in zip(golds, frac, strict=True)]
+    last = [last_value(ctx.engine.tokenizer, c.token_ids[: r.extra["cuts"][j][1]])
+            for r in frac for j, c in enumerate(r.completions[:n])]  # fmt: skip
+    forced = [a for r in frac for a in r.extra["depth_answers"][1]]
     return {
         "frac_curve": _curve(trajectory, tokens(frac), n), "full_curve": _curve(chain_verdicts(ctx, maj), tokens(maj), n),
         "half_acc": pct([v for row in by_depth[1] for v in row]), "chain_acc": pct([v for row in chains for v in row]),
+        "half_last_acc": pct(graded([g for g in golds for _ in range(n)], last)),
+        "half_forced_is_last": pct([a is not None and a == b for a, b in zip(forced, last, strict=True)]),
     }  # fmt: skip
+
+
+def last_value(tokenizer: Any, ids: Sequence[int]) -> str | None:
+    """The last result the organism wrote in ``ids`` (the value after the last ``=``; its steps read
+    "12 * 3 = 36"), None when it wrote none: what a model that answers with its latest value says at a cut."""
+    found = re.findall(r"=\s*(-?\d+)", tokenizer.decode(list(ids), skip_special_tokens=True))
+    return found[-1] if found else None
 
 
 CALIBRATION_QUANTILE, CALIBRATION_PROBLEMS = 0.99, 50
@@ -143,20 +164,31 @@ def row_entropy_branch(ctx: Ctx) -> dict[str, Any]:
         for p, r in zip(ctx.problems, eb, strict=True)
     ]
     levels: dict[str, list[int]] = defaultdict(list)
+    at_points: Counter[str] = Counter()  # the token the main path wrote where it branched
     for p, r in zip(ctx.problems, eb, strict=True):
         levels[str(p.meta["level"])].append(len(r.extra["branch_points"]))
+        ids = r.completions[0].token_ids
+        at_points.update(ctx.engine.tokenizer.decode([ids[t]]).strip() for t in r.extra["branch_points"])
     return {
         "eb_pass": pct(eb_pass), "par_pass": pct([any(v) for v in chain_verdicts(ctx, maj)]),
         "eb_tokens": tokens(eb), "par_tokens": tokens(maj),
         "branches_by_level": {k: statistics.mean(v) for k, v in sorted(levels.items())},
         "threshold": threshold,
+        "branch_tokens": {k: 100 * v / max(at_points.total(), 1) for k, v in at_points.most_common(4)},
     }  # fmt: skip
 
 
 def show_short_m(m: dict[str, Any]) -> str:
     return (f"maj {m['maj_acc']:.1f}%; s1 {m['s1_acc']:.1f}% at {_x(m['s1_thinking'], m['maj_thinking'])} think; "
             f"s3 {m['s3_acc']:.1f}% at {_x(m['s3_wall'], m['maj_wall'])} wall; shortest {m['shortest_acc']:.1f}% "
-            f"vs longest {m['longest_acc']:.1f}%")  # fmt: skip
+            f"vs longest {m['longest_acc']:.1f}%" + _votes3(m))  # fmt: skip
+
+
+def _votes3(m: dict[str, Any]) -> str:
+    if "vote3_first_acc" not in m:
+        return ""
+    return (f" (of majority's 8 chains: vote of the 3 shortest {m['vote3_shortest_acc']:.1f}%, of the first 3 "
+            f"{m['vote3_first_acc']:.1f}%)")  # fmt: skip
 
 
 def show_budget(m: dict[str, Any]) -> str:
@@ -180,13 +212,25 @@ def show_fractured(m: dict[str, Any]) -> str:
     frac, full = m["frac_curve"], m["full_curve"]
     return (f"matched {matched_budgets(frac, full)}/{len(full)} budgets (pass@1 {full[0][1]:.0f}->@8 {full[-1][1]:.0f} "
             f"full, @8 {frac[-1][1]:.0f} frac at {_x(frac[-1][0], full[-1][0])}); 50% depth {m['half_acc']:.1f}% vs "
-            f"chain {m['chain_acc']:.1f}%")  # fmt: skip
+            f"chain {m['chain_acc']:.1f}%" + _last(m))  # fmt: skip
+
+
+def _last(m: dict[str, Any]) -> str:
+    if "half_last_acc" not in m:
+        return ""
+    return (f" (the last value written before the 50% cut is the answer in {m['half_last_acc']:.1f}%; the forced "
+            f"answer is that value in {m['half_forced_is_last']:.1f}%)")  # fmt: skip
 
 
 def show_entropy(m: dict[str, Any]) -> str:
     levels = " ".join(f"L{k}:{v:.1f}" for k, v in m["branches_by_level"].items())
     return (f"threshold {m['threshold']:.2f} nats (p99): pass@8 {m['eb_pass']:.1f}% vs {m['par_pass']:.1f}% at "
-            f"{_x(m['eb_tokens'], m['par_tokens'])} tokens; branches {levels}")  # fmt: skip
+            f"{_x(m['eb_tokens'], m['par_tokens'])} tokens; branches {levels}" + _branch_tokens(m))  # fmt: skip
+
+
+def _branch_tokens(m: dict[str, Any]) -> str:
+    shares = m.get("branch_tokens") or {}
+    return "; branched at " + ", ".join(f"{k!r} {v:.0f}%" for k, v in shares.items()) if shares else ""
 
 
 DECODE_ROWS: dict[str, tuple[Callable[[Ctx], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {

@@ -102,6 +102,7 @@ def test_no_dynamic_sampling_keeps_everything(source):
     batch, reward = run(pool, pool, source, dynamic=False)
     assert [g.problem.id for g in batch.groups] == ["p0", "p1", "p2", "p3"] and bool(batch.keep.all())
     assert len(reward.calls) == 1
+    assert batch.stats["generated_groups"] == 4 and batch.stats["refill_rounds"] == 0
 
 
 def test_nan_rewards_drop_a_group(source):
@@ -181,6 +182,9 @@ def test_process_d3s_sample_and_token_selection():
     tok = process_advantages(rewards, mask, 4, sample_k=2, rho=0.5, entropies=entropies)
     assert int(tok.loss_mask.sum()) < int(out.loss_mask.sum())
     assert torch.all(tok.loss_mask <= out.loss_mask)
+    for o in (out, tok):  # the count of tokens in the loss, and its share of the completion tokens
+        assert o.stats["loss_tokens"] == float(o.loss_mask.sum())
+        assert o.stats["kept_tokens"] == pytest.approx(o.stats["loss_tokens"] / float(mask.sum()))
     with pytest.raises(ValueError, match="entropies"):
         process_advantages(rewards, mask, 4, rho=0.5)
 

@@ -12,10 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name: str):
+    """A bench module by file (bench/ is on ``sys.path`` while it imports its siblings, as when run as a script)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
     return module
 
 
@@ -79,3 +84,66 @@ def test_every_row_has_a_target_and_pending_rows_are_not_judged():
     assert len(T.TARGETS) + len(T.PENDING) == 14  # the issue's table
     with pytest.raises(TypeError, match="maj_acc"):
         T.short_m(SHORT | {"maj_acc": "90"})
+
+
+def _ev(acc: float, length: float, **levels: tuple[float, float]) -> dict:
+    return {
+        "acc": acc,
+        "length": length,
+        "by_level": {k[1:]: {"acc": a, "length": n} for k, (a, n) in levels.items()},
+    }
+
+
+def test_dler_halves_length_within_two_points():
+    m = {"before": _ev(80.0, 100.0), "after": _ev(78.0, 50.0)}
+    assert T.dler(m) == T.MET
+    assert T.dler(m | {"after": _ev(78.0, 50.1)}) == T.MISSED
+    assert T.dler(m | {"after": _ev(77.9, 50.0)}) == T.MISSED
+
+
+def test_ablations_full_dler_best_or_tied_within_two_points():
+    m = {"DLER": _ev(80.0, 60.0), "group norm": _ev(82.0, 70.0), "no clip-higher": _ev(70.0, 50.0)}
+    assert T.ablations(m) == T.MET
+    assert T.ablations(m | {"group norm": _ev(82.1, 70.0)}) == T.MISSED
+    assert T.ablations({"DLER": _ev(80.0, 60.0)}) == T.MISSED  # nothing to compare with
+
+
+def test_da_dler_easy_levels_shorter_and_hardest_as_accurate():
+    dler = _ev(
+        80.0, 60.0, L1=(90.0, 40.0), L2=(85.0, 50.0), L10=(70.0, 80.0)
+    )  # L10 is the hardest (numeric order)
+    da = _ev(80.0, 55.0, L1=(90.0, 30.0), L2=(85.0, 49.0), L10=(70.0, 90.0))
+    assert T.da_dler({"dler": dler, "da": da}) == T.MET
+    da_tied = _ev(80.0, 55.0, L1=(90.0, 30.0), L2=(85.0, 50.0), L10=(70.0, 90.0))
+    assert T.da_dler({"dler": dler, "da": da_tied}) == T.MISSED  # level 2 not shorter
+    da_worse = _ev(80.0, 55.0, L1=(90.0, 30.0), L2=(85.0, 49.0), L10=(69.9, 90.0))
+    assert T.da_dler({"dler": dler, "da": da_worse}) == T.MISSED
+
+
+def test_merge_keeps_sixty_percent_of_the_cut_at_base_accuracy():
+    m = {"base": _ev(75.0, 130.0), "dler": _ev(85.0, 30.0), "merged": _ev(75.0, 70.0)}  # kept (130-70)/100
+    assert T.merge(m) == T.MET
+    assert T.merge(m | {"merged": _ev(75.0, 70.1)}) == T.MISSED
+    assert T.merge(m | {"merged": _ev(74.9, 70.0)}) == T.MISSED
+    assert T.merge(m | {"dler": _ev(85.0, 130.0)}) == T.MISSED  # DLER cut nothing
+
+
+F = _load("fidelity_train")
+
+
+@pytest.mark.parametrize(
+    ("values", "parts", "expected"),
+    [
+        ([1, 2, 3, 4, 5, 6, 7, 8], 4, [1.5, 3.5, 5.5, 7.5]),
+        (
+            [1, 2, 3, 4, 5, 6, 7, 8, 9],
+            4,
+            [1.5, 3.5, 5.5, 7.5],
+        ),  # the tail that does not fill a window is left out
+        ([2, 4], 4, [2.0, 4.0]),  # fewer steps than windows: one step per window
+        ([], 4, []),
+    ],
+)
+def test_over_steps_means_equal_windows(values, parts, expected):
+    history = [{"step": i, "entropy": v} for i, v in enumerate(values)] + [{"step": 99, "loss": 0.1}]
+    assert F.over_steps(history, "entropy", parts) == expected
