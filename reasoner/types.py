@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 FinishReason = Literal["stop", "length", "abort"]
 VerdictStatus = Literal["ok", "no_answer", "unparsable", "timeout", "error"]
@@ -194,3 +194,8 @@ def filled(slots: Sequence[_T | None], what: str) -> list[_T]:
     if empty:
         raise RuntimeError(f"{what}: slots {empty[:8]} of {len(slots)} were never filled")
     return [x for x in slots if x is not None]
+
+
+MergeScope = Literal["tensor", "global"]
+"""Where update-selective merging ranks |delta|: within each tensor, or over all parameters together."""
+MERGE_SCOPES: tuple[str, ...] = get_args(MergeScope)

@@ -36,14 +36,15 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 
+from reasoner.types import MERGE_SCOPES, MergeScope
+
 log = logging.getLogger(__name__)
 
-Scope = Literal["tensor", "global"]
-SCOPES: tuple[str, ...] = ("tensor", "global")
+Scope = MergeScope
+SCOPES = MERGE_SCOPES
 _HI_BINS = 1 << 15  # |x| has sign bit 0: high 16 bits of its pattern are < 2**15
 _LO_BINS = 1 << 16
 _CHUNK = 1 << 20  # entries scanned at a time when breaking ties

@@ -13,6 +13,7 @@ from typing import Any
 
 from reasoner.argtypes import fraction
 from reasoner.clitools import CLIError
+from reasoner.types import MERGE_SCOPES
 
 DESCRIPTION = """\
 Merge a tuned model into its base and write a Hugging Face directory that both engines (hf, vllm) load.
@@ -36,7 +37,6 @@ examples:
 
 def add_parsers(subparsers: Any) -> None:
     """Register ``merge`` on the ``reasoner`` subparsers."""
-    from reasoner.train.merge import SCOPES
 
     p = subparsers.add_parser(
         "merge",
@@ -53,7 +53,7 @@ def add_parsers(subparsers: Any) -> None:
                      help="selective merge: fraction in [0, 1] of update entries to apply, largest |delta| first")  # fmt: skip
     how.add_argument("--alpha", type=fraction("--alpha"), metavar="ALPHA",
                      help="linear interpolation weight in [0, 1]: base + alpha * (tuned - base)")  # fmt: skip
-    p.add_argument("--scope", choices=SCOPES, default="tensor",
+    p.add_argument("--scope", choices=MERGE_SCOPES, default="tensor",
                    help="--keep ranks |delta| within each tensor (tensor) or over all parameters (global). "
                    "Default: %(default)s")  # fmt: skip
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
