@@ -79,3 +79,84 @@ def test_every_row_has_a_target_and_pending_rows_are_not_judged():
     assert len(T.TARGETS) + len(T.PENDING) == 14  # the issue's table
     with pytest.raises(TypeError, match="maj_acc"):
         T.short_m(SHORT | {"maj_acc": "90"})
+
+
+def _ev(acc: float, length: float, **levels: float) -> dict:
+    return {
+        "acc": acc,
+        "length": length,
+        "by_level": {k[1:]: {"acc": acc, "length": v} for k, v in levels.items()},
+    }
+
+
+def test_shortest_sft_orders_accuracy_and_length():
+    m = {"shortest": _ev(80.0, 50), "random": _ev(80.0, 50), "longest": _ev(79.9, 51)}
+    assert T.shortest_sft(m) == T.MET  # ties at the boundary
+    assert T.shortest_sft(m | {"random": _ev(80.1, 50)}) == T.MISSED  # random more accurate than shortest
+    assert T.shortest_sft(m | {"longest": _ev(80.1, 51)}) == T.MISSED  # longest more accurate than random
+    assert T.shortest_sft(m | {"shortest": _ev(80.0, 50.1)}) == T.MISSED  # shortest longer than random
+    assert T.shortest_sft(m | {"longest": _ev(79.0, 49.9)}) == T.MISSED  # longest shorter than random
+
+
+def test_dap_needs_half_the_tokens_within_two_points_and_rising_levels():
+    m = {"original": _ev(80.0, 200), "dap": _ev(78.0, 100, L1=50, L2=50, L10=150)}
+    assert T.dap(m) == T.MET  # 10 sorts after 2; flat then rising counts as rising
+    assert T.dap(m | {"dap": _ev(78.0, 100.1, L1=50, L2=150)}) == T.MISSED  # over 0.5x
+    assert T.dap(m | {"dap": _ev(77.9, 100, L1=50, L2=150)}) == T.MISSED  # more than 2 points lost
+    assert T.dap(m | {"dap": _ev(78.0, 100, L1=50, L2=50)}) == T.MISSED  # flat
+    assert T.dap(m | {"dap": _ev(78.0, 100, L1=50, L2=150, L10=140)}) == T.MISSED  # falls at the hardest
+
+
+TRACE = """<think>
+Step A: add 2. 3 + 2 = 5
+Step B: multiply by 3. 5 * 3 = 15
+Wait, let me double-check.
+Step A: add 2. 3 + 2 = 5
+Step B: multiply by 3. 5 * 3 = 15
+Yes.
+Wait, let me double-check.
+Step A: add 2. 3 + 2 = 5
+Step B: multiply by 3. 5 * 3 = 16
+Hmm, no: it is 16.
+</think>
+
+The final answer is \\boxed{16}."""
+
+
+def test_scripted_teacher_keeps_the_chain_then_whole_rechecks_within_the_budget():
+    _load("fidelity_common")
+    S = _load("fidelity_sft")
+    lines = len  # characters stand in for tokens
+    minimal = S.compress(TRACE, 0, lines)  # nothing fits: the chain alone, boxed at its last value
+    assert S.RECHECK not in minimal and minimal.endswith("\\boxed{15}.") and "5 * 3 = 15\n</think>" in minimal
+    one = S.compress(TRACE, lines(minimal) + 100, lines)
+    assert one.count(S.RECHECK) == 1 and one.endswith("\\boxed{15}.")
+    assert S.compress(TRACE, lines(one) - 1, lines) == minimal  # one character short of a re-check
+    full = S.compress(TRACE, 10_000, lines)  # the false correction kept: the teacher never sees the gold
+    assert full.count(S.RECHECK) == 2 and full.endswith("\\boxed{16}.")
+
+
+def test_scripted_teacher_through_the_real_dap_pipeline():
+    import tempfile
+
+    from reasoner.distill import DAPConfig, RecordLog, TraceRow, distill_dap
+    from reasoner.organism.build import build_tokenizer, sft_rows
+    from reasoner.organism.problems import generate_multistep
+
+    _load("fidelity_common")
+    S = _load("fidelity_sft")
+    rows, problems = sft_rows(48), generate_multistep(48, split="train")
+    traces = [TraceRow(p, r["completion"][0]["content"]) for p, r in zip(problems, rows, strict=True)]
+    config = DAPConfig(budgets=S.DAP_BUDGETS)
+    teacher = S.OrganismTeacher(build_tokenizer())
+    records = distill_dap(teacher, traces, config, RecordLog(tempfile.mkdtemp(), {}), batch_size=16)
+    for p, r, row in zip(problems, records, rows, strict=True):
+        assert r["rated"] and r["level"] == S.RATING[p.meta["level"] + 1]
+        kept = r["completion"].count(S.RECHECK)
+        if r["outcome"] == "rewritten":
+            assert r["final_correct"] and kept == (0 if r["level"] != "hard" else min(1, row["rechecks"]))
+            assert r["tokens_after"] <= config.budgets[r["level"]] or kept == 0
+        else:
+            assert r["completion"] == row["completion"][0]["content"]  # the original is kept
+            assert r["outcome"] != "kept_incorrect" or (r["level"] == "hard" and row["flipped"])
+    assert {r["outcome"] for r in records} >= {"rewritten", "kept_longer"}
