@@ -160,3 +160,32 @@ def test_scripted_teacher_through_the_real_dap_pipeline():
             assert r["completion"] == row["completion"][0]["content"]  # the original is kept
             assert r["outcome"] != "kept_incorrect" or (r["level"] == "hard" and row["flipped"])
     assert {r["outcome"] for r in records} >= {"rewritten", "kept_longer"}
+
+
+def test_evaluating_another_model_closes_the_organisms_engine_first(tmp_path, monkeypatch):
+    """Closing a vLLM engine tore down the parallel state of the organism's live engine: the shortest-correct row
+    (sample with the organism, evaluate three students, then the organism) failed at the organism's evaluation."""
+    import reasoner.engines
+    from reasoner.types import SampleSpec
+
+    C = _load("fidelity_common")
+    events = []
+
+    class Engine:
+        def __init__(self, name):
+            self.name = name
+
+        def close(self):
+            events.append(f"close {self.name}")
+
+    def load_engine(kind, model_dir, **kw):
+        events.append(f"load {model_dir}")
+        return Engine(model_dir)
+
+    monkeypatch.setattr(reasoner.engines, "load_engine", load_engine)
+    monkeypatch.setattr(C, "held_out", lambda engine, problems, spec: {"engine": engine.name})
+    ctx = C.Ctx([], SampleSpec(), 1, load=lambda: Engine("organism"), model=lambda: "organism", out=tmp_path)
+    ctx.engine = Engine("organism")
+    assert ctx.evaluated("student", "student-dir") == {"engine": "student-dir"}
+    assert events == ["close organism", "load student-dir", "close student-dir"] and ctx.engine is None
+    assert ctx.evaluated("base", "organism") == {"engine": "organism"}  # reloaded
