@@ -52,8 +52,12 @@ SFT_RECIPE = "sft_overthink"
 SFT_LR = 3e-4
 """Constant learning rate of every arm (the organism was built at 7e-4, cosine to 0)."""
 SFT_OVERRIDES = [f"trainer.learning_rate={SFT_LR}", "trainer.lr_scheduler_type=constant", "trainer.warmup_steps=0",
-                 "trainer.logging_steps=10", "trainer.seed=0"]  # fmt: skip
-"""What every SFT arm of both rows shares (the steps are per row)."""
+                 "trainer.train_sampling_strategy=random", "trainer.logging_steps=10", "trainer.seed=0"]  # fmt: skip
+"""What every SFT arm of both rows shares (the steps are per row). Random batches, not the build recipe's
+``group_by_length``: its sampler orders each mega-batch (50 batches) from the longest rows to the shortest, and at
+a constant learning rate the last updates then pull the student toward the shortest traces (measured: 250 steps on
+the original traces left the student at 102 response tokens against the organism's 135, its loss cycling every 50
+steps from 0.04 down to 0.006); the organism's own build hides this by decaying the rate to 0."""
 SC_PROBLEMS, SC_SAMPLES, SC_STEPS = 256, 8, 96
 """shortest-correct SFT: train problems, samples per problem, SFT steps (batch 8: ~3 epochs of ~250 rows)."""
 DAP_TRACES, DAP_STEPS = 2000, 250
