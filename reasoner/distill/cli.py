@@ -130,8 +130,8 @@ def add_parsers(subparsers: Any) -> None:
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature. Default: 0.7")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]. Default: 1.0")
     s.add_argument("--select", choices=SELECTS, default="shortest",
-                   help="which correct finished sample a problem keeps (longest and random: the baselines of "
-                   "arXiv 2502.20122; random is seeded by --seed and the problem id). Default: shortest")  # fmt: skip
+                   help="which correct finished sample a problem keeps (longest and random: baselines to judge "
+                   "shortest against; random is seeded by --seed and the problem id). Default: shortest")  # fmt: skip
     s.set_defaults(func=cmd_shortest)
     a = methods.add_parser("dap", help="difficulty-aware rewriting of long traces by a teacher (arXiv 2505.19716)",
                            description=_DESCRIPTION["dap"], formatter_class=fmt)  # fmt: skip

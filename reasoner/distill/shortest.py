@@ -10,10 +10,10 @@ against the gold answer),
 and problems without a correct, finished sample are skipped (counted). Truncated samples (finish reason
 ``length``) are never kept: training on them would teach the model not to stop. Lengths are model tokens.
 
-``select`` picks another correct, finished sample for the comparisons of that literature (arXiv 2502.20122
-trains on shortest, random and longest correct samples of the same problems): ``longest`` (argmax L_j, ties:
-the lowest index) or ``random`` (uniform among them, seeded per problem by ``seed`` and the problem id, so a
-resumed run picks the same). ``shortest`` is the default.
+``select`` picks another correct, finished sample, for the baselines a shortest-correct set is judged
+against (SFT on random- and longest-correct samples of the same problems): ``longest`` (argmax L_j, ties: the
+lowest index) or ``random`` (uniform among them, seeded per problem by ``seed`` and the problem id, so a resumed
+run picks the same). ``shortest`` is the default.
 """
 
 from __future__ import annotations
