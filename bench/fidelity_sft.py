@@ -24,10 +24,11 @@ the gold, the keep/reject accounting, ``dap_rows``), the SFT runs and the evalua
 teacher's two replies. It rates a problem by its number of operations (2: easy, 3: medium, 4-5: hard; the cue a
 frontier teacher would use) and rewrites a trace by keeping its first chain and then its re-checks, whole and in
 order, while the rewrite fits the budget (a teacher that spends what it is given: DAP's premise is that a
-rewrite's length follows its level's budget), ending with the last value it kept. It never looks at the gold: a kept re-check that falsely
-"corrects" a step gives a wrong rewrite, which verification rejects (the original trace is kept). Budgets
-(``DAP_BUDGETS``) are ``reasoner.distill``'s DAP defaults, 1:2:4 (256/512/1024 tokens), scaled so that the easy budget is a level-1 minimal
-solution (38-40 organism tokens): easy and medium rewrites are the minimal solution, hard ones keep one re-check.
+rewrite's length follows its level's budget), ending with the last value it kept. It never looks at the gold: a
+kept re-check that falsely "corrects" a step gives a wrong rewrite, which verification rejects (the original
+trace is kept). Budgets (``DAP_BUDGETS``) are ``reasoner.distill``'s DAP defaults, 1:2:4 (256/512/1024 tokens),
+scaled so that the easy budget is a level-1 minimal solution (38-40 organism tokens): easy and medium rewrites
+are the minimal solution, hard ones keep one re-check.
 
 Baseline "the original traces": the same continued SFT on the original traces of the same problems. The organism
 itself was trained from scratch on such traces (it is a student of the original traces); continuing it on them
