@@ -31,13 +31,14 @@ from typing import Any
 from common import cpu_env
 from fidelity_common import Ctx, log
 from fidelity_decode import DECODE_ROWS
+from fidelity_sft import SFT_ROWS
 from fidelity_targets import NOT_YET, PENDING, TARGETS
 from fidelity_train import TRAIN_ROWS
 
 from reasoner.types import SampleSpec
 
 ROWS: dict[str, tuple[Callable[[Ctx], dict[str, Any]], Callable[[dict[str, Any]], str]]] = (
-    DECODE_ROWS | TRAIN_ROWS
+    DECODE_ROWS | TRAIN_ROWS | SFT_ROWS
 )
 """Implemented rows: name -> (measure on a Ctx, one-line summary of the measured numbers)."""
 ROW_VERSION = 4

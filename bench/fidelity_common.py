@@ -63,6 +63,15 @@ class Ctx:
             self.memo[key] = results, wall
         return self.memo[key]
 
+    def release(self) -> None:
+        """Close the organism's engine (the next strategy run or evaluation reloads it). Called before another
+        vLLM engine is built in this process: closing a vLLM engine tears down the process-wide parallel state
+        that every other live one uses (the survivor then fails with "pipeline model parallel group is not
+        initialized"), so one engine is live at a time."""
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
     def cached(self, path: Path) -> bool:
         """Whether ``path`` holds a result to reuse: it exists, and ``fresh`` is off or this process wrote it."""
         return path.exists() and (not self.fresh or path in self.made)
@@ -85,6 +94,7 @@ class Ctx:
         else:
             from reasoner.engines import load_engine
 
+            self.release()
             engine = load_engine("vllm", model_dir, dtype="float32", seed=self.spec.seed or 0)
             try:
                 result = held_out(engine, self.problems, self.spec)
@@ -109,6 +119,7 @@ class Ctx:
 
         if out.exists():
             shutil.rmtree(out)  # an interrupted run: start it again
+        self.release()  # RL recipes build rollout engines
         t0 = time.perf_counter()
         args = [*overrides, f"trainer.output_dir={out}", "trainer.save_strategy=no"]
         trainer = train_recipe(recipe, args, quiet=True)

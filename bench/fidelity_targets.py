@@ -146,6 +146,27 @@ def merge(m: Measured) -> str:
     return _verdict(kept >= 0.6 and _f(merged, "acc") >= _f(base, "acc"))
 
 
+def shortest_sft(m: Measured) -> str:
+    """Shortest-correct SFT vs random- and longest-correct SFT on the same problems: held-out accuracy shortest >=
+    random >= longest, and mean response tokens in the same order, shortest <= random <= longest (arXiv
+    2502.20122)."""
+    s, r, lo = _eval(m, "shortest"), _eval(m, "random"), _eval(m, "longest")
+    acc = _f(s, "acc") >= _f(r, "acc") >= _f(lo, "acc")
+    return _verdict(acc and _f(s, "length") <= _f(r, "length") <= _f(lo, "length"))
+
+
+def dap(m: Measured) -> str:
+    """DAP distillation vs SFT on the original traces: the DAP student's mean response tokens rise with the
+    level (``rises``), and are <= 0.5x the original student's at accuracy >= original - 2 (arXiv 2505.19716)."""
+    orig, new = _eval(m, "original"), _eval(m, "dap")
+    per_level = new["by_level"]
+    if not isinstance(per_level, Mapping):
+        raise TypeError("measured dap.by_level must map level -> {acc, length}")
+    ordered = [_f(per_level[k], "length") for k in sorted(per_level, key=int)]
+    short = _f(new, "length") <= 0.5 * _f(orig, "length") and _f(new, "acc") >= _f(orig, "acc") - 2
+    return _verdict(short and rises(ordered))
+
+
 TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "short-m@k": ("s1@8 >= maj-2 at <=0.6x think; s3@8 >= maj at <=0.67x wall; shortest > longest", short_m),
     "budget forcing": ("report accuracy vs thinking budget", budget_forcing),
@@ -157,13 +178,13 @@ TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "DLER ablations": ("full DLER best or tied (2 pts) on acc; report acc, length, entropy", ablations),
     "Difficulty-Aware DLER": ("easy levels shorter than DLER; hardest level acc >= DLER", da_dler),
     "update-selective merge": ("keep=0.3 retains >= 60% of DLER's cut at acc >= base", merge),
+    "shortest-correct SFT": ("acc shortest >= random >= longest; lengths in that order", shortest_sft),
+    "DAP distillation": ("length rises with level; <= 0.5x tokens at acc >= original-2", dap),
 }
 """Row -> (target text, verdict function)."""
 
 PENDING = {
     "D3S": "<= 0.7x loss tokens to GRPO's reward; acc >= GRPO-2",
     "difficulty pruning": "<= 0.8x rollouts to GRPO's reward",
-    "shortest-correct SFT": "acc shortest >= random >= longest; lengths in that order",
-    "DAP distillation": "length rises with level; <= 0.5x tokens at acc >= original-2",
 }
 """Training rows not implemented yet: row -> target text (printed with ``NOT_YET``)."""

@@ -20,13 +20,23 @@ from reasoner.distill.dap import (
     rewrite_outcome,
 )
 from reasoner.distill.data import DistillError, RecordLog, TraceRow, load_rows, sft_row, write_dataset
-from reasoner.distill.shortest import distill_shortest, shortest_correct_index, shortest_rows, shortest_stats
+from reasoner.distill.shortest import (
+    SELECTS,
+    correct_index,
+    distill_shortest,
+    select_record,
+    shortest_correct_index,
+    shortest_rows,
+    shortest_stats,
+)
 
 __all__ = [
+    "SELECTS",
     "DAPConfig",
     "DistillError",
     "RecordLog",
     "TraceRow",
+    "correct_index",
     "dap_rows",
     "dap_stats",
     "distill_dap",
@@ -34,6 +44,7 @@ __all__ = [
     "load_rows",
     "parse_difficulty",
     "rewrite_outcome",
+    "select_record",
     "sft_row",
     "shortest_correct_index",
     "shortest_rows",

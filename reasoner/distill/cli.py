@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from reasoner.argtypes import positive_int
 from reasoner.clitools import CLIError
+from reasoner.distill.shortest import SELECTS
 
 if TYPE_CHECKING:
     from reasoner.engines.base import Engine
@@ -128,6 +129,9 @@ def add_parsers(subparsers: Any) -> None:
                    help="max generated tokens per sample; truncated samples are never kept. Default: 512")  # fmt: skip
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature. Default: 0.7")
     s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]. Default: 1.0")
+    s.add_argument("--select", choices=SELECTS, default="shortest",
+                   help="which correct finished sample a problem keeps (longest and random: baselines to judge "
+                   "shortest against; random is seeded by --seed and the problem id). Default: shortest")  # fmt: skip
     s.set_defaults(func=cmd_shortest)
     a = methods.add_parser("dap", help="difficulty-aware rewriting of long traces by a teacher (arXiv 2505.19716)",
                            description=_DESCRIPTION["dap"], formatter_class=fmt)  # fmt: skip
@@ -226,7 +230,8 @@ def cmd_shortest(args: argparse.Namespace) -> int:
         raise CLIError(str(err).replace("SampleSpec.", "--")) from None
     problems = [r.problem for r in _problems(args)]
     settings = {"method": "shortest-correct", "model": args.model, "n": args.n, "max_tokens": args.max_tokens,
-                "temperature": args.temperature, "top_p": args.top_p, **_inputs(args)}  # fmt: skip
+                "temperature": args.temperature, "top_p": args.top_p, "select": args.select,
+                **_inputs(args)}  # fmt: skip
     records = _records(args, settings)
     t0, instruction = time.perf_counter(), _instruction(args)
     todo = len([p for p in problems if p.id not in records.done_ids()])
@@ -234,12 +239,12 @@ def cmd_shortest(args: argparse.Namespace) -> int:
     bar = _progress(len(problems), len(problems) - todo, "shortest-correct")
     try:
         done = distill_shortest(engine, problems, spec, records, instruction=instruction, batch_size=args.batch_size,
-                                on_done=bar.update)  # fmt: skip
+                                on_done=bar.update, select=args.select, seed=args.seed)  # fmt: skip
     finally:
         bar.close()
         if engine is not None:
             engine.close()
-    stats = shortest_stats(done) | {"wall_s": round(time.perf_counter() - t0, 1)}
+    stats = shortest_stats(done) | {"select": args.select, "wall_s": round(time.perf_counter() - t0, 1)}
     write_dataset(args.out, shortest_rows(done, instruction=instruction), stats)
     print_stats(stats, Path(args.out))
     return 0
@@ -315,7 +320,8 @@ def print_stats(stats: Mapping[str, Any], out: Path) -> None:
         table.add_column("value", justify="right")
         for key, value in stats.items():
             if key != "method":
-                table.add_row(key.replace("_", " "), "-" if value is None else f"{value:g}")
+                shown = "-" if value is None else value if isinstance(value, str) else f"{value:g}"
+                table.add_row(key.replace("_", " "), shown)
         console.print(table)
     dataset = f"{out}/ (dataset)" if (out / "state.json").exists() else "no dataset (no rows kept)"
     console.print(f"files: {dataset}, {out}/stats.json, {out}/records.jsonl", markup=False, highlight=False)

@@ -9,14 +9,20 @@ against the gold answer),
 
 and problems without a correct, finished sample are skipped (counted). Truncated samples (finish reason
 ``length``) are never kept: training on them would teach the model not to stop. Lengths are model tokens.
+
+``select`` picks another correct, finished sample, for the baselines a shortest-correct set is judged
+against (SFT on random- and longest-correct samples of the same problems): ``longest`` (argmax L_j, ties: the
+lowest index) or ``random`` (uniform among them, seeded per problem by ``seed`` and the problem id, so a resumed
+run picks the same). ``shortest`` is the default.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from reasoner.distill.data import RecordLog, sft_row
 from reasoner.prompts import ANSWER_INSTRUCTION, render
@@ -27,25 +33,68 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["distill_shortest", "shortest_correct_index", "shortest_rows", "shortest_stats"]
+__all__ = [
+    "SELECTS",
+    "correct_index",
+    "distill_shortest",
+    "select_record",
+    "shortest_correct_index",
+    "shortest_rows",
+    "shortest_stats",
+]
+
+Select = Literal["shortest", "longest", "random"]
+SELECTS: tuple[Select, ...] = ("shortest", "longest", "random")
+"""Which correct, finished sample a problem keeps (module docstring)."""
+
+
+def correct_index(
+    lengths: Sequence[int],
+    correct: Sequence[bool],
+    finished: Sequence[bool] | None = None,
+    select: Select = "shortest",
+    rng: random.Random | None = None,
+) -> int | None:
+    """Index of the ``select`` sample among those correct (and finished, when given): the shortest or longest
+    (ties -> lowest index), or a uniform ``rng`` choice (``random``: ``rng`` required); None when there is none."""
+    if len(lengths) != len(correct) or (finished is not None and len(finished) != len(lengths)):
+        raise ValueError("lengths, correct and finished must have the same length")
+    if select not in SELECTS:
+        raise ValueError(f"select must be one of {', '.join(SELECTS)}, got {select!r}")
+    if select == "random" and rng is None:
+        raise ValueError("select='random' needs an rng")
+    done = finished if finished is not None else [True] * len(lengths)
+    candidates = [j for j in range(len(lengths)) if correct[j] and done[j]]
+    if not candidates:
+        return None
+    if select == "random":
+        assert rng is not None  # checked above
+        return rng.choice(candidates)
+    sign = 1 if select == "shortest" else -1
+    return min(candidates, key=lambda j: (sign * lengths[j], j))
 
 
 def shortest_correct_index(
     lengths: Sequence[int], correct: Sequence[bool], finished: Sequence[bool] | None = None
 ) -> int | None:
     """Index of the shortest sample that is correct (and finished, when given); ties -> lowest index."""
-    if len(lengths) != len(correct) or (finished is not None and len(finished) != len(lengths)):
-        raise ValueError("lengths, correct and finished must have the same length")
-    done = finished if finished is not None else [True] * len(lengths)
-    candidates = [j for j in range(len(lengths)) if correct[j] and done[j]]
-    return min(candidates, key=lambda j: (lengths[j], j)) if candidates else None
+    return correct_index(lengths, correct, finished)
 
 
-def _record(problem: Problem, completions: Sequence[Any], verdicts: Sequence[Any]) -> dict[str, Any]:
+def select_record(
+    problem: Problem,
+    completions: Sequence[Any],
+    verdicts: Sequence[Any],
+    select: Select = "shortest",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One problem's record: the ``select`` correct finished completion (``kept``, its text and tokens) and every
+    sample's tokens, correctness and finish (``random``: seeded by ``seed`` and the problem id)."""
     lengths = [c.num_tokens for c in completions]
     correct = [bool(v.correct) for v in verdicts]
     finished = [c.finish_reason == "stop" for c in completions]
-    best = shortest_correct_index(lengths, correct, finished)
+    rng = random.Random(f"{seed}/{problem.id}") if select == "random" else None
+    best = correct_index(lengths, correct, finished, select, rng)
     return {
         "id": problem.id,
         "question": problem.question,
@@ -69,8 +118,11 @@ def distill_shortest(
     system: str | None = None,
     batch_size: int = 8,
     on_done: Callable[[int], None] | None = None,
+    select: Select = "shortest",
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Run shortest-correct selection over ``problems`` not yet in ``records``; return all records.
+    """Run shortest-correct selection (or ``select``'s, module docstring) over ``problems`` not yet in
+    ``records``; return all records.
 
     ``engine`` is a ``reasoner.engines`` engine (None allowed when every problem is already in ``records``); ``spec.n`` samples per problem; ``batch_size`` problems per
     generate call (each batch is appended to ``records`` when graded, so an interrupted run resumes).
@@ -93,7 +145,7 @@ def distill_shortest(
         verdicts = grade_many(golds, [c.text for g in groups for c in g])
         out, i = [], 0
         for problem, group in zip(batch, groups, strict=True):
-            out.append(_record(problem, group, verdicts[i : i + len(group)]))
+            out.append(select_record(problem, group, verdicts[i : i + len(group)], select, seed))
             i += len(group)
         records.append(out)
         if on_done is not None:

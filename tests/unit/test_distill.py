@@ -12,6 +12,7 @@ from reasoner.distill import (
     DistillError,
     RecordLog,
     TraceRow,
+    correct_index,
     dap_rows,
     dap_stats,
     distill_dap,
@@ -44,6 +45,49 @@ LEVELS = ["easy", "medium", "hard"]
 )
 def test_shortest_correct_index(lengths, correct, finished, expected):
     assert shortest_correct_index(lengths, correct, finished) == expected
+
+
+@pytest.mark.parametrize(
+    ("select", "expected"),
+    [("shortest", 2), ("longest", 1)],  # 1 and 4 tie at the longest correct: the lowest index
+)
+def test_correct_index_selects_among_correct_finished_samples(select, expected):
+    lengths, correct, finished = (
+        [50, 30, 10, 40, 30, 60],
+        [False, True, True, True, True, True],
+        [True] * 5 + [False],
+    )
+    lengths[1] = lengths[4] = 45
+    assert correct_index(lengths, correct, finished, select) == expected
+
+
+def test_correct_index_random_is_uniform_over_correct_finished_and_seeded():
+    import random
+
+    lengths, correct, finished = [5, 6, 7, 8], [True, False, True, True], [True, True, True, False]
+    picks = [correct_index(lengths, correct, finished, "random", random.Random(s)) for s in range(200)]
+    assert set(picks) == {0, 2} and 70 < picks.count(0) < 130
+    again = [correct_index(lengths, correct, finished, "random", random.Random(s)) for s in range(200)]
+    assert picks == again
+    assert correct_index([3], [False], None, "random", random.Random(0)) is None
+    with pytest.raises(ValueError, match="rng"):
+        correct_index(lengths, correct, finished, "random")
+    with pytest.raises(ValueError, match="select"):
+        correct_index(lengths, correct, finished, "median")  # type: ignore[arg-type]
+
+
+def test_distill_shortest_select_longest_and_random(tmp_path: Path):
+    spec = SampleSpec(n=3, max_tokens=24, temperature=0.0)
+    longest = distill_shortest(FakeEngine(_sample_script), PROBLEMS, spec, RecordLog(tmp_path / "l", {}),
+                               select="longest")  # fmt: skip
+    by_id = {r["id"]: r for r in longest}
+    p2 = by_id["p2"]
+    ok = [j for j in range(3) if p2["sample_correct"][j] and p2["sample_finished"][j]]
+    assert p2["num_tokens"] == max(p2["sample_tokens"][j] for j in ok)
+    assert not by_id["p1"]["kept"]
+    runs = [distill_shortest(FakeEngine(_sample_script), PROBLEMS, spec, RecordLog(tmp_path / f"r{i}", {}),
+                             select="random", seed=3) for i in range(2)]  # fmt: skip
+    assert [r["completion"] for r in runs[0]] == [r["completion"] for r in runs[1]]
 
 
 def test_shortest_correct_index_rejects_ragged_input():

@@ -147,3 +147,121 @@ F = _load("fidelity_train")
 def test_over_steps_means_equal_windows(values, parts, expected):
     history = [{"step": i, "entropy": v} for i, v in enumerate(values)] + [{"step": 99, "loss": 0.1}]
     assert F.over_steps(history, "entropy", parts) == expected
+
+
+def _ev_lengths(acc: float, length: float, **levels: float) -> dict:
+    return {
+        "acc": acc,
+        "length": length,
+        "by_level": {k[1:]: {"acc": acc, "length": v} for k, v in levels.items()},
+    }
+
+
+def test_shortest_sft_orders_accuracy_and_length():
+    m = {"shortest": _ev_lengths(80.0, 50), "random": _ev_lengths(80.0, 50), "longest": _ev_lengths(79.9, 51)}
+    assert T.shortest_sft(m) == T.MET  # ties at the boundary
+    assert (
+        T.shortest_sft(m | {"random": _ev_lengths(80.1, 50)}) == T.MISSED
+    )  # random more accurate than shortest
+    assert (
+        T.shortest_sft(m | {"longest": _ev_lengths(80.1, 51)}) == T.MISSED
+    )  # longest more accurate than random
+    assert (
+        T.shortest_sft(m | {"shortest": _ev_lengths(80.0, 50.1)}) == T.MISSED
+    )  # shortest longer than random
+    assert T.shortest_sft(m | {"longest": _ev_lengths(79.0, 49.9)}) == T.MISSED  # longest shorter than random
+
+
+def test_dap_needs_half_the_tokens_within_two_points_and_rising_levels():
+    m = {"original": _ev_lengths(80.0, 200), "dap": _ev_lengths(78.0, 100, L1=50, L2=50, L10=150)}
+    assert T.dap(m) == T.MET  # 10 sorts after 2; flat then rising counts as rising
+    assert T.dap(m | {"dap": _ev_lengths(78.0, 100.1, L1=50, L2=150)}) == T.MISSED  # over 0.5x
+    assert T.dap(m | {"dap": _ev_lengths(77.9, 100, L1=50, L2=150)}) == T.MISSED  # more than 2 points lost
+    assert T.dap(m | {"dap": _ev_lengths(78.0, 100, L1=50, L2=50)}) == T.MISSED  # flat
+    assert (
+        T.dap(m | {"dap": _ev_lengths(78.0, 100, L1=50, L2=150, L10=140)}) == T.MISSED
+    )  # falls at the hardest
+
+
+TRACE = """<think>
+Step A: add 2. 3 + 2 = 5
+Step B: multiply by 3. 5 * 3 = 15
+Wait, let me double-check.
+Step A: add 2. 3 + 2 = 5
+Step B: multiply by 3. 5 * 3 = 15
+Yes.
+Wait, let me double-check.
+Step A: add 2. 3 + 2 = 5
+Step B: multiply by 3. 5 * 3 = 16
+Hmm, no: it is 16.
+</think>
+
+The final answer is \\boxed{16}."""
+
+
+def test_scripted_teacher_keeps_the_chain_then_whole_rechecks_within_the_budget():
+    _load("fidelity_common")
+    S = _load("fidelity_sft")
+    lines = len  # characters stand in for tokens
+    minimal = S.compress(TRACE, 0, lines)  # nothing fits: the chain alone, boxed at its last value
+    assert S.RECHECK not in minimal and minimal.endswith("\\boxed{15}.") and "5 * 3 = 15\n</think>" in minimal
+    one = S.compress(TRACE, lines(minimal) + 100, lines)
+    assert one.count(S.RECHECK) == 1 and one.endswith("\\boxed{15}.")
+    assert S.compress(TRACE, lines(one) - 1, lines) == minimal  # one character short of a re-check
+    full = S.compress(TRACE, 10_000, lines)  # the false correction kept: the teacher never sees the gold
+    assert full.count(S.RECHECK) == 2 and full.endswith("\\boxed{16}.")
+
+
+def test_scripted_teacher_through_the_real_dap_pipeline():
+    import tempfile
+
+    from reasoner.distill import DAPConfig, RecordLog, TraceRow, distill_dap
+    from reasoner.organism.build import build_tokenizer, sft_rows
+    from reasoner.organism.problems import generate_multistep
+
+    _load("fidelity_common")
+    S = _load("fidelity_sft")
+    rows, problems = sft_rows(48), generate_multistep(48, split="train")
+    traces = [TraceRow(p, r["completion"][0]["content"]) for p, r in zip(problems, rows, strict=True)]
+    config = DAPConfig(budgets=S.DAP_BUDGETS)
+    teacher = S.OrganismTeacher(build_tokenizer())
+    records = distill_dap(teacher, traces, config, RecordLog(tempfile.mkdtemp(), {}), batch_size=16)
+    for p, r, row in zip(problems, records, rows, strict=True):
+        assert r["rated"] and r["level"] == S.RATING[p.meta["level"] + 1]
+        kept = r["completion"].count(S.RECHECK)
+        if r["outcome"] == "rewritten":
+            assert r["final_correct"] and kept == (0 if r["level"] != "hard" else min(1, row["rechecks"]))
+            assert r["tokens_after"] <= config.budgets[r["level"]] or kept == 0
+        else:
+            assert r["completion"] == row["completion"][0]["content"]  # the original is kept
+            assert r["outcome"] != "kept_incorrect" or (r["level"] == "hard" and row["flipped"])
+    assert {r["outcome"] for r in records} >= {"rewritten", "kept_longer"}
+
+
+def test_evaluating_another_model_closes_the_organisms_engine_first(tmp_path, monkeypatch):
+    """Closing a vLLM engine tore down the parallel state of the organism's live engine: the shortest-correct row
+    (sample with the organism, evaluate three students, then the organism) failed at the organism's evaluation."""
+    import reasoner.engines
+    from reasoner.types import SampleSpec
+
+    C = _load("fidelity_common")
+    events = []
+
+    class Engine:
+        def __init__(self, name):
+            self.name = name
+
+        def close(self):
+            events.append(f"close {self.name}")
+
+    def load_engine(kind, model_dir, **kw):
+        events.append(f"load {model_dir}")
+        return Engine(model_dir)
+
+    monkeypatch.setattr(reasoner.engines, "load_engine", load_engine)
+    monkeypatch.setattr(C, "held_out", lambda engine, problems, spec: {"engine": engine.name})
+    ctx = C.Ctx([], SampleSpec(), 1, load=lambda: Engine("organism"), model=lambda: "organism", out=tmp_path)
+    ctx.engine = Engine("organism")
+    assert ctx.evaluated("student", "student-dir") == {"engine": "student-dir"}
+    assert events == ["close organism", "load student-dir", "close student-dir"] and ctx.engine is None
+    assert ctx.evaluated("base", "organism") == {"engine": "organism"}  # reloaded
