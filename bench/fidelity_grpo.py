@@ -29,6 +29,8 @@ Fairness (what the per-step reward is, per row):
   GRPO it equals the batch's fraction solved, i.e. its ``reward`` (accuracy reward is 0/1). The cost is rollouts
   generated, ``reasoner/generated_groups`` x ``num_generations``. The issue's literal wording (raw training
   reward) is also measured and shown, with the bias: pruning's mean raw reward minus its mean stream pass rate.
+  The row also shows each arm's mean fraction of zero-signal groups (TRL's ``frac_reward_zero_std``): what pruning
+  is meant to cut, so a miss can be told apart from a pruner that did not remove the groups it targets.
 """
 
 from __future__ import annotations
@@ -158,6 +160,7 @@ def _rollout_arm(run: dict[str, Any], target: float, raw_target: float) -> dict[
             "rollouts": sum(cost),
             "bias": statistics.fmean(raw) - statistics.fmean(stream),
             "substituted": sum(series(h, "reasoner/substituted")),
+            "zero_std": statistics.fmean(series(h, "frac_reward_zero_std")),
         }
     )
 
@@ -197,7 +200,8 @@ def show_prune(m: dict[str, Any]) -> str:
     return (f"R={m['target_reward']:.3f} on GRPO's prompt stream: rollouts to R {_ratio(p['cost'], g['cost'])} "
             f"(prune {_step(p)}, GRPO {_step(g)}); raw training reward (R={m['raw_target_reward']:.3f}): "
             f"{_ratio(p['raw']['cost'], g['raw']['cost'])}, bias {p['bias']:+.3f}; {p['substituted']:.0f} "
-            f"prompts swapped; held-out acc {p['acc']:.1f}% vs {g['acc']:.1f}%")  # fmt: skip
+            f"prompts swapped; zero-signal groups {p['zero_std']:.2f} vs {g['zero_std']:.2f}; held-out acc "
+            f"{p['acc']:.1f}% vs {g['acc']:.1f}%")  # fmt: skip
 
 
 GRPO_ROWS: dict[str, tuple[Callable[[Ctx], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {

@@ -153,6 +153,7 @@ class _FakeCtx:
     def trained(self, label, recipe, overrides=()):
         steps = [{"reward": r, "reasoner/stream_pass_rate": s, "reasoner/loss_tokens": t,
                   "reasoner/generated_groups": g, "reasoner/substituted": 0.0, "completions/clipped_ratio": 0.0,
+                  "frac_reward_zero_std": 0.5,
                   "completions/mean_length": 100.0} for r, s, t, g in self.runs[label]]  # fmt: skip
         return {"history": steps, "steps": len(steps), "train_s": 1.0, "eval": {"acc": 80.0, "length": 100.0}}
 
