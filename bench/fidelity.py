@@ -11,7 +11,8 @@ a rerun prints cached rows without recomputing (``--fresh`` recomputes). The org
 alias for the default ``--organism-seed/--p-flip/--levels``, else that variant (``organism.build.build_variant``,
 built once into the model cache, ~5 min). Targets: ``bench/fidelity_targets.py``. Rows live by family:
 ``fidelity_decode.py`` (inference-time strategies), ``fidelity_train.py`` (RL recipes: each trains from the
-organism into ``--out``/train, cached per run, and evaluates the saved model on the same problems).
+organism into ``--out``/train, cached per run, and evaluates the saved model on the same problems),
+``fidelity_grpo.py`` (D3S and difficulty pruning against plain GRPO).
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ from typing import Any
 from common import cpu_env
 from fidelity_common import Ctx, log
 from fidelity_decode import DECODE_ROWS
+from fidelity_grpo import GRPO_ROWS
 from fidelity_sft import SFT_ROWS
-from fidelity_targets import NOT_YET, PENDING, TARGETS
+from fidelity_targets import TARGETS
 from fidelity_train import TRAIN_ROWS
 
 from reasoner.types import SampleSpec
 
 ROWS: dict[str, tuple[Callable[[Ctx], dict[str, Any]], Callable[[dict[str, Any]], str]]] = (
-    DECODE_ROWS | TRAIN_ROWS | SFT_ROWS
+    DECODE_ROWS | TRAIN_ROWS | GRPO_ROWS | SFT_ROWS
 )
 """Implemented rows: name -> (measure on a Ctx, one-line summary of the measured numbers)."""
 ROW_VERSION = 4
@@ -139,8 +141,6 @@ def main() -> None:
     finally:
         if ctx.engine is not None:
             ctx.engine.close()
-    if not args.only:
-        out += [(row, "-", text, NOT_YET) for row, text in PENDING.items() if row not in ROWS]
     print(
         f"fidelity: {len(problems)} multistep test problems, organism {settings['organism']}, T=1.0\n"
         + table(out)

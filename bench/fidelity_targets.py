@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-MET, MISSED, REPORTED, NOT_YET = "met", "missed", "reported", "not implemented yet"
+MET, MISSED, REPORTED = "met", "missed", "reported"
 
 Measured = Mapping[str, object]
 
@@ -167,6 +167,30 @@ def dap(m: Measured) -> str:
     return _verdict(short and rises(ordered))
 
 
+def _reached(m: Measured, key: str) -> float | None:
+    """An arm's cost to reach the target reward (None: never reached)."""
+    arm = m[key]
+    if not isinstance(arm, Mapping):
+        raise TypeError(f"measured {key!r} must be an arm ({{cost, acc, ...}}), got {arm!r}")
+    return None if arm["cost"] is None else _f(arm, "cost")
+
+
+def d3s(m: Measured) -> str:
+    """D3S vs GRPO, same steps: <= 0.7x GRPO's loss tokens to first reach GRPO's final training reward (an arm
+    that never reaches it misses), and held-out accuracy >= GRPO's - 2 (arXiv 2509.22115)."""
+    base, arm = _reached(m, "grpo"), _reached(m, "d3s")
+    acc_ok = _f(_eval(m, "d3s"), "acc") >= _f(_eval(m, "grpo"), "acc") - 2
+    return _verdict(base is not None and arm is not None and arm <= 0.7 * base and acc_ok)
+
+
+def prune(m: Measured) -> str:
+    """Difficulty pruning vs GRPO: <= 0.8x the rollouts GRPO generated to first reach its final training reward,
+    the reward taken over GRPO's prompt stream (``bench/fidelity_grpo.py``; an arm that never reaches it
+    misses)."""
+    base, arm = _reached(m, "grpo"), _reached(m, "prune")
+    return _verdict(base is not None and arm is not None and arm <= 0.8 * base)
+
+
 TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "short-m@k": ("s1@8 >= maj-2 at <=0.6x think; s3@8 >= maj at <=0.67x wall; shortest > longest", short_m),
     "budget forcing": ("report accuracy vs thinking budget", budget_forcing),
@@ -180,11 +204,7 @@ TARGETS: dict[str, tuple[str, Callable[[Measured], str]]] = {
     "update-selective merge": ("keep=0.3 retains >= 60% of DLER's cut at acc >= base", merge),
     "shortest-correct SFT": ("acc shortest >= random >= longest; lengths in that order", shortest_sft),
     "DAP distillation": ("length rises with level; <= 0.5x tokens at acc >= original-2", dap),
+    "D3S": ("<= 0.7x loss tokens to GRPO's final reward; acc >= GRPO-2", d3s),
+    "difficulty pruning": ("<= 0.8x rollouts to GRPO's final reward", prune),
 }
 """Row -> (target text, verdict function)."""
-
-PENDING = {
-    "D3S": "<= 0.7x loss tokens to GRPO's reward; acc >= GRPO-2",
-    "difficulty pruning": "<= 0.8x rollouts to GRPO's reward",
-}
-"""Training rows not implemented yet: row -> target text (printed with ``NOT_YET``)."""

@@ -142,7 +142,8 @@ class PruneConfig(Section):
     enabled: bool = False
     """Skip prompts that were always solved or never solved, then revisit them. Default False."""
     skip_epochs: int = Field(1, ge=1)
-    """Epochs a pruned prompt is skipped before it is revisited. Default 1."""
+    """Whole epochs a pruned prompt is skipped (after the rest of the epoch it was pruned in) before it is
+    revisited; 1 skips its next appearance. Default 1."""
     min_seen: int = Field(1, ge=1)
     """Consecutive all-correct (or all-wrong) groups needed before a prompt is pruned. Default 1."""
 

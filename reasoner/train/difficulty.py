@@ -4,8 +4,9 @@
   running mean over all samples seen (``correct / total``); with ``momentum`` m an exponential moving
   average over groups, ``p <- m p + (1 - m) * group_rate`` (tracks a policy that improves).
 - ``PromptPruner`` (difficulty-aware pruning, a curriculum): a prompt whose last ``min_seen`` groups were all
-  solved, or all failed, gives GRPO no learning signal (zero-std group). It is skipped for ``skip_epochs``
-  epochs, then revisited: the next group it gets decides again.
+  solved, or all failed, gives GRPO no learning signal (zero-std group). It is skipped for the rest of the
+  epoch it was pruned in and the next ``skip_epochs`` epochs (a prompt comes once per epoch, so
+  ``skip_epochs=1`` skips its next appearance), then revisited: the next group it gets decides again.
 - ``da_cap`` (Difficulty-Aware DLER, arXiv 2510.15110; defined in ``reasoner.length_caps``, re-exported here):
   the truncation length of a prompt tightens as it gets easier, ``cap(p) = round(L_max - (L_max - L_min) * p)``
   in the running pass rate p; unseen prompts get ``L_max``. The reward (truncation: r = 0 when the response is
@@ -23,7 +24,14 @@ from typing import Any
 
 from reasoner.length_caps import da_cap
 
-__all__ = ["DifficultyState", "PassRateTracker", "PromptPruner", "da_cap", "pass_rate_histogram"]
+__all__ = [
+    "DifficultyState",
+    "PassRateTracker",
+    "PromptPruner",
+    "da_cap",
+    "pass_rate_histogram",
+    "stream_pass_rate",
+]
 
 
 class PassRateTracker:
@@ -83,6 +91,28 @@ def pass_rate_histogram(rates: Iterable[float], bins: int = 5) -> list[int]:
     return counts
 
 
+def stream_pass_rate(
+    original: Sequence[str], trained: dict[str, Sequence[bool]], rates: dict[str, float]
+) -> float:
+    """The step's pass rate over the prompts the unpruned stream put in it (``original`` ids): a prompt trained
+    this step counts its group's fraction solved, a prompt pruning swapped out counts its running pass rate
+    ``rates[id]`` (what it was pruned for: ~1 for an always-solved prompt, ~0 for a never-solved one). Without
+    pruning this is the batch's fraction solved; with pruning it is the training reward on the prompt mix
+    plain GRPO would have seen, not on the harder mix that replaced the pruned prompts."""
+    if not original:
+        raise ValueError("stream_pass_rate needs at least one prompt")
+    total = 0.0
+    for pid in original:
+        if pid in trained:
+            group = trained[pid]
+            total += sum(map(bool, group)) / len(group)
+        elif pid in rates:
+            total += rates[pid]
+        else:
+            raise ValueError(f"prompt {pid!r} was neither trained this step nor seen before (no pass rate)")
+    return total / len(original)
+
+
 class PromptPruner:
     """Skip always-solved / never-solved prompts for ``skip_epochs`` epochs, then revisit them."""
 
@@ -111,11 +141,12 @@ class PromptPruner:
         return False
 
     def is_skipped(self, prompt_id: str, epoch: int) -> bool:
-        """Whether the prompt is pruned at ``epoch``. Once its skip ends it is revisited (and forgotten)."""
+        """Whether the prompt is pruned at ``epoch``: pruned at epoch e, it is skipped through epoch e + skip_epochs.
+        Once its skip ends it is revisited (and forgotten)."""
         since = self.pruned.get(prompt_id)
         if since is None:
             return False
-        if epoch < since + self.skip_epochs:
+        if epoch <= since + self.skip_epochs:  # the rest of its epoch, then skip_epochs whole epochs
             return True
         del self.pruned[prompt_id]
         return False

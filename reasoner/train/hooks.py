@@ -57,6 +57,7 @@ from reasoner.train.difficulty import (
     PromptPruner,
     da_cap,
     pass_rate_histogram,
+    stream_pass_rate,
 )
 from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
@@ -125,6 +126,7 @@ class GRPOHooks(_Host):
             raise RuntimeError("rollout_func called outside _generate_and_score_completions")
         epoch, local = int(self.state.epoch or 0), len(rows) // n
         problems = self._step_problems(local * self.comm.world)
+        original = [p.id for p in problems]  # before pruning's substitutions
         problems, substituted = self._substitute_pruned(problems, epoch)
         self._sync_if_stale()
         ds = self.recipe.advantages.dynamic_sampling
@@ -134,6 +136,11 @@ class GRPOHooks(_Host):
             max_rounds=ds.max_rounds, oversample=ds.oversample,
         )  # fmt: skip
         if self.recipe.difficulty.track:
+            seen: dict[str, list[bool]] = {}
+            for g in batch.observed:  # first round first: a prompt's own group, not a later refill's
+                seen.setdefault(g.problem.id, self._correct(g))
+            rates = self.difficulty.tracker.rates
+            batch.stats["stream_pass_rate"] = stream_pass_rate(original, seen, rates)
             for g in batch.observed:
                 self.difficulty.observe(g.problem.id, self._correct(g), epoch)
         batch.stats["substituted"] = float(substituted)

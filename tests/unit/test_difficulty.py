@@ -15,6 +15,7 @@ from reasoner.train.difficulty import (
     PromptPruner,
     da_cap,
     pass_rate_histogram,
+    stream_pass_rate,
 )
 
 
@@ -65,10 +66,19 @@ def test_histogram_bins_and_edges():
 def test_pruner_skips_uniform_prompts_then_revisits(outcome):
     p = PromptPruner(skip_epochs=2)
     assert p.observe("a", outcome, epoch=0) is True
-    assert p.is_skipped("a", 0) and p.is_skipped("a", 1)
-    assert not p.is_skipped("a", 2)  # revisited after skip_epochs
+    assert p.is_skipped("a", 0) and p.is_skipped("a", 1) and p.is_skipped("a", 2)
+    assert not p.is_skipped("a", 3)  # revisited after the rest of epoch 0 and skip_epochs whole epochs
     assert "a" not in p.pruned  # forgotten: the next group decides again
-    assert not p.is_skipped("a", 3)
+    assert not p.is_skipped("a", 4)
+
+
+def test_pruner_skip_epochs_1_skips_the_next_epoch():
+    """A prompt comes once per epoch: skipping it only for the rest of the epoch it was pruned in (the old
+    ``epoch < since + skip_epochs``) never skipped an appearance at the default skip_epochs=1."""
+    p = PromptPruner(skip_epochs=1)
+    assert p.observe("a", [True] * 4, epoch=3) is True
+    assert p.is_skipped("a", 4)
+    assert not p.is_skipped("a", 5)
 
 
 def test_pruner_keeps_mixed_prompts():
@@ -84,7 +94,7 @@ def test_pruner_min_seen_needs_consecutive_uniform_groups():
     assert p.observe("a", [True, False], 0) is False  # mixed resets
     assert p.observe("a", [True, True], 1) is False
     assert p.observe("a", [True, True], 1) is True
-    assert p.is_skipped("a", 1) and not p.is_skipped("a", 2)
+    assert p.is_skipped("a", 2) and not p.is_skipped("a", 3)
 
 
 @pytest.mark.parametrize("args", [(0, 1), (1, 0)])
@@ -156,3 +166,19 @@ def test_state_round_trips_through_json():
     assert restored.state_dict() == state.state_dict()
     assert restored.tracker.rate("b") == 0.5 and restored.pruner.is_skipped("a", 2)
     assert restored.stream_pos == 17
+
+
+def test_stream_pass_rate_counts_pruned_prompts_at_their_running_rate():
+    # step of 4 prompts: a and b trained (group fractions 1/2 and 1), c pruned as solved, d pruned as failed
+    trained = {"a": [True, False], "b": [True, True], "x": [False, False]}  # x: a substitute, not counted
+    rate = stream_pass_rate(["a", "b", "c", "d"], trained, {"c": 1.0, "d": 0.0, "a": 0.2})
+    assert rate == pytest.approx((0.5 + 1.0 + 1.0 + 0.0) / 4)
+    # without pruning: the batch's fraction solved
+    assert stream_pass_rate(["a", "b"], trained, {}) == pytest.approx(0.75)
+
+
+def test_stream_pass_rate_rejects_unknown_prompts():
+    with pytest.raises(ValueError, match="'c'"):
+        stream_pass_rate(["a", "c"], {"a": [True]}, {})
+    with pytest.raises(ValueError):
+        stream_pass_rate([], {}, {})

@@ -79,9 +79,9 @@ def test_entropy_branch_needs_fewer_tokens_and_rising_branches():
     )  # 10 sorts last
 
 
-def test_every_row_has_a_target_and_pending_rows_are_not_judged():
-    assert set(T.TARGETS).isdisjoint(T.PENDING)
-    assert len(T.TARGETS) + len(T.PENDING) == 14  # the issue's table
+def test_every_row_of_the_issue_has_a_target_and_a_measurement():
+    assert len(T.TARGETS) == 14  # the issue's table
+    assert set(_load("fidelity").ROWS) == set(T.TARGETS)
     with pytest.raises(TypeError, match="maj_acc"):
         T.short_m(SHORT | {"maj_acc": "90"})
 
@@ -265,3 +265,100 @@ def test_evaluating_another_model_closes_the_organisms_engine_first(tmp_path, mo
     assert ctx.evaluated("student", "student-dir") == {"engine": "student-dir"}
     assert events == ["close organism", "load student-dir", "close student-dir"] and ctx.engine is None
     assert ctx.evaluated("base", "organism") == {"engine": "organism"}  # reloaded
+
+
+_load("fidelity_common")  # fidelity_grpo's import, found in sys.modules
+G = _load("fidelity_grpo")
+
+
+def test_final_value_is_the_mean_of_the_last_tenth():
+    assert G.final_value([0.0] * 18 + [0.5, 1.0]) == pytest.approx(0.75)  # ceil(0.1 * 20) = 2
+    assert G.final_value([0.0] * 9 + [0.4, 0.6]) == pytest.approx(0.5)  # ceil(1.1) = 2
+    assert G.final_value([0.3]) == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        G.final_value([])
+
+
+def test_first_reach_needs_a_full_trailing_window_at_or_above_the_target():
+    values = [0.2, 0.6, 0.2, 0.4, 0.6, 0.8]
+    assert G.first_reach(values, 0.5, window=2) == 4  # trailing means 0.4, 0.4, 0.3, 0.5 (index 4), 0.7
+    assert G.first_reach(values, 0.5, window=1) == 1  # a single step's spike counts only with window 1
+    assert G.first_reach(values, 0.71, window=2) is None  # best trailing mean (0.6 + 0.8) / 2 = 0.7
+    assert G.first_reach(values, 0.7, window=2) == 5  # met exactly at the boundary
+    assert G.first_reach([0.9], 0.5, window=2) is None  # no full window
+    # a run always reaches its own final value (the same mean over its last window)
+    run = [0.1 * (i % 7) for i in range(40)]
+    assert G.first_reach(run, G.final_value(run, 0.25), window=10) is not None
+    with pytest.raises(ValueError):
+        G.first_reach(values, 0.5, window=0)
+
+
+def test_cost_to_reach_sums_costs_through_the_reaching_step():
+    values, costs = [0.0, 0.4, 0.6, 0.8], [10, 20, 30, 40]
+    assert G.cost_to_reach(values, costs, 0.5, window=2) == 60  # reached at index 2: 10 + 20 + 30
+    assert G.cost_to_reach(values, costs, 0.9, window=2) is None
+    with pytest.raises(ValueError):
+        G.cost_to_reach(values, costs[:3], 0.5, window=2)
+
+
+def test_series_refuses_steps_without_the_metric():
+    assert G.series([{"reward": 1}, {"reward": 0.5}], "reward") == [1.0, 0.5]
+    with pytest.raises(KeyError, match="step 1"):
+        G.series([{"reward": 1}, {"loss": 0.5}], "reward")
+
+
+D3S_ROW = {"grpo": {"cost": 1000.0, "acc": 80.0}, "d3s": {"cost": 700.0, "acc": 78.0}}
+
+
+def test_d3s_met_at_the_edges_and_missed_past_each():
+    assert T.d3s(D3S_ROW) == T.MET
+    assert T.d3s(D3S_ROW | {"d3s": {"cost": 701.0, "acc": 78.0}}) == T.MISSED
+    assert T.d3s(D3S_ROW | {"d3s": {"cost": 700.0, "acc": 77.9}}) == T.MISSED
+    assert T.d3s(D3S_ROW | {"d3s": {"cost": None, "acc": 90.0}}) == T.MISSED  # never reached GRPO's reward
+
+
+def test_prune_met_at_the_edge_missed_past_it_or_never_reached():
+    row = {"grpo": {"cost": 3200.0}, "prune": {"cost": 2560.0}}
+    assert T.prune(row) == T.MET
+    assert T.prune(row | {"prune": {"cost": 2561.0}}) == T.MISSED
+    assert T.prune(row | {"prune": {"cost": None}}) == T.MISSED
+    with pytest.raises(TypeError, match="prune"):
+        T.prune(row | {"prune": 2560.0})
+
+
+def test_grpo_rows_registered_with_targets():
+    assert set(G.GRPO_ROWS) <= set(T.TARGETS)
+
+
+class _FakeCtx:
+    """``Ctx.trained`` from hand-made histories: label -> per-step (reward, stream rate, loss tokens, groups)."""
+
+    def __init__(self, runs):
+        self.runs = runs
+
+    def trained(self, label, recipe, overrides=()):
+        steps = [{"reward": r, "reasoner/stream_pass_rate": s, "reasoner/loss_tokens": t,
+                  "reasoner/generated_groups": g, "reasoner/substituted": 0.0, "completions/clipped_ratio": 0.0,
+                  "frac_reward_zero_std": 0.5,
+                  "completions/mean_length": 100.0} for r, s, t, g in self.runs[label]]  # fmt: skip
+        return {"history": steps, "steps": len(steps), "train_s": 1.0, "eval": {"acc": 80.0, "length": 100.0}}
+
+
+def test_rows_measure_cost_to_grpos_final_reward():
+    flat = [(0.5, 0.5, 100, 4)] * 10
+    rising = [(0.5, 0.5, 100, 4)] * 10 + [
+        (0.9, 0.9, 100, 4)
+    ] * 10  # R = 0.9, first 10-step mean of it: 20th step
+    fast = [(0.9, 0.6, 30, 4)] * 20  # reward 0.9 from the start at 30 tokens a step; stream rate never 0.9
+    ctx = _FakeCtx({"grpo": rising, "d3s": fast, "prune": flat + flat})
+    d3s = G.row_d3s(ctx)
+    assert d3s["target_reward"] == pytest.approx(0.9)
+    assert (d3s["grpo"]["step"], d3s["grpo"]["cost"]) == (19, 2000)
+    assert (d3s["d3s"]["step"], d3s["d3s"]["cost"]) == (9, 300)
+    assert T.d3s(d3s) == T.MET
+    ctx.runs["prune"] = fast
+    prune = G.row_prune(ctx)
+    assert prune["grpo"]["cost"] == 20 * 32 and prune["prune"]["cost"] is None  # judged on the stream rate
+    assert prune["prune"]["raw"]["cost"] == 10 * 32 and prune["prune"]["bias"] == pytest.approx(0.3)
+    assert T.prune(prune) == T.MISSED
+    assert "never reached" in G.show_prune(prune) and "0.15x" in G.show_d3s(d3s)
