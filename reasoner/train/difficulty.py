@@ -18,7 +18,7 @@ a resumed run continues with the same curriculum.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,7 @@ def pass_rate_histogram(rates: Iterable[float], bins: int = 5) -> list[int]:
 
 
 def stream_pass_rate(
-    original: Sequence[str], trained: dict[str, Sequence[bool]], rates: dict[str, float]
+    original: Sequence[str], trained: Mapping[str, Sequence[bool]], rates: Mapping[str, float]
 ) -> float:
     """The step's pass rate over the prompts the unpruned stream put in it (``original`` ids): a prompt trained
     this step counts its group's fraction solved, a prompt pruning swapped out counts its running pass rate
