@@ -12,7 +12,8 @@ alias for the default ``--organism-seed/--p-flip/--levels``, else that variant (
 built once into the model cache, ~5 min). Targets: ``bench/fidelity_targets.py``. Rows live by family:
 ``fidelity_decode.py`` (inference-time strategies), ``fidelity_train.py`` (RL recipes: each trains from the
 organism into ``--out``/train, cached per run, and evaluates the saved model on the same problems),
-``fidelity_grpo.py`` (D3S and difficulty pruning against plain GRPO).
+``fidelity_grpo.py`` (D3S and difficulty pruning against plain GRPO), ``fidelity_sft.py`` (shortest-correct SFT
+and DAP). The whole table took 32 min on a 2-core CPU (README "Fidelity table" has it, with why each miss misses).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -53,12 +55,14 @@ def cache_path(out: Path, row: str, settings: dict[str, Any]) -> Path:
     return out / f"{row.replace(' ', '_').replace('@', 'at')}-{digest}.json"
 
 
-def ready_model(args: argparse.Namespace) -> str:
-    """The organism's directory, built if needed (``build_variant``), in a child process with this shell's thread
-    settings (``cpu_env``'s one thread would slow a build; bench/organism.py ``ready_model``)."""
+def ready_model(args: argparse.Namespace, env: dict[str, str]) -> str:
+    """The organism's directory, built if needed (``build_variant``), in a child process with the environment
+    ``env`` (this shell's, taken before ``cpu_env``: its one thread would slow a build ~1.5x; bench/organism.py
+    ``ready_model``)."""
     cmd = [sys.executable, __file__, "--ready-only", "--organism-seed", str(args.organism_seed),
            "--p-flip", str(args.p_flip), "--levels", ",".join(map(str, args.levels))]  # fmt: skip
-    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
+    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env)
+    return done.stdout.strip().splitlines()[-1]
 
 
 def table(lines: list[tuple[str, str, str, str]]) -> str:
@@ -106,7 +110,10 @@ def main() -> None:
     problems = load_problems("multistep", "test", n=args.problems, seed=0, levels=args.levels)
     spec = SampleSpec(max_tokens=args.max_tokens, temperature=1.0, seed=args.seed)
 
-    model = functools.cache(lambda: ready_model(args))  # built in a child process with this shell's threads
+    shell = dict(os.environ)
+    model = functools.cache(
+        lambda: ready_model(args, shell)
+    )  # built in a child process with this shell's threads
     cpu_env()  # vLLM here (rows' engines, training's rollout engines): one unbound thread
 
     def load() -> Any:
