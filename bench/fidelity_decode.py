@@ -181,14 +181,8 @@ def row_entropy_branch(ctx: Ctx) -> dict[str, Any]:
 def show_short_m(m: dict[str, Any]) -> str:
     return (f"maj {m['maj_acc']:.1f}%; s1 {m['s1_acc']:.1f}% at {_x(m['s1_thinking'], m['maj_thinking'])} think; "
             f"s3 {m['s3_acc']:.1f}% at {_x(m['s3_wall'], m['maj_wall'])} wall; shortest {m['shortest_acc']:.1f}% "
-            f"vs longest {m['longest_acc']:.1f}%" + _votes3(m))  # fmt: skip
-
-
-def _votes3(m: dict[str, Any]) -> str:
-    if "vote3_first_acc" not in m:
-        return ""
-    return (f" (of majority's 8 chains: vote of the 3 shortest {m['vote3_shortest_acc']:.1f}%, of the first 3 "
-            f"{m['vote3_first_acc']:.1f}%)")  # fmt: skip
+            f"vs longest {m['longest_acc']:.1f}% (of majority's 8 chains: vote of the 3 shortest "
+            f"{m['vote3_shortest_acc']:.1f}%, of the first 3 {m['vote3_first_acc']:.1f}%)")  # fmt: skip
 
 
 def show_budget(m: dict[str, Any]) -> str:
@@ -212,25 +206,15 @@ def show_fractured(m: dict[str, Any]) -> str:
     frac, full = m["frac_curve"], m["full_curve"]
     return (f"matched {matched_budgets(frac, full)}/{len(full)} budgets (pass@1 {full[0][1]:.0f}->@8 {full[-1][1]:.0f} "
             f"full, @8 {frac[-1][1]:.0f} frac at {_x(frac[-1][0], full[-1][0])}); 50% depth {m['half_acc']:.1f}% vs "
-            f"chain {m['chain_acc']:.1f}%" + _last(m))  # fmt: skip
-
-
-def _last(m: dict[str, Any]) -> str:
-    if "half_last_acc" not in m:
-        return ""
-    return (f" (the last value written before the 50% cut is the answer in {m['half_last_acc']:.1f}%; the forced "
-            f"answer is that value in {m['half_forced_is_last']:.1f}%)")  # fmt: skip
+            f"chain {m['chain_acc']:.1f}% (the last value written before the 50% cut is the answer in "
+            f"{m['half_last_acc']:.1f}%; the forced answer is that value in {m['half_forced_is_last']:.1f}%)")  # fmt: skip
 
 
 def show_entropy(m: dict[str, Any]) -> str:
     levels = " ".join(f"L{k}:{v:.1f}" for k, v in m["branches_by_level"].items())
     return (f"threshold {m['threshold']:.2f} nats (p99): pass@8 {m['eb_pass']:.1f}% vs {m['par_pass']:.1f}% at "
-            f"{_x(m['eb_tokens'], m['par_tokens'])} tokens; branches {levels}" + _branch_tokens(m))  # fmt: skip
-
-
-def _branch_tokens(m: dict[str, Any]) -> str:
-    shares = m.get("branch_tokens") or {}
-    return "; branched at " + ", ".join(f"{k!r} {v:.0f}%" for k, v in shares.items()) if shares else ""
+            f"{_x(m['eb_tokens'], m['par_tokens'])} tokens; branches {levels}; branched at "
+            + ", ".join(f"{k!r} {v:.0f}%" for k, v in m["branch_tokens"].items()))  # fmt: skip
 
 
 DECODE_ROWS: dict[str, tuple[Callable[[Ctx], dict[str, Any]], Callable[[dict[str, Any]], str]]] = {
