@@ -9,7 +9,7 @@ import shutil
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,5 +206,11 @@ def chain_verdicts(ctx: Ctx, results: Sequence[StrategyResult]) -> list[list[boo
     return out
 
 
-def _x(a: float, b: float) -> str:
+def times(a: float, b: float) -> str:
+    """``a`` as a multiple of ``b`` (``0.44x``)."""
     return f"{a / b:.2f}x" if b else "n/a"
+
+
+def acc_len(e: Mapping[str, Any]) -> str:
+    """An evaluation's accuracy and mean response length, as the rows show them."""
+    return f"{e['acc']:.1f}% / {e['length']:.0f} tok"

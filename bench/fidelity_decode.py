@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from common import thinking
-from fidelity_common import Ctx, _x, chain_verdicts, final_acc, graded, pct, tokens
+from fidelity_common import Ctx, chain_verdicts, final_acc, graded, pct, times, tokens
 
 BUDGETS = (32, 64, 128, 256)
 """Thinking budgets of the budget-forcing row (tokens), against unlimited thinking."""
@@ -179,8 +179,8 @@ def row_entropy_branch(ctx: Ctx) -> dict[str, Any]:
 
 
 def show_short_m(m: dict[str, Any]) -> str:
-    return (f"maj {m['maj_acc']:.1f}%; s1 {m['s1_acc']:.1f}% at {_x(m['s1_thinking'], m['maj_thinking'])} think; "
-            f"s3 {m['s3_acc']:.1f}% at {_x(m['s3_wall'], m['maj_wall'])} wall; shortest {m['shortest_acc']:.1f}% "
+    return (f"maj {m['maj_acc']:.1f}%; s1 {m['s1_acc']:.1f}% at {times(m['s1_thinking'], m['maj_thinking'])} think; "
+            f"s3 {m['s3_acc']:.1f}% at {times(m['s3_wall'], m['maj_wall'])} wall; shortest {m['shortest_acc']:.1f}% "
             f"vs longest {m['longest_acc']:.1f}% (of majority's 8 chains: vote of the 3 shortest "
             f"{m['vote3_shortest_acc']:.1f}%, of the first 3 {m['vote3_first_acc']:.1f}%)")  # fmt: skip
 
@@ -192,12 +192,14 @@ def show_budget(m: dict[str, Any]) -> str:
 
 
 def show_deer(m: dict[str, Any]) -> str:
-    return f"{m['deer_acc']:.1f}% vs {m['full_acc']:.1f}% at {_x(m['deer_tokens'], m['full_tokens'])} tokens"
+    return (
+        f"{m['deer_acc']:.1f}% vs {m['full_acc']:.1f}% at {times(m['deer_tokens'], m['full_tokens'])} tokens"
+    )
 
 
 def show_deepconf(m: dict[str, Any]) -> str:
-    return (f"low {m['dc_acc']:.1f}% vs {m['maj_acc']:.1f}% at {_x(m['dc_tokens'], m['maj_tokens'])} tokens; high "
-            f"{m['high_acc']:.1f}% at {_x(m['high_tokens'], m['maj_tokens'])}")  # fmt: skip
+    return (f"low {m['dc_acc']:.1f}% vs {m['maj_acc']:.1f}% at {times(m['dc_tokens'], m['maj_tokens'])} tokens; high "
+            f"{m['high_acc']:.1f}% at {times(m['high_tokens'], m['maj_tokens'])}")  # fmt: skip
 
 
 def show_fractured(m: dict[str, Any]) -> str:
@@ -205,7 +207,7 @@ def show_fractured(m: dict[str, Any]) -> str:
 
     frac, full = m["frac_curve"], m["full_curve"]
     return (f"matched {matched_budgets(frac, full)}/{len(full)} budgets (pass@1 {full[0][1]:.0f}->@8 {full[-1][1]:.0f} "
-            f"full, @8 {frac[-1][1]:.0f} frac at {_x(frac[-1][0], full[-1][0])}); 50% depth {m['half_acc']:.1f}% vs "
+            f"full, @8 {frac[-1][1]:.0f} frac at {times(frac[-1][0], full[-1][0])}); 50% depth {m['half_acc']:.1f}% vs "
             f"chain {m['chain_acc']:.1f}% (the last value written before the 50% cut is the answer in "
             f"{m['half_last_acc']:.1f}%; the forced answer is that value in {m['half_forced_is_last']:.1f}%)")  # fmt: skip
 
@@ -213,7 +215,7 @@ def show_fractured(m: dict[str, Any]) -> str:
 def show_entropy(m: dict[str, Any]) -> str:
     levels = " ".join(f"L{k}:{v:.1f}" for k, v in m["branches_by_level"].items())
     return (f"threshold {m['threshold']:.2f} nats (p99): pass@8 {m['eb_pass']:.1f}% vs {m['par_pass']:.1f}% at "
-            f"{_x(m['eb_tokens'], m['par_tokens'])} tokens; branches {levels}; branched at "
+            f"{times(m['eb_tokens'], m['par_tokens'])} tokens; branches {levels}; branched at "
             + ", ".join(f"{k!r} {v:.0f}%" for k, v in m["branch_tokens"].items()))  # fmt: skip
 
 

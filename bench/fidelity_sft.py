@@ -48,11 +48,11 @@ and 95 of the 1000 hard rewrites kept a false correction, were rejected, and lef
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fidelity_common import Ctx, _x
+from fidelity_common import Ctx, acc_len, times
 
 from reasoner.engines.fake import FakeEngine
 from reasoner.prompts import ANSWER_CUE, THINK_END, THINK_START
@@ -251,22 +251,18 @@ def row_dap(ctx: Ctx) -> dict[str, Any]:
             "steps": DAP_STEPS, "train_s": original["train_s"] + dap["train_s"]}  # fmt: skip
 
 
-def _acc_len(e: Mapping[str, Any]) -> str:
-    return f"{e['acc']:.1f}% / {e['length']:.0f} tok"
-
-
 def show_shortest(m: dict[str, Any]) -> str:
     arms = "; ".join(
-        f"{s} {_acc_len(m[s])} (data {m['data_tokens'][s]:.0f})" for s in ("shortest", "random", "longest")
+        f"{s} {acc_len(m[s])} (data {m['data_tokens'][s]:.0f})" for s in ("shortest", "random", "longest")
     )
-    return f"organism {_acc_len(m['base'])}; after {m['steps']} SFT steps on {m['rows']} rows: {arms}"
+    return f"organism {acc_len(m['base'])}; after {m['steps']} SFT steps on {m['rows']} rows: {arms}"
 
 
 def show_dap(m: dict[str, Any]) -> str:
     o, d = m["original"], m["dap"]
     levels = " ".join(f"L{k}:{v['length']:.0f}/{v['acc']:.0f}%" for k, v in d["by_level"].items())
     data = m["data"]["all"]
-    return (f"original {_acc_len(o)}; DAP {_acc_len(d)}: {_x(d['length'], o['length'])} tokens, "
+    return (f"original {acc_len(o)}; DAP {acc_len(d)}: {times(d['length'], o['length'])} tokens, "
             f"{d['acc'] - o['acc']:+.1f} points; DAP by level {levels}; data {data['tokens_before_mean']:.0f} -> "
             f"{data['tokens_after_mean']:.0f} tok, {data['rewritten']}/{data['problems']} rewritten")  # fmt: skip
 

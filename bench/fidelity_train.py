@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fidelity_common import Ctx, _x
+from fidelity_common import Ctx, acc_len, times
 
 DLER_RECIPE, DLER_STEPS = "dler_overthinker", 100
 """The DLER recipe on the organism and its steps (``bench/organism.py`` measured 0.46x length at +2.7 points)."""
@@ -116,20 +116,16 @@ def row_merge(ctx: Ctx) -> dict[str, Any]:
             "merged": ctx.evaluated(f"merge-{MERGE_KEEP:g}", str(out)), "keep": MERGE_KEEP}  # fmt: skip
 
 
-def _acc_len(e: dict[str, Any]) -> str:
-    return f"{e['acc']:.1f}% / {e['length']:.0f} tok"
-
-
 def show_dler(m: dict[str, Any]) -> str:
     b, a = m["before"], m["after"]
-    return (f"before {_acc_len(b)}; after {m['steps']} steps {_acc_len(a)}: length "
-            f"{_x(a['length'], b['length'])}, {a['acc'] - b['acc']:+.1f} points")  # fmt: skip
+    return (f"before {acc_len(b)}; after {m['steps']} steps {acc_len(a)}: length "
+            f"{times(a['length'], b['length'])}, {a['acc'] - b['acc']:+.1f} points")  # fmt: skip
 
 
 def show_ablations(m: dict[str, Any]) -> str:
     def one(name: str, a: dict[str, Any]) -> str:
         ent = "->".join(f"{e:.2f}" for e in a["entropy"]) or "n/a"
-        return f"{name} {_acc_len(a)}, entropy {ent}, max clipped {100 * a.get('max_clip_ratio', 0):.1f}%"
+        return f"{name} {acc_len(a)}, entropy {ent}, max clipped {100 * a.get('max_clip_ratio', 0):.1f}%"
 
     return "; ".join(one(k, v) for k, v in m.items())
 
@@ -147,7 +143,7 @@ def show_da_dler(m: dict[str, Any]) -> str:
 def show_merge(m: dict[str, Any]) -> str:
     b, d, g = m["base"], m["dler"], m["merged"]
     kept = (b["length"] - g["length"]) / (b["length"] - d["length"]) if b["length"] != d["length"] else 0.0
-    return (f"base {_acc_len(b)}; DLER {_acc_len(d)}; keep={m['keep']:g} {_acc_len(g)}: {100 * kept:.0f}% of "
+    return (f"base {acc_len(b)}; DLER {acc_len(d)}; keep={m['keep']:g} {acc_len(g)}: {100 * kept:.0f}% of "
             "DLER's cut")  # fmt: skip
 
 
