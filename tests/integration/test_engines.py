@@ -204,3 +204,42 @@ def test_auto_dtype_is_float32_on_cpu_for_a_bf16_checkpoint(tiny_model, tmp_path
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"DTYPE={expected}" in proc.stdout.splitlines()
+
+
+_LOSSLESS = """
+import json, sys
+from reasoner.engines import load_engine
+from reasoner.engines.speculative import Speculative
+from reasoner.prompts import render
+from reasoner.types import SampleSpec
+
+model, questions = sys.argv[1], json.loads(sys.argv[2])
+spec = SampleSpec(n=1, max_tokens=64, temperature=0.0)
+out = {}
+for name, speculative in (("plain", None), ("ngram", Speculative(k=3, max=3, min=1))):
+    engine = load_engine("vllm", model, dtype="float32", speculative=speculative)
+    groups = engine.generate([render(engine.tokenizer, q) for q in questions], spec)
+    out[name] = [list(c.token_ids) for g in groups for c in g]
+    engine.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.vllm
+def test_ngram_speculative_decoding_is_lossless_on_vllm(tiny_model):
+    """Greedy token ids with n-gram speculative decoding equal those without. In a child process: closing a second
+    in-process vLLM engine would tear down the session's engine (``bench/fidelity_common.Ctx.release``)."""
+    import json
+    import subprocess
+    import sys
+
+    from reasoner.engines import vllm_available
+
+    ok, why = vllm_available()
+    if not ok:
+        pytest.skip(why)
+    questions = [*QUESTIONS, "Step A: add 2. Step A: add 2. Step A: add 2. Step A:"]
+    done = subprocess.run([sys.executable, "-c", _LOSSLESS, tiny_model, json.dumps(questions)], check=True,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["ngram"] == out["plain"] and all(len(ids) > 0 for ids in out["plain"])

@@ -1,0 +1,57 @@
+"""``--speculative`` parsing and the vLLM config it becomes (``reasoner.engines.speculative``)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from reasoner.engines import EngineUnavailableError, add_engine_args, load_engine
+from reasoner.engines.speculative import Speculative, parse_speculative, vllm_speculative_config
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ngram", Speculative()),
+        ("ngram:k=8", Speculative(k=8)),
+        ("ngram: k=3, max=5 ,min=1", Speculative(k=3, max=5, min=1)),
+        ("ngram:min=4", Speculative(min=4)),  # min = max is allowed
+    ],
+)
+def test_parse(text, expected):
+    assert parse_speculative(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("eagle", "method"),
+        ("ngram:k=0", "k"),
+        ("ngram:k=two", "k"),
+        ("ngram:depth=3", "unknown key 'depth'"),
+        ("ngram:method=ngram", "unknown key 'method'"),
+        ("ngram:k", "expected key=value"),
+        ("ngram:min=5", "min \\(5\\) must be <= max \\(4\\)"),
+    ],
+)
+def test_parse_errors_name_the_bad_part(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_speculative(text)
+
+
+def test_vllm_config_and_cli_flag():
+    assert vllm_speculative_config(Speculative(k=6, max=3, min=2)) == {
+        "method": "ngram", "num_speculative_tokens": 6, "prompt_lookup_max": 3, "prompt_lookup_min": 2,
+    }  # fmt: skip
+    parser = argparse.ArgumentParser()
+    add_engine_args(parser)
+    assert parser.parse_args([]).speculative is None
+    assert parser.parse_args(["--speculative", "ngram:k=2"]).speculative == Speculative(k=2)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--speculative", "ngram:k=0"])
+
+
+def test_hf_engine_refuses_speculative_decoding(tiny_model):
+    with pytest.raises(EngineUnavailableError, match="needs the vllm engine"):
+        load_engine("hf", tiny_model, speculative=Speculative())
