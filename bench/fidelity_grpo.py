@@ -40,7 +40,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fidelity_common import Ctx
+from fidelity_common import Ctx, times
 
 GRPO_RECIPE, GRPO_STEPS = "grpo_overthinker", 100
 """The GRPO recipe on the organism and its steps (both arms run the same steps)."""
@@ -178,9 +178,7 @@ def row_prune(ctx: Ctx) -> dict[str, Any]:
 
 
 def _ratio(arm: float | None, base: float | None) -> str:
-    if arm is None:
-        return "never reached (missed)"
-    return f"{arm / base:.2f}x" if base else "n/a"
+    return "never reached (missed)" if arm is None else times(arm, base or 0.0)
 
 
 def _step(r: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ and 95 of the 1000 hard rewrites kept a false correction, were rejected, and lef
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -117,11 +118,7 @@ def selected_sets(ctx: Ctx) -> dict[str, Any]:
                 i += len(group)
             write_dataset(out, shortest_rows(records), shortest_stats(records) | {"select": select})
             ctx.made.add(out / "stats.json")
-    import json
-
-    return {s: d for s, d in dirs.items()} | {
-        "stats": {s: json.loads((d / "stats.json").read_text()) for s, d in dirs.items()}
-    }
+    return dict(dirs) | {"stats": {s: json.loads((d / "stats.json").read_text()) for s, d in dirs.items()}}
 
 
 def row_shortest(ctx: Ctx) -> dict[str, Any]:
@@ -201,8 +198,6 @@ class OrganismTeacher(FakeEngine):
 
 def dap_sets(ctx: Ctx) -> dict[str, Any]:
     """The original traces and their DAP rewrites as SFT datasets (cached under ``out/data``), with DAP's stats."""
-    import json
-
     import datasets
     from transformers import AutoTokenizer
 
