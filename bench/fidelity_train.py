@@ -25,7 +25,6 @@ ABLATIONS = {
 """DLER's ablations (arXiv 2510.15110, section 4): each removes one of DLER's ingredients, alone."""
 DA_DLER = [
     "difficulty.track=true",
-    "difficulty.da_dler.enabled=true",
     "rewards=[{name: difficulty_truncation, params: {max_length: 84, min_length: 42}}]",
 ]
 """Difficulty-Aware DLER: a prompt with pass rate p is truncated at round(84 - 42 p) tokens (``length_caps.da_cap``):

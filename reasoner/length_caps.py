@@ -1,4 +1,4 @@
-"""Difficulty-Aware DLER's per-prompt truncation cap: one formula for the trainer and the reward (L1, stdlib only).
+"""Difficulty-Aware DLER's per-prompt truncation cap (L1, stdlib only).
 
 Difficulty-Aware DLER (Liu et al. 2025, "DLER: Doing Length pEnalty Right", arXiv 2510.15110,
 https://arxiv.org/abs/2510.15110, section on DA-DLER; github NVlabs/DLER) truncates a prompt's responses at a
@@ -6,9 +6,8 @@ length that tightens as the prompt gets easier. Our parameterisation is linear i
 
     cap(p) = round(L_max - (L_max - L_min) * p)      p clipped to [0, 1]; an unseen prompt (p = None) gets L_max
 
-``reasoner.train.hooks`` computes it from the running pass rate (``reasoner.train.difficulty``) and hands it to the
-truncation reward as the ``max_length`` column; ``rewards.DifficultyTruncation`` computes it from a pass-rate
-column or the in-group rate.
+``rewards.DifficultyTruncation`` computes it from the ``pass_rate`` column (the trainer's running rate,
+``reasoner.train.difficulty``) or, for a prompt the trainer has not seen, the in-group rate.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ attribute docstring (units, default), ``extra="forbid"`` so an unknown key is an
 
 ``model`` (``ModelConfig``), ``data`` (``DataConfig``; SFT: ``SFTDataConfig``), ``rollout`` (``RolloutConfig``),
 ``ray`` (``RayConfig``), ``advantages`` (``AdvantageConfig`` with ``DynamicSamplingConfig`` and ``D3SConfig``),
-``difficulty`` (``DifficultyConfig`` with ``PruneConfig`` and ``DACapConfig``), ``lora`` (``LoraConfig``). The
+``difficulty`` (``DifficultyConfig`` with ``PruneConfig``), ``lora`` (``LoraConfig``). The
 recipe models that hold them, and loading, are in ``reasoner.config``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Section(BaseModel):
@@ -148,22 +148,6 @@ class PruneConfig(Section):
     """Consecutive all-correct (or all-wrong) groups needed before a prompt is pruned. Default 1."""
 
 
-class DACapConfig(Section):
-    enabled: bool = False
-    """Difficulty-Aware DLER: a per-prompt truncation cap that tightens as the prompt's pass rate rises;
-    given to rewards as the ``max_length`` column. Default False."""
-    max_length: int = Field(4000, ge=1)
-    """Cap (tokens) for unseen or never-solved prompts. Default 4000 (DLER's cap)."""
-    min_length: int = Field(1000, ge=1)
-    """Cap (tokens) for always-solved prompts. Default 1000."""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DACapConfig:
-        if self.min_length > self.max_length:
-            raise ValueError(f"min_length ({self.min_length}) must be <= max_length ({self.max_length})")
-        return self
-
-
 class DifficultyConfig(Section):
     track: bool = True
     """Track each prompt's running pass rate (saved in checkpoints). Default True."""
@@ -174,7 +158,6 @@ class DifficultyConfig(Section):
     correct_threshold: float = 0.5
     """A sample is solved when that reward is > this. Default 0.5."""
     prune: PruneConfig = Field(default_factory=PruneConfig)
-    da_dler: DACapConfig = Field(default_factory=DACapConfig)
 
 
 class LoraConfig(Section):

@@ -25,8 +25,9 @@ class Truncation(GradedReward):
     r_i = ``correct_reward`` if correct_i and L_i < cap_i else ``incorrect_reward``
 
     L_i is the completion length in tokens; a completion that used the whole cap counts as truncated. The cap
-    is ``max_length``, or per row the ``cap_column`` value when the batch has one (Difficulty-Aware DLER's
-    trainer passes ``max_length``). DLER pairs it with batch-wise advantage normalisation.
+    is ``max_length``, or per row the ``cap_column`` value when the batch has one (a dataset column of
+    per-problem caps). DLER pairs it with batch-wise advantage normalisation; Difficulty-Aware DLER is
+    ``difficulty_truncation``.
     """
 
     name = "truncation"
@@ -62,8 +63,11 @@ class DifficultyTruncation(GroupReward):
     r"""Difficulty-Aware DLER (arXiv 2510.15110, https://arxiv.org/abs/2510.15110): truncation with a
     per-prompt cap that tightens as the prompt gets easier.
 
-    p = the prompt's pass rate: the ``pass_rate_column`` value (a running rate kept by the trainer) where
-    present, else the fraction of correct samples in the prompt's group.
+    p = the prompt's pass rate: the ``pass_rate_column`` value where present and not None (the trainer passes
+    each prompt's running rate, ``reasoner.train.difficulty.PassRateTracker``, None until it has seen the
+    prompt), else the fraction of correct samples in the prompt's current group. The in-group fallback matters:
+    a run that visits few prompts twice (100 steps x 4 prompts of 2,000) would otherwise keep L_max for most
+    of its steps and be plain DLER. The mean cap of each batch is logged as ``difficulty/mean_cap``.
     cap(p) = round(L_max - (L_max - L_min) * p)   (``reasoner.length_caps.da_cap``)
     r_i = ``correct_reward`` if correct_i and L_i < cap(p) else ``incorrect_reward``
     """
@@ -105,6 +109,8 @@ class DifficultyTruncation(GroupReward):
         caps = [
             da_cap(p, self.max_length, self.min_length) for p in self.pass_rates(prompts, correct, columns)
         ]
+        if callable(log := columns.get("log_metric")) and caps:  # TRL's reward-metric hook
+            log("difficulty/mean_cap", sum(caps) / len(caps))
         return [
             None if ok is None else (self.correct_reward if ok and length < cap else self.incorrect_reward)
             for ok, length, cap in zip(correct, lengths, caps, strict=True)

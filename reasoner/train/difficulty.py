@@ -1,4 +1,4 @@
-"""Per-prompt difficulty: a running pass-rate tracker, curriculum pruning, Difficulty-Aware DLER caps.
+"""Per-prompt difficulty: a running pass-rate tracker (read by Difficulty-Aware DLER), curriculum pruning.
 
 - ``PassRateTracker``: each prompt's pass rate, updated after every group of samples. By default the
   running mean over all samples seen (``correct / total``); with ``momentum`` m an exponential moving
@@ -7,10 +7,9 @@
   solved, or all failed, gives GRPO no learning signal (zero-std group). It is skipped for the rest of the
   epoch it was pruned in and the next ``skip_epochs`` epochs (a prompt comes once per epoch, so
   ``skip_epochs=1`` skips its next appearance), then revisited: the next group it gets decides again.
-- ``da_cap`` (Difficulty-Aware DLER, arXiv 2510.15110; defined in ``reasoner.length_caps``, re-exported here):
-  the truncation length of a prompt tightens as it gets easier, ``cap(p) = round(L_max - (L_max - L_min) * p)``
-  in the running pass rate p; unseen prompts get ``L_max``. The reward (truncation: r = 0 when the response is
-  longer than its cap) reads the cap from the ``max_length`` column.
+- Difficulty-Aware DLER (arXiv 2510.15110) reads the running rate: the trainer passes it to rewards as the
+  ``pass_rate`` column (None for a prompt not seen yet), and ``rewards.DifficultyTruncation`` turns it into
+  the prompt's truncation cap (``reasoner.length_caps.da_cap``).
 
 All state is plain dicts of JSON types (``state_dict`` / ``load_state_dict``), saved with each checkpoint so
 a resumed run continues with the same curriculum.
@@ -22,13 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoner.length_caps import da_cap
-
 __all__ = [
     "DifficultyState",
     "PassRateTracker",
     "PromptPruner",
-    "da_cap",
     "pass_rate_histogram",
     "stream_pass_rate",
 ]

@@ -55,7 +55,6 @@ from reasoner.train.difficulty import (
     DifficultyState,
     PassRateTracker,
     PromptPruner,
-    da_cap,
     pass_rate_histogram,
     stream_pass_rate,
 )
@@ -252,11 +251,10 @@ class GRPOHooks(_Host):
 
     def _columns(self, problem: Problem) -> dict[str, Any]:
         cols: dict[str, Any] = {"answer": problem.answer, "problem_id": problem.id}
-        da = self.recipe.difficulty.da_dler
-        if da.enabled:
-            rate = self.difficulty.tracker.rate(problem.id)
-            cols["pass_rate"] = rate
-            cols["max_length"] = da_cap(rate, da.max_length, da.min_length)
+        if (
+            self.recipe.difficulty.track
+        ):  # running pass rate, None when unseen (difficulty_truncation reads it)
+            cols["pass_rate"] = self.difficulty.tracker.rate(problem.id)
         return cols
 
     def _reward_kwargs(self) -> dict[str, Any]:
@@ -384,9 +382,6 @@ class GRPOHooks(_Host):
             m["difficulty/tracked_prompts"].append(float(len(tracker)))
         if self.difficulty.pruner is not None:
             m["difficulty/pruned_prompts"].append(float(len(self.difficulty.pruner.pruned)))
-        if self.recipe.difficulty.da_dler.enabled:
-            caps = [c for g in batch.groups for c in g.columns["max_length"]]
-            m["difficulty/mean_cap"].append(sum(caps) / len(caps))
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         """TRL's ``train``; afterwards the rollout source holds the final weights (for evaluation)."""

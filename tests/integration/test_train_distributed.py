@@ -42,7 +42,7 @@ COMMON = [
 ]
 PER_RECIPE = {  # 6 problems for dler_da and prune: step 2 revisits prompts (caps tighten, pruning skips)
     "d3s": ["advantages.d3s.sample_k=2", "advantages.d3s.rho_start=0.5"],
-    "dler_da": ["data.n=6", "difficulty.da_dler.max_length=14", "difficulty.da_dler.min_length=4"],
+    "dler_da": ["data.n=6", "rewards.0.params.max_length=14", "rewards.0.params.min_length=4"],
     "prune": ["data.n=6", "difficulty.prune.min_seen=1"],
 }
 

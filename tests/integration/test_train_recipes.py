@@ -51,6 +51,9 @@ def test_recipe_runs_two_steps_on_tiny_model(recipe, tmp_path: Path):
                 "reasoner/kept_tokens", "time/generate", "time/update", "time/advantages"):  # fmt: skip
         assert key in steps[-1], key
     assert (out / "recipe.yaml").exists() and (out / "model.safetensors").exists()
+    if recipe == "dler_da":  # the trainer passes running pass rates; the reward logs the caps it derives
+        assert all("pass_rate" in g.columns for g in trainer.last_batch.groups)
+        assert 48 <= steps[-1]["difficulty/mean_cap"] <= 96
 
 
 def _run(out: Path, steps: int, resume: bool = False):

@@ -113,9 +113,9 @@ def test_bad_ray_settings_name_the_field(override, field):
         build_config({}, [override], rewards=REWARDS)
 
 
-def test_da_caps_must_be_ordered():
-    with pytest.raises(ConfigError, match="min_length"):
-        build_config({}, ["difficulty.da_dler.min_length=5000"], rewards=REWARDS)
+def test_bad_difficulty_settings_name_the_field():
+    with pytest.raises(ConfigError, match=r"difficulty\.prune\.min_seen"):
+        build_config({}, ["difficulty.prune.min_seen=0"], rewards=REWARDS)
 
 
 def test_trainer_validator_sees_overrides_and_can_reject():
@@ -160,13 +160,12 @@ def test_load_recipe_rejects_non_mapping_yaml(tmp_path: Path, text):
 
 
 def test_fields_carry_docstrings():
-    from reasoner.sections import AdvantageConfig, DACapConfig, RolloutConfig
+    from reasoner.sections import AdvantageConfig, DifficultyConfig, RolloutConfig
 
-    for model in (RolloutConfig, AdvantageConfig, DACapConfig):
+    for model in (RolloutConfig, AdvantageConfig, DifficultyConfig):
         for name, field in model.model_fields.items():
-            if name not in ("dynamic_sampling", "d3s"):
+            if name not in ("dynamic_sampling", "d3s", "prune"):
                 assert field.description, f"{model.__name__}.{name} has no docstring"
-    assert "tokens" in DACapConfig.model_fields["max_length"].description
 
 
 RECIPES = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))

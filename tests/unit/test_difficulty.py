@@ -1,5 +1,5 @@
 """Difficulty: pass-rate tracker, pruning schedule (reasoner/train/difficulty.py), Difficulty-Aware DLER caps
-(reasoner/length_caps.py: one formula for the trainer's cap column and the ``difficulty_truncation`` reward)."""
+(reasoner/length_caps.py: the ``difficulty_truncation`` reward's cap from the trainer's ``pass_rate`` column)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reasoner.length_caps import da_cap
 from reasoner.train.difficulty import (
     DifficultyState,
     PassRateTracker,
     PromptPruner,
-    da_cap,
     pass_rate_histogram,
     stream_pass_rate,
 )
@@ -129,19 +129,21 @@ def test_da_cap_hand_computed(rate, max_length, min_length, cap):
     assert da_cap(rate, max_length, min_length) == cap
 
 
-def test_one_da_cap_formula_for_trainer_and_reward():
-    """The trainer (hooks, via train.difficulty) and the reward use the same function; the reward's cap for a
-    pass rate is the trainer's: correct at cap - 1 tokens earns 1, at cap tokens 0."""
-    import reasoner.length_caps
-    import rewards.length
+def test_reward_cap_follows_the_trainers_pass_rate_and_falls_back_in_group():
+    """The reward's cap for a running pass rate is ``da_cap``'s (correct at cap - 1 tokens earns 1, at cap 0);
+    a prompt the trainer has not seen (None) uses its group's rate, and the mean cap is logged."""
     from rewards import DifficultyTruncation
 
-    assert da_cap is reasoner.length_caps.da_cap is rewards.length.da_cap
     reward = DifficultyTruncation(max_length=96, min_length=48)
     rate, cap = 0.3, da_cap(0.3, 96, 48)  # 82 (DA_CAPS)
+    logged: dict[str, float] = {}
     got = reward(completions=[r"\boxed{4}"] * 2, completion_ids=[[1] * (cap - 1), [1] * cap], answer=["4"] * 2,
-                 problem_id=["a", "a"], pass_rate=[rate, rate])  # fmt: skip
-    assert cap == 82 and got == [1.0, 0.0]
+                 problem_id=["a", "a"], pass_rate=[rate, rate], log_metric=logged.__setitem__)  # fmt: skip
+    assert cap == 82 and got == [1.0, 0.0] and logged == {"difficulty/mean_cap": 82.0}
+    # unseen: in-group rate 1/2 (one correct of two) -> cap 72; 71 tokens earn 1, 72 tokens would not
+    got = reward(completions=[r"\boxed{4}", r"\boxed{5}"], completion_ids=[[1] * 71, [1] * 10],
+                 answer=["4"] * 2, problem_id=["b", "b"], pass_rate=[None, None])  # fmt: skip
+    assert da_cap(0.5, 96, 48) == 72 and got == [1.0, 0.0]
 
 
 @given(st.floats(0, 1), st.floats(0, 1))
