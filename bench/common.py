@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from typing import Any
 
 from reasoner.types import SampleSpec
 
@@ -28,26 +29,32 @@ def thinking(c) -> int:
     return c.num_tokens if c.think_end is None else c.think_end
 
 
+def graded_samples(source, tokenizer, problems, spec: SampleSpec) -> list[tuple[Any, Any, bool]]:
+    """``spec.n`` samples per problem from ``source`` (an engine or rollout source) on the rendered questions,
+    graded against the gold answers: ``(problem, completion, correct)`` per sample, problem by problem."""
+    from reasoner.prompts import render
+    from reasoner.verify import grade_many
+
+    groups = source.generate([render(tokenizer, p.question) for p in problems], spec)
+    flat = [(p, c) for p, g in zip(problems, groups, strict=True) for c in g]
+    verdicts = grade_many([p.answer for p, _ in flat], [c.text for _, c in flat])
+    return [(p, c, v.correct) for (p, c), v in zip(flat, verdicts, strict=True)]
+
+
 def evaluate(
     source, tokenizer, problems, samples: int, max_tokens: int, temperature: float = 0.7, seed: int = 1234
 ) -> dict[str, float]:
     """Accuracy (avg@samples), mean length and mean thinking length (tokens up to ``</think>``, the whole
     response when it has none) and truncation rate of ``source`` (an engine or rollout source) on
     ``problems``."""
-    from reasoner.prompts import render
-    from reasoner.verify import grade_many
-
-    prompts = [render(tokenizer, p.question) for p in problems]
     spec = SampleSpec(n=samples, max_tokens=max_tokens, temperature=temperature, seed=seed)
     t0 = time.perf_counter()
-    groups = source.generate(prompts, spec)
-    flat = [(p, c) for p, g in zip(problems, groups, strict=True) for c in g]
-    verdicts = grade_many([p.answer for p, _ in flat], [c.text for _, c in flat])
+    rows = graded_samples(source, tokenizer, problems, spec)
     return {
-        "accuracy": statistics.mean(float(v.correct) for v in verdicts),
-        "mean_length": statistics.mean(c.num_tokens for _, c in flat),
-        "mean_thinking": statistics.mean(thinking(c) for _, c in flat),
-        "truncated": statistics.mean(float(c.finish_reason == "length") for _, c in flat),
+        "accuracy": statistics.mean(float(ok) for _, _, ok in rows),
+        "mean_length": statistics.mean(c.num_tokens for _, c, _ in rows),
+        "mean_thinking": statistics.mean(thinking(c) for _, c, _ in rows),
+        "truncated": statistics.mean(float(c.finish_reason == "length") for _, c, _ in rows),
         "eval_s": time.perf_counter() - t0,
     }
 

@@ -145,30 +145,24 @@ def held_out(engine: Any, problems: Sequence[Problem], spec: SampleSpec) -> dict
     """``EVAL_SAMPLES`` samples per problem at ``spec``'s sampling: accuracy (%), mean response tokens, mean
     thinking tokens (to ``</think>``; all of it when unclosed), truncated fraction; and per level (the problem's
     ``meta["level"]``) accuracy and mean response tokens."""
-    from common import thinking
+    from common import graded_samples, thinking
 
-    from reasoner.prompts import render
     from reasoner.strategies.base import derive
-    from reasoner.verify import grade_many
 
-    groups = engine.generate(
-        [render(engine.tokenizer, p.question) for p in problems], derive(spec, n=EVAL_SAMPLES)
-    )
-    flat = [(p, c) for p, g in zip(problems, groups, strict=True) for c in g]
-    ok = [v.correct for v in grade_many([p.answer for p, _ in flat], [c.text for _, c in flat])]
+    rows = graded_samples(engine, engine.tokenizer, problems, derive(spec, n=EVAL_SAMPLES))
     levels: dict[str, list[int]] = defaultdict(list)
-    for i, (p, _) in enumerate(flat):
+    for i, (p, _, _) in enumerate(rows):
         levels[str(p.meta.get("level"))].append(i)
 
     def summary(idx: Sequence[int]) -> dict[str, float]:
         return {
-            "acc": pct([ok[i] for i in idx]),
-            "length": statistics.mean(flat[i][1].num_tokens for i in idx),
+            "acc": pct([rows[i][2] for i in idx]),
+            "length": statistics.mean(rows[i][1].num_tokens for i in idx),
         }
 
-    return summary(range(len(flat))) | {
-        "thinking": statistics.mean(thinking(c) for _, c in flat),
-        "truncated": statistics.mean(c.finish_reason == "length" for _, c in flat),
+    return summary(range(len(rows))) | {
+        "thinking": statistics.mean(thinking(c) for _, c, _ in rows),
+        "truncated": statistics.mean(c.finish_reason == "length" for _, c, _ in rows),
         "by_level": {k: summary(v) for k, v in sorted(levels.items())},
     }
 
