@@ -49,7 +49,8 @@ def load_engine(
     **kwargs: Any,
 ) -> Engine:
     """Build an engine for ``model`` (a name ``reasoner.models.resolve`` accepts); ``speculative`` turns on
-    lossless speculative decoding (``engines.speculative``: vLLM only, an error on the hf engine)."""
+    lossless speculative decoding (``engines.speculative``: vLLM's proposers, or the hf engine's own
+    prompt-lookup loop, ``engines.hf_spec``)."""
     from reasoner.models import resolve
 
     if kind not in ENGINES:
@@ -69,13 +70,9 @@ def load_engine(
         log.info("engine: hf (auto: %s)", why)
     else:
         log.info("engine: hf (requested)")
-    if speculative is not None:
-        raise EngineUnavailableError(
-            f"speculative decoding ({speculative.method}) needs the vllm engine; the hf engine has none yet"
-        )
     from reasoner.engines.hf import HFEngine
 
-    return HFEngine(path, dtype=dtype, seed=seed, **kwargs)
+    return HFEngine(path, dtype=dtype, seed=seed, speculative=speculative, **kwargs)
 
 
 def add_engine_args(
@@ -114,8 +111,8 @@ def add_engine_args(
         default=None,
         metavar="SPEC",
         help="lossless speculative decoding with n-gram (prompt-lookup) drafts: ngram[:k=4,max=4,min=2] (k draft "
-        "tokens per verification step, n-grams of min..max tokens matched against the context); vllm engine "
-        "only. Default: off",
+        "tokens per verification step, n-grams of min..max tokens matched against the context); both engines. "
+        "Default: off",
     )
 
 
