@@ -14,7 +14,12 @@ import logging
 from typing import Any
 
 from reasoner.engines.base import Engine, Stream, StreamEvent
-from reasoner.engines.speculative import Speculative, parse_speculative, vllm_speculative_config
+from reasoner.engines.speculative import (
+    Speculative,
+    parse_speculative,
+    suffix_available,
+    vllm_speculative_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +70,18 @@ def load_engine(
 
             log.info("engine: vllm (%s)", "requested" if kind == "vllm" else "auto: vllm imports")
             if speculative is not None:
+                if speculative.method == "suffix" and not (have := suffix_available())[0]:
+                    raise EngineUnavailableError(have[1])
                 kwargs["speculative_config"] = vllm_speculative_config(speculative)
             return VLLMEngine(path, dtype=dtype, seed=seed, **kwargs)
         log.info("engine: hf (auto: %s)", why)
     else:
         log.info("engine: hf (requested)")
+    if speculative is not None and speculative.method != "ngram":
+        raise EngineUnavailableError(
+            f"speculative method {speculative.method!r} needs the vllm engine (with arctic-inference); the hf "
+            "engine has no suffix proposer, only 'ngram' (prompt lookup)"
+        )
     from reasoner.engines.hf import HFEngine
 
     return HFEngine(path, dtype=dtype, seed=seed, speculative=speculative, **kwargs)
@@ -111,8 +123,9 @@ def add_engine_args(
         default=None,
         metavar="SPEC",
         help="lossless speculative decoding with n-gram (prompt-lookup) drafts: ngram[:k=4,max=4,min=2] (k draft "
-        "tokens per verification step, n-grams of min..max tokens matched against the context); both engines. "
-        "Default: off",
+        "tokens per verification step, n-grams of min..max tokens matched against the context; both engines), "
+        "or suffix decoding: suffix[:k=..,max_tree_depth=24,max_cached_requests=10000,max_spec_factor=1.0,"
+        "min_token_prob=0.1] (vllm engine with the [suffix] extra). Default: off",
     )
 
 

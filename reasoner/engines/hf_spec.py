@@ -125,7 +125,7 @@ class SpeculativeHFSession(HFSession):
         """One draft per live row (``propose_ngram`` over prompt + output), cut so a step emits at most the
         row's remaining ``max_tokens``."""
         d, out = self.drafting, []
-        for r, i in enumerate(self.rows):
+        for i in self.rows:
             st = self.states[i]
             room = min(d.k, self.spec.max_tokens - len(st.token_ids) - 1)
             ctx = [*self._flat[i], *st.token_ids]
@@ -174,7 +174,10 @@ class SpeculativeHFSession(HFSession):
             return [accept_greedy(best[r], d) for r, d in enumerate(drafts)]
         b, w, v = logits.shape
         probs = process_logits(logits.view(b * w, v), self.spec).softmax(-1).view(b, w, v)
-        return [accept_sampled(probs[r, : len(d) + 1], d, self.gens.get(self.rows[r])) for r, d in enumerate(drafts)]
+        return [
+            accept_sampled(probs[r, : len(d) + 1], d, self.gens.get(self.rows[r]))
+            for r, d in enumerate(drafts)
+        ]
 
     def _emit(self, logits: torch.Tensor, emitted: list[list[int]]) -> list[StreamEvent]:
         """Append each row's tokens one by one (with logprobs, top-k, entropies), stopping at a finish."""
@@ -190,7 +193,9 @@ class SpeculativeHFSession(HFSession):
                 if logp is not None and self.want_lp:
                     st.logprobs.append(float(logp[r, j, tok]))
                 if tops is not None:
-                    st.top.append(dict(zip(tops.indices[r, j].tolist(), tops.values[r, j].tolist(), strict=True)))
+                    st.top.append(
+                        dict(zip(tops.indices[r, j].tolist(), tops.values[r, j].tolist(), strict=True))
+                    )
                 if ents is not None:
                     st.entropies.append(float(ents[r, j]))
                 reason = self._finish_reason(st, tok)
