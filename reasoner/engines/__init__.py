@@ -82,9 +82,13 @@ def load_engine(
             f"speculative method {speculative.method!r} needs the vllm engine (with arctic-inference); the hf "
             "engine has no suffix proposer, only 'ngram' (prompt lookup)"
         )
+    if speculative is not None:
+        from reasoner.engines.hf_spec import SpeculativeHFEngine
+
+        return SpeculativeHFEngine(path, dtype=dtype, seed=seed, speculative=speculative, **kwargs)
     from reasoner.engines.hf import HFEngine
 
-    return HFEngine(path, dtype=dtype, seed=seed, speculative=speculative, **kwargs)
+    return HFEngine(path, dtype=dtype, seed=seed, **kwargs)
 
 
 def add_engine_args(

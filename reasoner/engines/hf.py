@@ -10,8 +10,8 @@ Sampling follows vLLM's order: temperature, then top-k, then top-p; each sample 
 ``torch.Generator`` seeded with ``sample_seed(spec, j, prompt)``, so a sample does not depend on what else is in
 the batch.
 
-With ``speculative`` (``--speculative ngram:...``) the decode steps verify prompt-lookup drafts
-(``engines.hf_spec``): the same tokens for greedy decoding, the same distribution for sampling.
+``engines.hf_spec.SpeculativeHFEngine`` adds prompt-lookup speculative decoding to this loop
+(``--speculative ngram:...``): the same tokens for greedy decoding, the same distribution for sampling.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from reasoner.types import Completion, FinishReason, SampleSpec
 
 if TYPE_CHECKING:
     from transformers import DynamicCache
-
-    from reasoner.engines.speculative import Speculative
 
 log = logging.getLogger(__name__)
 _DTYPES = {"auto": "auto", "float32": torch.float32, "float": torch.float32, "bfloat16": torch.bfloat16,
@@ -206,15 +204,7 @@ class HFEngine(Engine):
 
     name = "hf"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        dtype: str = "auto",
-        device: str | None = None,
-        seed: int = 0,
-        speculative: Speculative | None = None,
-    ):
+    def __init__(self, model: str, *, dtype: str = "auto", device: str | None = None, seed: int = 0):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
@@ -234,25 +224,11 @@ class HFEngine(Engine):
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (eos[0] if eos else 0)
         torch.manual_seed(seed)
-        if speculative is not None and speculative.method != "ngram":
-            raise ValueError(f"speculative.method={speculative.method!r}: the hf engine has only 'ngram' drafts")
-        self.speculative = speculative
-        """Prompt-lookup speculative decoding (``engines.hf_spec``) when set; plain decoding when None."""
-        from reasoner.engines.hf_spec import SpecCounters
-
-        self.spec_counters = SpecCounters()
-        """Running totals of drafts proposed / accepted and verification steps (zero without speculation)."""
 
     def start(
         self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
     ) -> Session:
-        if self.speculative is None:
-            return HFSession(self, [list(p) for p in prompts], spec, entropies)
-        from reasoner.engines.hf_spec import SpeculativeHFSession
-
-        return SpeculativeHFSession(
-            self, [list(p) for p in prompts], spec, entropies, self.speculative, self.spec_counters
-        )
+        return HFSession(self, [list(p) for p in prompts], spec, entropies)
 
     def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         state = {name: t for name, t in named_tensors}

@@ -31,18 +31,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from reasoner.engines.base import StreamEvent
-from reasoner.engines.hf import HFSession, process_logits
+from reasoner.engines.base import Session, StreamEvent
+from reasoner.engines.hf import HFEngine, HFSession, process_logits
 
 if TYPE_CHECKING:
-    from reasoner.engines.speculative import Speculative
+    from reasoner.speculation import Speculative
+    from reasoner.types import SampleSpec
 
-__all__ = ["SpecCounters", "SpeculativeHFSession", "accept_greedy", "accept_sampled", "propose_ngram"]
+__all__ = [
+    "SpecCounters",
+    "SpeculativeHFEngine",
+    "SpeculativeHFSession",
+    "accept_greedy",
+    "accept_sampled",
+    "propose_ngram",
+]
 
 
 @dataclass
@@ -210,3 +218,23 @@ class SpeculativeHFSession(HFSession):
             events.append(StreamEvent(i, tuple(st.token_ids[n0:]), done, lps, top))
         self._keep(keep, torch.tensor(last, dtype=torch.long, device=self.e.device))
         return events
+
+
+class SpeculativeHFEngine(HFEngine):
+    """``HFEngine`` whose sessions verify prompt-lookup drafts (``load_engine(..., speculative=...)``).
+    ``spec_counters`` accumulates over its sessions: read it before and after a run."""
+
+    def __init__(self, model: str, *, speculative: Speculative, **kwargs: Any):
+        if speculative.method != "ngram":
+            raise ValueError(
+                f"speculative.method={speculative.method!r}: the hf engine has only 'ngram' drafts"
+            )
+        super().__init__(model, **kwargs)
+        self.speculative = speculative
+        self.spec_counters = SpecCounters()
+
+    def start(
+        self, prompts: Sequence[Sequence[int]], spec: SampleSpec, *, entropies: bool = False
+    ) -> Session:
+        prompts_ = [list(p) for p in prompts]
+        return SpeculativeHFSession(self, prompts_, spec, entropies, self.speculative, self.spec_counters)

@@ -103,3 +103,54 @@ def test_suffix_errors_name_why(tiny_model, monkeypatch):
     monkeypatch.setattr(engines, "suffix_available", lambda: (False, "needs the arctic-inference package"))
     with pytest.raises(EngineUnavailableError, match="arctic-inference"):
         load_engine("vllm", tiny_model, speculative=Speculative(method="suffix"))
+
+
+@pytest.mark.parametrize("text", ["ngram", "ngram:k=2,max=3", "suffix:k=8"])
+def test_config_fields_take_the_flag_text(text):
+    from evals.sweep import EvalConfig
+    from reasoner.sections import RolloutConfig
+
+    assert EvalConfig.from_dict({"speculative": text}).speculative == text
+    assert RolloutConfig(speculative=text).speculative == text
+    assert EvalConfig().speculative is None and RolloutConfig().speculative is None
+
+
+def test_config_fields_reject_bad_text_naming_it():
+    from pydantic import ValidationError
+
+    from evals.sweep import EvalConfig
+    from reasoner.config import ConfigError
+    from reasoner.sections import RolloutConfig
+
+    with pytest.raises((ValueError, ConfigError), match="speculative.*k"):
+        EvalConfig.from_dict({"speculative": "ngram:k=0"})
+    with pytest.raises(ValidationError, match="unknown key 'depth'"):
+        RolloutConfig(speculative="ngram:depth=2")
+
+
+def _timeless(row):
+    data = row.to_json()
+    for key in ("wall_s", "measured_s"):
+        data.pop(key, None)
+    for sample in data["samples"]:
+        sample.pop("elapsed_s", None)
+    return data
+
+
+def test_eval_rows_equal_with_speculative_decoding_on_the_hf_engine(tiny_model, tmp_path):
+    from evals.manifest import read_manifest
+    from evals.runner import RunDir, run_sweep
+    from evals.sweep import EvalConfig
+
+    rows = {}
+    for spec in (None, "ngram:k=3,max=3,min=1"):
+        config = EvalConfig.from_dict({"model": tiny_model, "engine": "hf", "limit": 3, "budgets": [24],
+                                       "seeds": [0], "strategies": ["greedy"], "batch_size": 3,
+                                       "speculative": spec})  # fmt: skip
+        run = RunDir(tmp_path / str(spec))
+        run.prepare(config)
+        run_sweep(config, run, progress=False)
+        rows[spec] = [_timeless(r) for r in run.read_rows()]
+        assert read_manifest(run.path)[-1]["engine"]["speculative"] == spec
+    assert len(rows[None]) == 3 and rows[None] == rows["ngram:k=3,max=3,min=1"]
+    assert all(row["samples"] for row in rows[None])
