@@ -202,3 +202,23 @@ def test_sampled_distribution_unchanged_on_the_tiny_model(pair, monkeypatch, rul
     b = Counter(c.token_ids for c in fast.generate([prompt], spec)[0])
     stat, df = _two_sample_chi2(a, b)
     assert (stat < _chi2_crit(df)) is lossless, (stat, df)
+
+
+@pytest.mark.slow
+def test_greedy_identical_on_the_organism():
+    """The organism's re-checks copy earlier lines, so drafts are accepted often: ids, logprobs and stop-string
+    finishes equal plain decoding's (``-m slow``; ~1 min on 2 CPU cores)."""
+    from evals.benchmarks import load_problems
+
+    plain = load_engine("hf", "overthinker", dtype="float32")
+    fast = load_engine("hf", "overthinker", dtype="float32", speculative=Speculative(k=4))
+    prompts = [render(plain.tokenizer, p.question) for p in load_problems("multistep", "test", n=4, seed=0)]
+    for spec in (SampleSpec(n=2, max_tokens=160, temperature=0.0, logprobs=True, logprobs_k=2),
+                 SampleSpec(max_tokens=160, temperature=0.0, stop=("\n\n",))):  # fmt: skip
+        a = [c for g in plain.generate(prompts, spec) for c in g]
+        b = [c for g in fast.generate(prompts, spec) for c in g]
+        for x, y in zip(a, b, strict=True):
+            assert (x.token_ids, x.finish_reason) == (y.token_ids, y.finish_reason)
+            if x.logprobs is not None:
+                assert np.allclose(x.logprobs, y.logprobs, atol=1e-4)
+    assert fast.spec_counters.accepted > fast.spec_counters.verify_rows  # > 1 accepted token per step
