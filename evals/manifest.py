@@ -108,6 +108,7 @@ def run_manifest(config: Any, engine: object | None = None, *, workers: int = 0)
             "device": getattr(engine, "device", None),
             "dtype": getattr(engine, "dtype", config.dtype),
             "workers": workers,
+            "speculative": getattr(config, "speculative", None),
         },
         "device": device_facts(),
         "benchmark": {"name": config.benchmark, "split": config.split, "limit": config.limit},

@@ -35,6 +35,7 @@ from evals.sweep import EvalConfig, StrategyEntry, WorkUnit, work_units
 from reasoner.engines import load_engine
 from reasoner.models import resolve
 from reasoner.prompts import render
+from reasoner.speculation import speculative_or_none
 from reasoner.types import Problem, SampleSpec, StrategyResult
 
 if TYPE_CHECKING:
@@ -158,7 +159,8 @@ class MapWithEngines(Protocol):
     finish: ``reasoner.dist.map_with_engines`` (Ray actors), which the composition root passes in."""
 
     def __call__(self, fn: Callable[[Any, Any], Any], items: Sequence[Any], *, engine: str, model: str,
-                 workers: int, dtype: str = "auto") -> Iterable[tuple[int, Any]]: ...  # fmt: skip
+                 workers: int, dtype: str = "auto",
+                 engine_kwargs: dict[str, Any] | None = None) -> Iterable[tuple[int, Any]]: ...  # fmt: skip
 
 
 def sweep_problems(config: EvalConfig) -> list[Problem]:
@@ -208,7 +210,14 @@ def run_sweep(
                                 on_unit=lambda: bar.update(cells))  # fmt: skip
     else:
         engine = (
-            engine if engine is not None else load_engine(config.engine, config.model, dtype=config.dtype)
+            engine
+            if engine is not None
+            else load_engine(
+                config.engine,
+                config.model,
+                dtype=config.dtype,
+                speculative=speculative_or_none(config.speculative),
+            )  # fmt: skip
         )
         append_manifest(run_dir.path, run_manifest(config, engine))
         proxy = SweepEngine(engine, reuse=reuse)
@@ -256,9 +265,14 @@ def _remote_units(config: EvalConfig, todo: Sequence[WorkUnit], workers: int, sp
     jobs = [(unit, config, reuse) for unit in todo]
     ready: dict[int, list[Row]] = {}
     nxt = 0
+    extra = (
+        {"engine_kwargs": {"speculative": speculative_or_none(config.speculative)}}
+        if config.speculative
+        else {}
+    )
     for i, (rows, generated, replayed) in map_with_engines(run_unit_remote, jobs, engine=config.engine,
                                                            model=resolve(config.model), dtype=config.dtype,
-                                                           workers=workers):  # fmt: skip
+                                                           workers=workers, **extra):  # fmt: skip
         ready[i] = rows
         spent.spent, spent.served = spent.spent + generated, spent.served + replayed
         on_unit()

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from reasoner.config import format_validation_error
+from reasoner.speculation import check_speculative
 from reasoner.types import Problem
 from reasoner.verify import GraderMode
 
@@ -95,6 +96,17 @@ class EvalConfig(BaseModel):
     grader: GraderMode = "lenient"
     """Answer extraction for grading (``reasoner.verify``): ``lenient`` (boxed, answer phrase, then math-verify's
     own extraction) or ``strict`` (only an explicitly marked final answer). ``reasoner regrade`` switches later."""
+
+    speculative: str | None = Field(None, json_schema_extra={"metavar": "SPEC"})
+    """Lossless speculative decoding, as ``--speculative``: ``ngram[:k=4,max=4,min=2]`` (both engines) or
+    ``suffix[:k=..]`` (vllm with the [suffix] extra). Greedy rows are identical with and without; sampled rows
+    keep their distribution but not their draws, so it is part of the run's config (a resume must match).
+    None: off."""
+
+    @field_validator("speculative")
+    @classmethod
+    def _speculative(cls, value: str | None) -> str | None:
+        return check_speculative(value)
 
     @field_validator("limit", mode="before")
     @classmethod

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from reasoner.speculation import check_speculative
 
 
 class Section(BaseModel):
@@ -67,6 +69,15 @@ class RolloutConfig(Section):
     """Stop the run, naming the step, when the mean sync-check gap exceeds this (nats per token): the engine
     serves stale or wrong weights. fp32 noise is ~1e-5, bf16 ~0.035 (measured, ``reasoner.train.sync``); with
     fp32 engines ~1e-3 catches one missed sync. None: log only; off-policy pool rollouts are not checked."""
+    speculative: str | None = None
+    """Lossless speculative decoding for the rollout engines, as ``--speculative``: ``ngram[:k=4,max=4,min=2]``
+    (both engines) or ``suffix[:k=..]`` (vllm with the [suffix] extra); rollouts keep the policy's distribution
+    (``reasoner.engines.speculative``). None: off. Default None."""
+
+    @field_validator("speculative")
+    @classmethod
+    def _speculative(cls, value: str | None) -> str | None:
+        return check_speculative(value)
 
 
 class RayConfig(Section):

@@ -14,7 +14,12 @@ import logging
 from typing import Any
 
 from reasoner.engines.base import Engine, Stream, StreamEvent
-from reasoner.engines.speculative import Speculative, parse_speculative, vllm_speculative_config
+from reasoner.engines.speculative import (
+    Speculative,
+    parse_speculative,
+    suffix_available,
+    vllm_speculative_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,8 @@ def load_engine(
     **kwargs: Any,
 ) -> Engine:
     """Build an engine for ``model`` (a name ``reasoner.models.resolve`` accepts); ``speculative`` turns on
-    lossless speculative decoding (``engines.speculative``: vLLM only, an error on the hf engine)."""
+    lossless speculative decoding (``engines.speculative``: vLLM's proposers, or the hf engine's own
+    prompt-lookup loop, ``engines.hf_spec``)."""
     from reasoner.models import resolve
 
     if kind not in ENGINES:
@@ -64,15 +70,22 @@ def load_engine(
 
             log.info("engine: vllm (%s)", "requested" if kind == "vllm" else "auto: vllm imports")
             if speculative is not None:
+                if speculative.method == "suffix" and not (have := suffix_available())[0]:
+                    raise EngineUnavailableError(have[1])
                 kwargs["speculative_config"] = vllm_speculative_config(speculative)
             return VLLMEngine(path, dtype=dtype, seed=seed, **kwargs)
         log.info("engine: hf (auto: %s)", why)
     else:
         log.info("engine: hf (requested)")
-    if speculative is not None:
+    if speculative is not None and speculative.method != "ngram":
         raise EngineUnavailableError(
-            f"speculative decoding ({speculative.method}) needs the vllm engine; the hf engine has none yet"
+            f"speculative method {speculative.method!r} needs the vllm engine (with arctic-inference); the hf "
+            "engine has no suffix proposer, only 'ngram' (prompt lookup)"
         )
+    if speculative is not None:
+        from reasoner.engines.hf_spec import SpeculativeHFEngine
+
+        return SpeculativeHFEngine(path, dtype=dtype, seed=seed, speculative=speculative, **kwargs)
     from reasoner.engines.hf import HFEngine
 
     return HFEngine(path, dtype=dtype, seed=seed, **kwargs)
@@ -114,8 +127,9 @@ def add_engine_args(
         default=None,
         metavar="SPEC",
         help="lossless speculative decoding with n-gram (prompt-lookup) drafts: ngram[:k=4,max=4,min=2] (k draft "
-        "tokens per verification step, n-grams of min..max tokens matched against the context); vllm engine "
-        "only. Default: off",
+        "tokens per verification step, n-grams of min..max tokens matched against the context; both engines), "
+        "or suffix decoding: suffix[:k=..,max_tree_depth=24,max_cached_requests=10000,max_spec_factor=1.0,"
+        "min_token_prob=0.1] (vllm engine with the [suffix] extra). Default: off",
     )
 
 

@@ -9,6 +9,9 @@ vocabulary: H = -sum_v p_v log p_v.
 Sampling follows vLLM's order: temperature, then top-k, then top-p; each sample has its own
 ``torch.Generator`` seeded with ``sample_seed(spec, j, prompt)``, so a sample does not depend on what else is in
 the batch.
+
+``engines.hf_spec.SpeculativeHFEngine`` adds prompt-lookup speculative decoding to this loop
+(``--speculative ngram:...``): the same tokens for greedy decoding, the same distribution for sampling.
 """
 
 from __future__ import annotations

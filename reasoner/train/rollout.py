@@ -25,6 +25,7 @@ from reasoner.types import Completion, SampleSpec
 
 if TYPE_CHECKING:
     from reasoner.engines.base import Engine
+    from reasoner.speculation import Speculative
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,18 @@ def make_rollout_source(
     max_model_len: int = 2048,
     address: str | None = None,
     pool: Callable[..., RolloutSource] | None = None,
+    speculative: Speculative | None = None,
     **pool_options: Any,
 ) -> RolloutSource:
     """Build the rollout source a recipe's ``rollout`` section asks for: one in-process engine
     (``workers=0``) or ``pool(engine, model, workers=..., ...)``, a pool of ``workers`` engine workers
     (pass ``reasoner.dist.RolloutPool``: Ray actors, on the cluster at ``address`` / ``$RAY_ADDRESS`` or a
     local one; ``reasoner.train`` does not import ``reasoner.dist`` itself). ``pool_options`` go to ``pool``
-    (num_cpus, num_gpus, placement, max_lag, sync_timeout_s, ...)."""
+    (num_cpus, num_gpus, placement, max_lag, sync_timeout_s, ...). ``speculative``: lossless speculative decoding
+    on every rollout engine (``rollout.speculative``)."""
     kwargs: dict[str, Any] = {"max_model_len": max_model_len} if engine == "vllm" else {}
+    if speculative is not None:
+        kwargs["speculative"] = speculative
     if workers > 0:
         if pool is None:
             raise ValueError(

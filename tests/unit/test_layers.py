@@ -36,6 +36,7 @@ LAYERS = (
             "reasoner.sections",
             "reasoner.argtypes",
             "reasoner.clitools",
+            "reasoner.speculation",
         ),
     ),  # fmt: skip
     (
