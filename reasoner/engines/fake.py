@@ -72,42 +72,60 @@ class FakeSession(ListSession):
     def step(self) -> list[StreamEvent]:
         events, still = [], []
         for i in self.live:
-            ids, trace = self.plans[i]
-            st = self.states[i]
-            pos = len(st.token_ids)
-            tok = ids[pos]
-            st.token_ids.append(tok)
-            st.logprobs.append(trace.logprob)
-            if self.spec.logprobs_k > 0:
-                st.top.append(_top_k(tok, trace.logprob, self.spec.logprobs_k, len(self.e.tokenizer)))
-            ent = trace.entropies[pos] if trace.entropies and pos < len(trace.entropies) else 0.0
-            st.entropies.append(float(ent))
-            tail = self.e.tokenizer.decode(st.token_ids[-16:], skip_special_tokens=True)
-            reason: FinishReason | None = None
-            if tok == self.e.eos_id or (self.spec.stop and cut_at_stop(tail, self.spec.stop)[1]):
-                reason = "stop"
-            elif len(st.token_ids) >= self.spec.max_tokens:
-                reason = "length"
-            done = self._finalize(st, reason) if reason else None
+            new: list[int] = []
+            done = None
+            while done is None and len(new) < self.e.tokens_per_step:
+                new.append(self._next(i))
+                done = self._done(self.states[i])
             if done is None:
                 still.append(i)
-            lps = (trace.logprob,) if self.spec.logprobs else None
-            top = (st.top[-1],) if self.spec.logprobs_k > 0 else None
-            events.append(StreamEvent(i, (tok,), done, lps, top))
+            st, k = self.states[i], len(new)
+            lps = tuple(st.logprobs[-k:]) if self.spec.logprobs else None
+            top = tuple(st.top[-k:]) if self.spec.logprobs_k > 0 else None
+            events.append(StreamEvent(i, tuple(new), done, lps, top))
         self.live = still
         self.e.steps += 1
         return events
+
+    def _next(self, i: int) -> int:
+        """Append request ``i``'s next scripted token (with its logprob, top-k and entropy); return it."""
+        ids, trace = self.plans[i]
+        st = self.states[i]
+        pos = len(st.token_ids)
+        tok = ids[pos]
+        st.token_ids.append(tok)
+        st.logprobs.append(trace.logprob)
+        if self.spec.logprobs_k > 0:
+            st.top.append(_top_k(tok, trace.logprob, self.spec.logprobs_k, len(self.e.tokenizer)))
+        ent = trace.entropies[pos] if trace.entropies and pos < len(trace.entropies) else 0.0
+        st.entropies.append(float(ent))
+        return tok
+
+    def _done(self, st: _Partial) -> Completion | None:
+        """The request's Completion if its last token finished it (EOS, a stop string, max_tokens), else None."""
+        tail = self.e.tokenizer.decode(st.token_ids[-16:], skip_special_tokens=True)
+        reason: FinishReason | None = None
+        if st.token_ids[-1] == self.e.eos_id or (self.spec.stop and cut_at_stop(tail, self.spec.stop)[1]):
+            reason = "stop"
+        elif len(st.token_ids) >= self.spec.max_tokens:
+            reason = "length"
+        return self._finalize(st, reason) if reason else None
 
     def _aborted(self, index: int) -> Completion:
         return self._finalize(self.states[index], "abort")
 
 
 class FakeEngine(Engine):
-    """Scripted engine (see module docstring). ``steps`` counts decoding steps taken (a wall-time proxy)."""
+    """Scripted engine (see module docstring). ``steps`` counts decoding steps taken (a wall-time proxy).
+    ``tokens_per_step`` > 1 emits that many tokens per request per step (fewer when one finishes it), as a
+    speculative engine does when it accepts drafts: strategies must give the same results either way."""
 
     name = "fake"
 
-    def __init__(self, script: Script, tokenizer: Any = None):
+    def __init__(self, script: Script, tokenizer: Any = None, *, tokens_per_step: int = 1):
+        if tokens_per_step < 1:
+            raise ValueError(f"tokens_per_step must be >= 1, got {tokens_per_step}")
+        self.tokens_per_step = tokens_per_step
         if tokenizer is None:
             from reasoner.models import build_tiny_tokenizer
 

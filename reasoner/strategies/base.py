@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from reasoner.engines.base import truncate
 from reasoner.prompts import ANSWER_CUE, THINK_END, THINK_START, delimiter_ids, find_subsequence, render
 from reasoner.strategies.params import StrategyConfig
 from reasoner.types import Completion, Problem, SampleSpec, StrategyResult, TokenCount
@@ -253,7 +254,9 @@ def generate_capped(
 ) -> list[list[Completion]]:
     """Like ``engine.generate`` (``spec.n`` samples per prompt) but prompt i's samples stop after ``caps[i]``
     tokens, in one batched stream: a sample reaching its cap is aborted and reported with finish reason
-    ``length``, exactly as if it had run with ``max_tokens = caps[i]``."""
+    ``length``, exactly as if it had run with ``max_tokens = caps[i]``. An event may carry several tokens
+    (speculative decoding), so a sample can pass its cap within one step: it is cut back to the cap
+    (``engines.base.truncate``), as a run with that ``max_tokens`` would have stopped there."""
     if not prompts:
         return []
     n = spec.n
@@ -264,8 +267,9 @@ def generate_capped(
             if ev.finished is None and counts[ev.index] >= caps[ev.index // n]:
                 stream.abort([ev.index])
     flat = [
-        replace(c, finish_reason="length") if c.finish_reason == "abort" else c
-        for c in stream.completions
-        if c is not None
+        truncate(engine.tokenizer, c, caps[i // n], "length", spec.stop)
+        if c.finish_reason == "abort" or c.num_tokens > caps[i // n]
+        else c
+        for i, c in enumerate(stream.all_completions())
     ]
     return [flat[i * n : (i + 1) * n] for i in range(len(prompts))]

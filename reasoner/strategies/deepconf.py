@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
+from reasoner.engines.base import truncate
 from reasoner.strategies.base import (
     Clock,
     Ledger,
@@ -151,19 +152,30 @@ class DeepConf(Strategy):
         if n == 0:
             return [[] for _ in tasks]
         windows: list[deque[float]] = [deque(maxlen=cfg.window) for _ in range(len(tasks) * n)]
+        seen = [0] * (len(tasks) * n)
+        stopped: dict[int, int] = {}  # request -> tokens at the position its window fell below the bar
         online = derive(spec, n=n, seed=offset_seed(spec, cfg.warmup))
         with engine.stream([t.ids for t in tasks], online) as stream:
             for ev in stream:
-                win = windows[ev.index]
-                tops = ev.top_logprobs
-                if tops is None:
+                i, win, bar = ev.index, windows[ev.index], bars[ev.index // n]
+                if ev.top_logprobs is None:
                     raise ValueError("deepconf online: the engine streamed no top-k logprobs")
-                win.extend(-sum(top.values()) / len(top) if top else 0.0 for top in tops)
-                full = len(win) == cfg.window
-                bar = bars[ev.index // n]
-                if ev.finished is None and full and sum(win) / cfg.window < bar - 1e-9 * max(1.0, abs(bar)):
-                    stream.abort([ev.index])
-        flat = stream.all_completions()
+                # token by token: a step may carry several tokens (speculative decoding); plain decoding
+                # would have stopped at the first position whose window mean fell below the bar
+                last, was_stopped = len(ev.top_logprobs) - 1, i in stopped
+                for j, top in enumerate(ev.top_logprobs):
+                    seen[i] += 1
+                    win.append(-sum(top.values()) / len(top) if top else 0.0)
+                    low = sum(win) / cfg.window < bar - 1e-9 * max(1.0, abs(bar))
+                    ended = ev.finished is not None and j == last  # finished by this token: nothing to stop
+                    if len(win) == cfg.window and low and not ended and i not in stopped:
+                        stopped[i] = seen[i]
+                if i in stopped and not was_stopped and ev.finished is None:
+                    stream.abort([i])
+        flat = [
+            truncate(engine.tokenizer, c, stopped[i], "abort", online.stop) if i in stopped else c
+            for i, c in enumerate(stream.all_completions())
+        ]
         return [flat[p * n : (p + 1) * n] for p in range(len(tasks))]
 
     def _online(

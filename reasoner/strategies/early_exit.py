@@ -21,11 +21,12 @@ probes (they run one after the other).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
+from reasoner.engines.base import truncate
 from reasoner.strategies.base import (
     Clock,
     Ledger,
@@ -140,39 +141,55 @@ class EarlyExit(Strategy):
         self, engine: Engine, active: list[_State], spec: SampleSpec, clock: Clock, rnd: int
     ) -> None:
         """Run every active chain until its next marker (paused), its end, or max_tokens."""
-        cfg, tok = self.config, engine.tokenizer
+        tok = engine.tokenizer
         caps = [spec.max_tokens - len(s.ids) for s in active]
         seen: list[list[int]] = [list(s.ids) for s in active]
         for s in active:
             s.paused_at = None
         start = clock.now()
         seg_spec = derive(spec, n=1, max_tokens=max(caps), seed=offset_seed(spec, rnd))
+        ends: dict[int, int] = {}  # chain -> tokens of seen[i] when it was stopped (marker or cap)
         with engine.stream([[*s.task.ids, *s.ids] for s in active], seg_spec) as stream:
             for ev in stream:
                 i, s = ev.index, active[ev.index]
-                seen[i].extend(ev.new_token_ids)
-                if ev.finished is not None:
-                    continue
-                made = len(seen[i]) - len(s.ids)
-                if made >= caps[i]:
+                # token by token: a step may carry several tokens (speculative decoding), and plain decoding
+                # would have stopped at the first marker or at the cap; a finishing token stops nothing
+                for j, t in enumerate(ev.new_token_ids):
+                    seen[i].append(t)
+                    if i in ends or (ev.finished is not None and j == len(ev.new_token_ids) - 1):
+                        continue
+                    if self._stops(s, seen[i], caps[i], tok):
+                        ends[i] = len(seen[i])
+                if i in ends and ev.finished is None and len(seen[i]) - len(ev.new_token_ids) < ends[i]:
                     stream.abort([i])
-                elif len(s.probes) < cfg.max_probes and s.since_probe + made >= cfg.min_gap:
-                    cut = self._trigger(tok, seen[i], len(ev.new_token_ids))
-                    if cut is not None:
-                        s.paused_at = seen[i][:cut]
-                        stream.abort([i])
         done = stream.all_completions()
         for i, s in enumerate(active):
-            c = done[i]
-            paused = s.paused_at is not None
-            if c.finish_reason == "abort" and not paused:
-                c = replace(c, finish_reason="length")
+            c, paused = done[i], s.paused_at is not None
+            if (
+                i in ends
+                and c.num_tokens > ends[i] - len(s.ids)
+                or (c.finish_reason == "abort" and not paused)
+            ):
+                c = truncate(tok, c, ends[i] - len(s.ids), "abort" if paused else "length", spec.stop)
             s.segments.append(c)
             s.ids.extend(c.token_ids)
             s.since_probe += c.num_tokens
             s.ready = Clock.ready(start, [c])
             if not paused:
                 s.done = True
+
+    def _stops(self, s: _State, seen: list[int], cap: int, tok: Any) -> bool:
+        """Whether chain ``s`` stops after the last token of ``seen``: at its cap (``max_tokens``), or at a
+        marker when a probe is due (then ``s.paused_at`` is the probe's prefix)."""
+        made = len(seen) - len(s.ids)
+        if made >= cap:
+            return True
+        if len(s.probes) < self.config.max_probes and s.since_probe + made >= self.config.min_gap:
+            cut = self._trigger(tok, seen, 1)
+            if cut is not None:
+                s.paused_at = seen[:cut]
+                return True
+        return False
 
     def _probe(self, engine: Engine, paused: list[_State], clock: Clock) -> None:
         """Trial answers for the paused chains (greedy, one batched generate); exit the confident ones."""
