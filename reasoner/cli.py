@@ -6,6 +6,7 @@ Subcommands:
   distill METHOD    build short chain-of-thought SFT datasets (shortest-correct, dap)
   organism data     SFT traces of the overthinking model organism (the ``overthinker`` alias)
   organism build    train an organism variant into a directory (seed, levels, re-check knobs, recipe overrides)
+  probe fit RUN_DIR fit a difficulty probe (prompt hidden state -> pass rate) for the adaptive:* strategies
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="decoding strategy (greedy, sample, majority, best-of-n, short-m@k, fractured, entropy-branch, "
-        "budget-forcing, early-exit, deepconf). Default: majority over the -n samples",
+        "budget-forcing, early-exit, deepconf, adaptive:majority, adaptive:short-m@k). "
+        "Default: majority over the -n samples",
     )
     dec.add_argument(
         "--param",
@@ -122,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evals.cli import add_parsers
 
     add_parsers(sub)
+    from reasoner.probe.cli import add_parsers as add_probe
+
+    add_probe(sub)
     return parser
 
 
