@@ -271,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     user (with ``--json`` / ``--print-config``: exactly one document)."""
     from reasoner.engines import EngineUnavailableError
     from reasoner.models import UnknownModelError
+    from reasoner.strategies.difficulty import ProbeMissingError
     from reasoner.wiring import wire
 
     wire()
@@ -280,8 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with stdout_to_stderr(promises_document(args)):
             return args.func(args)
-    except (CLIError, UnknownModelError, EngineUnavailableError) as err:  # a model or engine no command could
-        # load is one line too
+    except (CLIError, UnknownModelError, EngineUnavailableError, ProbeMissingError) as err:  # a model, engine
+        # or difficulty probe no command could load is one line too
         parser.exit(2, f"reasoner {args.command}: error: {err}\n")
     except KeyboardInterrupt:
         return 130

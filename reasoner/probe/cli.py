@@ -180,11 +180,26 @@ def cmd_fit(args: argparse.Namespace) -> int:
         probe.save(out)
     except OSError as err:
         raise CLIError(f"cannot write the probe to {out} ({err}): pass --out PATH") from None
-    for c in report["candidates"]:
-        print(f"layer {c['layer']:>3}  alpha {c['alpha']:<6g}  val mse {c.get('mse', float('nan')):.4f}  "
-              f"r {c.get('pearson', float('nan')):.3f}  auroc(p>=.5) {c.get('auroc_pass_ge_half', float('nan')):.3f}")  # fmt: skip
-    m = probe.meta
-    print(f"probe: layer {m['layer']}, alpha {m['alpha']:g}, {m['problems']} problems ({m['strategy']} at "
-          f"{m['budget']} tokens, mean pass rate {m['mean_pass_rate']:.3f}); train mse {m['train']['mse']:.4f}, "
-          f"r {m['train']['pearson']:.3f} -> {out}")  # fmt: skip
+    _print_fit(report, probe.meta, out)
     return 0
+
+
+def _print_fit(report: dict[str, Any], meta: dict[str, Any], out: Path) -> None:
+    """The candidates' validation metrics (a rich table) and the kept probe."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("layer", "alpha", "val mse", "val r", "val AUROC (pass >= .5)", title="validation slice")
+    for c in report["candidates"]:
+        nan = float("nan")
+        table.add_row(str(c["layer"]), f"{c['alpha']:g}", f"{c.get('mse', nan):.4f}", f"{c.get('pearson', nan):.3f}",
+                      f"{c.get('auroc_pass_ge_half', nan):.3f}")  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(
+        f"probe: layer {meta['layer']}, alpha {meta['alpha']:g}, {meta['problems']} problems ({meta['strategy']} "
+        f"at {meta['budget']} tokens, mean pass rate {meta['mean_pass_rate']:.3f}); refitted on all: train mse "
+        f"{meta['train']['mse']:.4f}, r {meta['train']['pearson']:.3f} -> {out}",
+        markup=False,
+        highlight=False,
+    )

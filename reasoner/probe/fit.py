@@ -94,7 +94,7 @@ def regression_metrics(pred: Sequence[float], target: Sequence[float]) -> dict[s
     p, t = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
     return {
         "mse": float(((p - t) ** 2).mean()) if len(t) else float("nan"),
-        "pearson": pearson(p, t),
+        "pearson": pearson(list(p), list(t)),
         "auroc_pass_ge_half": auroc(list(p), [v >= 0.5 for v in t]),
         "n": float(len(t)),
     }

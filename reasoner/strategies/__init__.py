@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reasoner.strategies.adaptive import AdaptiveConfig, AdaptiveMajority, AdaptiveShortM, AdaptiveShortMConfig
+from reasoner.strategies.adaptive import (
+    AdaptiveConfig,
+    AdaptiveMajority,
+    AdaptiveShortM,
+    AdaptiveShortMConfig,
+)
 from reasoner.strategies.base import Strategy
 from reasoner.strategies.best_of_n import BestOfN, BestOfNConfig
 from reasoner.strategies.budget_forcing import BudgetForcing, BudgetForcingConfig

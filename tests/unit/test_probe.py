@@ -54,7 +54,12 @@ def test_auroc_one_class_is_nan_and_matches_rank_formula():
 
 
 def test_pass_rates_pool_seeds_and_skip_empty():
-    records = [("a", [True, False, True, True]), ("b", [False] * 3), ("a", [False, False, True, True]), ("c", [])]
+    records = [
+        ("a", [True, False, True, True]),
+        ("b", [False] * 3),
+        ("a", [False, False, True, True]),
+        ("c", []),
+    ]
     assert pass_rates(records) == {"a": (5 / 8, 8), "b": (0.0, 3)}
 
 
@@ -115,7 +120,9 @@ def test_probe_round_trip_and_prediction(tmp_path):
 
 
 def test_probe_path_default_and_errors(tmp_path):
-    with pytest.raises(ProbeMissingError, match=rf"no difficulty probe at {tmp_path / PROBE_FILE}.*reasoner probe fit"):
+    with pytest.raises(
+        ProbeMissingError, match=rf"no difficulty probe at {tmp_path / PROBE_FILE}.*reasoner probe fit"
+    ):
         probe_path(str(tmp_path))
     (tmp_path / PROBE_FILE).write_text("{}")
     assert probe_path(str(tmp_path)) == tmp_path / PROBE_FILE
@@ -171,7 +178,10 @@ def test_allocate_errors(weights, total, lo, hi, fragment):
 
 @pytest.mark.parametrize(
     "passes, rule, expect",
-    [([1.0, 0.75, 0.0], "difficulty", [0.0, 0.25, 1.0]), ([1.0, 0.5, 0.0, 1.2], "uncertainty", [0, 0.25, 0, 0])],
+    [
+        ([1.0, 0.75, 0.0], "difficulty", [0.0, 0.25, 1.0]),
+        ([1.0, 0.5, 0.0, 1.2], "uncertainty", [0, 0.25, 0, 0]),
+    ],
 )
 def test_allocation_weights(passes, rule, expect):
     assert allocation_weights(passes, rule) == pytest.approx(expect)
@@ -194,7 +204,9 @@ def test_adaptive_majority_spends_by_predicted_difficulty(monkeypatch):
     assert len(asked) == 1 and len(asked[0]) == 4
     plain = build_strategy("majority", {"k": "6"}).run(engine, problems[1], SPEC)
     r = results[1]
-    assert r.tokens == plain.tokens and r.answer == plain.answer  # the wrapped strategy's accounting, same seeds
+    assert (
+        r.tokens == plain.tokens and r.answer == plain.answer
+    )  # the wrapped strategy's accounting, same seeds
 
 
 def test_adaptive_short_m_and_its_params(monkeypatch):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fake_scripts import fake_probe, P1, P2, SPEC, ntok, per_sample, plain, thinking, words
+from fake_scripts import P1, P2, SPEC, fake_probe, ntok, per_sample, plain, thinking, words
 
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.prompts import ANSWER_CUE, THINK_END
