@@ -59,13 +59,13 @@ def fit(train_dir: Path, probe_file: Path, args: argparse.Namespace):
     return probe
 
 
-def strategies(ks: list[int], probe_file: str, rule: str) -> list[str]:
+def strategies(ks: list[int], probe_file: str, rule: str, min_k: int) -> list[str]:
     out = ["greedy"]
     for k in ks:
         out += [f"majority:k={k}", f"short-m@k:k={k},m=1,mode=simulated"]
     for k in ks:
         for mean in (k, round(0.7 * k, 2)):
-            common = f"mean={mean},min_k=1,max_k={2 * max(ks)},rule={rule},probe={probe_file}"
+            common = f"mean={mean},min_k={min_k},max_k={2 * max(ks)},rule={rule},probe={probe_file}"
             out += [f"adaptive:majority:{common}", f"adaptive:short-m@k:{common},m=1,mode=simulated"]
     return out
 
@@ -148,6 +148,88 @@ def adaptive_table(rows: list, ks: list[int]) -> None:
         print(f"  {label.split(',probe')[0]:<60}{per}")
 
 
+def _plurality(answers: list) -> int:
+    """Index of the first answer of the largest exact-string group (None never wins unless all are None)."""
+    counts: dict = {}
+    for a in answers:
+        if a is not None:
+            counts[a] = counts.get(a, 0) + 1
+    if not counts:
+        return 0
+    best = max(counts.values())
+    return next(i for i, a in enumerate(answers) if a is not None and counts[a] == best)
+
+
+def train_simulation(rows: list, probe, args: argparse.Namespace) -> None:
+    """(c) On the TRAIN run only: majority over the first k_i of each problem's 8 recorded samples, k_i from a
+    cross-fitted probe (two folds by problem-id hash: each half predicted by a probe fitted on the other), for
+    each rule and min_k; what the defaults are chosen by (never the test problems)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from evals.runner import sweep_problems
+    from evals.sweep import EvalConfig
+    from reasoner.engines.hidden import prompt_features
+    from reasoner.models import resolve
+    from reasoner.probe.fit import auroc, fit_one, split_validation
+    from reasoner.prompts import render
+
+    samples = {
+        r.problem_id: [(s.answer, s.correct) for s in r.samples] for r in rows if r.strategy == "majority:k=8"
+    }
+    problems = [p for p in sweep_problems(EvalConfig(split="train", limit=len(samples))) if p.id in samples]
+    model = resolve("overthinker")
+    tok = AutoTokenizer.from_pretrained(model)
+    x = prompt_features(model, [render(tok, p.question) for p in problems], [probe.layer])[0]
+    y = np.array([statistics.mean(c for _, c in samples[p.id]) for p in problems])
+    fold = np.array(split_validation([p.id for p in problems], 0.5))
+    pred = np.zeros(len(problems))
+    for side in (True, False):  # fit on the other fold (fit_one trains on rows outside the mask)
+        f = fit_one(x, y, float(probe.meta.get("alpha", 1.0)), probe.layer, list(fold == side))
+        pred[fold == side] = np.clip(f.bias + ((x[fold == side] - f.mean) / f.std) @ f.weights, 0, 1)
+    first = [samples[p.id][0][1] for p in problems]
+    print(
+        f"\n(c) TRAIN-side simulation, {len(problems)} train problems, cross-fitted probe (AUROC for sample 0 "
+        f"correct: {auroc(list(pred), first):.3f}): majority over the first k_i of 8 recorded samples, batches of 20"
+    )
+    fixed = {k: 100 * statistics.mean(samples[p.id][_plurality([a for a, _ in samples[p.id][:k]])][1]
+                                      for p in problems) for k in (2, 3, 4, 5, 6, 8)}  # fmt: skip
+    print("fixed k:  " + "  ".join(f"k={k}: {v:.1f}%" for k, v in fixed.items()))
+    print(f"{'rule':<12}{'min_k':>6}" + "".join(f"{f'mean={m:g}':>11}" for m in (2.8, 4, 5.6)))
+    for rule in ("difficulty", "uncertainty", "marginal"):
+        for lo in (1, 2, 3):
+            accs = [
+                _simulate(samples, problems, list(pred), rule, lo, mean, range(8)) for mean in (2.8, 4, 5.6)
+            ]
+            print(f"{rule:<12}{lo:>6}" + "".join(f"{a:>10.1f}%" for a in accs))
+    half = [statistics.mean(c for _, c in samples[p.id][4:]) for p in problems]
+    print(
+        "ceiling: p_i measured on samples 5-8 (an oracle), allocating samples 1-4 (max_k 4), mean 2.8; fixed k=3 "
+        f"{_simulate(samples, problems, half, 'difficulty', 3, 3, range(4)):.1f}%, "
+        f"k=4 {_simulate(samples, problems, half, 'difficulty', 4, 4, range(4)):.1f}%"
+    )
+    for rule in ("difficulty", "uncertainty", "marginal"):
+        print(f"  {rule:<12} min_k 1: {_simulate(samples, problems, half, rule, 1, 2.8, range(4)):.1f}%")
+
+
+def _simulate(samples, problems, pred, rule, lo, mean, part) -> float:
+    """Majority accuracy (exact-string plurality) over the first k_i samples of ``part`` per problem, k_i from
+    ``pred`` with ``rule`` in batches of 20 (as ``reasoner eval`` runs them); NaN when mean < lo."""
+    from reasoner.strategies.difficulty import allocate_by
+
+    if mean < lo:
+        return float("nan")
+    part = list(part)
+    right = []
+    for c in range(0, len(problems), 20):
+        chunk = list(range(c, min(c + 20, len(problems))))
+        ks = allocate_by([pred[i] for i in chunk], rule, round(mean * len(chunk)), lo, len(part))
+        for i, k in zip(chunk, ks, strict=True):
+            votes = [samples[problems[i].id][j] for j in part][:k]
+            right.append(votes[_plurality([a for a, _ in votes])][1])
+    return 100 * statistics.mean(right)
+
+
 def _mean_of(label: str) -> float:
     return float(label.split("mean=")[1].split(",")[0])
 
@@ -166,6 +248,12 @@ def main() -> None:
     ap.add_argument("--rule", default="difficulty", help="allocation rule. Default: %(default)s")
     ap.add_argument("--alphas", default="0.01,0.1,1,10", help="ridge penalties tried. Default: %(default)s")
     ap.add_argument("--refit", action="store_true", help="refit the probe even if its file exists")
+    ap.add_argument("--min-k", type=int, default=1, help="adaptive min_k. Default: %(default)s")
+    ap.add_argument(
+        "--simulate-only",
+        action="store_true",
+        help="only the train run, the probe and the TRAIN-side allocation simulation (c)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     import os
@@ -180,8 +268,12 @@ def main() -> None:
     eval_run(train_dir, split="train", limit=args.train_problems, strategies=["majority:k=8"], seeds=[0])
     probe_file = out / "difficulty_probe.json"
     probe = fit(train_dir, probe_file, args)
-    test_rows = eval_run(out / f"test-{args.rule}", split="test", limit=args.test_problems, seeds=args.seeds,
-                         strategies=strategies(args.ks, str(probe_file), args.rule))  # fmt: skip
+    if args.simulate_only:
+        train_simulation(eval_run(train_dir, split="train", limit=args.train_problems,
+                                  strategies=["majority:k=8"], seeds=[0]), probe, args)  # fmt: skip
+        return
+    test_rows = eval_run(out / f"test-{args.rule}-min{args.min_k}", split="test", limit=args.test_problems, seeds=args.seeds,
+                         strategies=strategies(args.ks, str(probe_file), args.rule, args.min_k))  # fmt: skip
     probe_table(test_rows, probe)
     adaptive_table(test_rows, args.ks)
 

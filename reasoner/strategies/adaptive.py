@@ -6,9 +6,10 @@ budgets, Aggarwal et al. 2023, https://arxiv.org/abs/2305.11860):
 1. a linear probe on each prompt's last-token hidden state predicts its pass rate p_hat_i
    (``reasoner.strategies.difficulty``; the features come from ``reasoner.engines.hidden``, a transformers
    forward pass of the prompt, whatever engine generates);
-2. the batch's budget, total = round(mean * N) samples, is spread by ``allocate``: k_i = min_k + a share of
-   the rest proportional to w_i (``rule``: difficulty w = 1 - p_hat, or uncertainty w = p_hat (1 - p_hat)),
-   capped at max_k, integer-rounded so that sum k_i = total exactly;
+2. the batch's budget, total = round(mean * N) samples, is spread by ``rule``: ``difficulty`` /
+   ``uncertainty`` (``allocate``): k_i = min_k + a share of the rest proportional to w_i = 1 - p_hat or
+   p_hat (1 - p_hat), capped at max_k, integer-rounded so that sum k_i = total exactly; ``marginal``
+   (``allocate_marginal``): samples go one or two at a time to the largest expected gain in majority accuracy;
 3. the wrapped strategy runs with k = k_i on each problem (problems with the same k share engine calls).
 
 Tokens are the wrapped strategy's (``reasoner.strategies.base``): generated, prefilled, thinking and answer per
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from reasoner.strategies.base import Clock, Strategy, Task
-from reasoner.strategies.difficulty import LinearProbe, Rule, allocate, allocation_weights, probe_path
+from reasoner.strategies.difficulty import LinearProbe, Rule, allocate_by, probe_path
 from reasoner.strategies.majority import Majority, MajorityConfig
 from reasoner.strategies.params import StrategyConfig
 from reasoner.strategies.short_m import ShortM, ShortMConfig
@@ -44,8 +45,9 @@ class AdaptiveConfig(StrategyConfig):
     max_k: int = Field(16, ge=1)
     """Most samples a problem gets (>= min_k). Default 16."""
     rule: Rule = "difficulty"
-    """Weights over the budget above min_k: difficulty (1 - p_hat) or uncertainty (p_hat (1 - p_hat)).
-    Default difficulty."""
+    """How the budget above min_k follows p_hat: difficulty (proportional to 1 - p_hat), uncertainty
+    (proportional to p_hat (1 - p_hat)) or marginal (greedy on the expected gain of majority accuracy per
+    sample). Default difficulty."""
     probe: str = ""
     """Path of the probe JSON; empty: ``<model dir>/difficulty_probe.json`` (``reasoner probe fit``). Default
     empty."""
@@ -108,7 +110,7 @@ class _Adaptive(Strategy):
         cfg = self.config
         passes = predicted_pass_rates(engine, cfg.probe, [t.ids for t in tasks])
         total = round(cfg.mean * len(tasks))
-        ks = allocate(allocation_weights(passes, cfg.rule), total, cfg.min_k, cfg.max_k)
+        ks = allocate_by(passes, cfg.rule, total, cfg.min_k, cfg.max_k)
         out: list[StrategyResult | None] = [None] * len(tasks)
         for k in sorted(set(ks)):
             idx = [i for i, ki in enumerate(ks) if ki == k]

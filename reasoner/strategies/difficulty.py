@@ -26,8 +26,10 @@ from typing import Any, Literal
 
 PROBE_FILE = "difficulty_probe.json"
 """The probe's file name in the model directory."""
-Rule = Literal["difficulty", "uncertainty"]
-"""Allocation weights: ``difficulty`` w = d = 1 - p_hat; ``uncertainty`` w = p_hat (1 - p_hat)."""
+Rule = Literal["difficulty", "uncertainty", "marginal"]
+"""How the budget follows p_hat: ``difficulty`` proportional to w = d = 1 - p_hat; ``uncertainty`` to
+w = p_hat (1 - p_hat); ``marginal`` greedily to the largest expected gain of majority accuracy per sample
+(``allocate_marginal``)."""
 
 
 class ProbeMissingError(FileNotFoundError):
@@ -111,14 +113,60 @@ def probe_path(model: str, probe: str = "") -> Path:
     return path
 
 
+def majority_accuracy(p: float, k: int) -> float:
+    """Accuracy of majority@k when each sample is right with probability p and the wrong ones agree (the
+    pessimistic two-answer case; a tie goes to the first sample, right half the time):
+
+        M(p, k) = sum_{j > k/2} C(k, j) p^j (1-p)^(k-j)  +  [k even] C(k, k/2) (p (1-p))^(k/2) / 2
+
+    M(p, 1) = M(p, 2) = p: a second sample alone never changes a plurality."""
+    if k < 1:
+        return 0.0
+    win = sum(math.comb(k, j) * p**j * (1 - p) ** (k - j) for j in range(k // 2 + 1, k + 1))
+    tie = math.comb(k, k // 2) * (p * (1 - p)) ** (k // 2) / 2 if k % 2 == 0 else 0.0
+    return win + tie
+
+
+def allocate_marginal(pass_rates: Sequence[float], total: int, lo: int, hi: int) -> list[int]:
+    """Samples per problem by greedy marginal gain: start every problem at ``lo``; while samples are left,
+    give 1 or 2 more (2 because an even count alone gains nothing, ``majority_accuracy``) to the problem and
+    step with the largest gain per sample, (M(p_i, k_i + s) - M(p_i, k_i)) / s, ties to the fewer samples so
+    far, then the lower index. Optimal for gains concave in steps of two. Same range rule as ``allocate``."""
+    n = len(pass_rates)
+    if lo < 0 or hi < lo:
+        raise ValueError(f"need 0 <= min_k <= max_k, got min_k={lo}, max_k={hi}")
+    if not n * lo <= total <= n * hi:
+        raise ValueError(f"total {total} samples cannot be spread over {n} problems with {lo} <= k <= {hi}")
+    ps = [min(1.0, max(0.0, p)) for p in pass_rates]
+    ks, left = [lo] * n, total - n * lo
+    while left > 0:
+        options = [
+            ((majority_accuracy(ps[i], ks[i] + s) - majority_accuracy(ps[i], ks[i])) / s, -ks[i], -i, s)
+            for i in range(n)
+            for s in (1, 2)
+            if s <= left and ks[i] + s <= hi
+        ]
+        _, _, neg_i, step = max(options)
+        ks[-neg_i] += step
+        left -= step
+    return ks
+
+
+def allocate_by(pass_rates: Sequence[float], rule: Rule, total: int, lo: int, hi: int) -> list[int]:
+    """Samples per problem from predicted pass rates with ``rule`` (``Rule``), summing to ``total``."""
+    if rule == "marginal":
+        return allocate_marginal(pass_rates, total, lo, hi)
+    return allocate(allocation_weights(pass_rates, rule), total, lo, hi)
+
+
 def allocation_weights(pass_rates: Sequence[float], rule: Rule) -> list[float]:
-    """Per-problem weights from predicted pass rates (``Rule``)."""
+    """Per-problem weights from predicted pass rates (``difficulty`` or ``uncertainty``)."""
     ps = [min(1.0, max(0.0, p)) for p in pass_rates]
     if rule == "difficulty":
         return [1.0 - p for p in ps]
     if rule == "uncertainty":
         return [p * (1.0 - p) for p in ps]
-    raise ValueError(f"rule must be difficulty or uncertainty, got {rule!r}")
+    raise ValueError(f"rule must be difficulty or uncertainty for weights, got {rule!r}")
 
 
 def allocate(weights: Sequence[float], total: int, lo: int, hi: int) -> list[int]:

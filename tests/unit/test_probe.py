@@ -19,7 +19,10 @@ from reasoner.strategies.difficulty import (
     LinearProbe,
     ProbeMissingError,
     allocate,
+    allocate_by,
+    allocate_marginal,
     allocation_weights,
+    majority_accuracy,
     probe_path,
 )
 from reasoner.types import Problem
@@ -185,6 +188,35 @@ def test_allocate_errors(weights, total, lo, hi, fragment):
 )
 def test_allocation_weights(passes, rule, expect):
     assert allocation_weights(passes, rule) == pytest.approx(expect)
+
+
+@pytest.mark.parametrize(
+    "p, k, expect",
+    [(0.8, 1, 0.8), (0.8, 2, 0.8), (0.8, 3, 0.896), (0.8, 4, 0.8**4 + 4 * 0.8**3 * 0.2 + 3 * 0.8**2 * 0.2**2),
+     (0.5, 3, 0.5), (1.0, 5, 1.0), (0.0, 5, 0.0), (0.6, 5, 0.68256)],
+)  # fmt: skip
+def test_majority_accuracy_hand_computed(p, k, expect):
+    assert majority_accuracy(p, k) == pytest.approx(expect)
+
+
+def test_allocate_marginal_hand_computed_and_invariants():
+    # gains per sample of 1 -> 3: p=.8: (.896-.8)/2 = .048; p=.5: 0; p=.99: (.999702-.99)/2 = .0049
+    assert allocate_marginal([0.8, 0.5, 0.99], 5, 1, 8) == [3, 1, 1]
+    # then 3 -> 5 for p=.8: (.94208-.896)/2 = .023 still beats .0049
+    assert allocate_marginal([0.8, 0.5, 0.99], 7, 1, 8) == [5, 1, 1]
+    assert allocate_marginal([0.8, 0.5, 0.99], 7, 1, 4) == [3, 1, 3]  # capped at 4: 3 -> 4 gains 0 (a tie)
+    assert allocate_marginal([0.7, 0.7, 0.7, 0.7], 12, 1, 8) == [3, 3, 3, 3]  # equal p: even, odd counts
+    assert allocate_marginal([1.0, 1.0], 4, 1, 8) == [2, 2]  # no gain anywhere: spread evenly
+    rng = random.Random(1)
+    for _ in range(100):
+        n, lo = rng.randint(1, 12), rng.randint(1, 2)
+        hi = lo + rng.randint(0, 6)
+        total = rng.randint(n * lo, n * hi)
+        ks = allocate_marginal([rng.random() for _ in range(n)], total, lo, hi)
+        assert sum(ks) == total and all(lo <= k <= hi for k in ks)
+    assert allocate_by([0.0, 1.0], "difficulty", 4, 1, 4) == [3, 1]
+    with pytest.raises(ValueError, match="cannot be spread"):
+        allocate_marginal([0.5], 9, 1, 8)
 
 
 # ---------------------------------------------------------------- the strategies
