@@ -131,7 +131,7 @@ def allocate_marginal(pass_rates: Sequence[float], total: int, lo: int, hi: int)
     """Samples per problem by greedy marginal gain: start every problem at ``lo``; while samples are left,
     give 1 or 2 more (2 because an even count alone gains nothing, ``majority_accuracy``) to the problem and
     step with the largest gain per sample, (M(p_i, k_i + s) - M(p_i, k_i)) / s, ties to the fewer samples so
-    far, then the lower index. Optimal for gains concave in steps of two. Same range rule as ``allocate``."""
+    far, then the smaller step, then the lower index. Optimal for gains concave in steps of two. Same range rule as ``allocate``."""
     n = len(pass_rates)
     if lo < 0 or hi < lo:
         raise ValueError(f"need 0 <= min_k <= max_k, got min_k={lo}, max_k={hi}")
@@ -141,14 +141,14 @@ def allocate_marginal(pass_rates: Sequence[float], total: int, lo: int, hi: int)
     ks, left = [lo] * n, total - n * lo
     while left > 0:
         options = [
-            ((majority_accuracy(ps[i], ks[i] + s) - majority_accuracy(ps[i], ks[i])) / s, -ks[i], -i, s)
+            ((majority_accuracy(ps[i], ks[i] + s) - majority_accuracy(ps[i], ks[i])) / s, -ks[i], -s, -i)
             for i in range(n)
             for s in (1, 2)
             if s <= left and ks[i] + s <= hi
         ]
-        _, _, neg_i, step = max(options)
-        ks[-neg_i] += step
-        left -= step
+        _, _, neg_step, neg_i = max(options)
+        ks[-neg_i] -= neg_step
+        left += neg_step
     return ks
 
 
