@@ -204,7 +204,7 @@ class StrategyEntry:
             rest = {k: v for k, v in spec.items() if k != "name"}
             name, pairs = str(spec.get("name", "")), [(k, _text(v)) for k, v in rest.items()]
         else:
-            name, _, tail = str(spec).strip().partition(":")
+            name, tail = _split_name(str(spec).strip(), STRATEGIES)
             pairs = [_pair(name, item) for item in tail.split(",") if item.strip()]
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r}; known strategies: {', '.join(STRATEGIES)}")
@@ -244,6 +244,14 @@ class StrategyEntry:
         if self.takes_budget:
             params[BUDGET_FIELD] = str(budget)
         return build_strategy(self.name, params)
+
+
+def _split_name(text: str, known: Mapping[str, Any]) -> tuple[str, str]:
+    """``"name:k=v,..."`` -> (name, "k=v,..."); a registered name may contain ``:`` (``adaptive:majority``),
+    so the longest known prefix before a ``:`` wins."""
+    cuts = [i for i, ch in enumerate(text) if ch == ":"] + [len(text)]
+    name = next((text[:i] for i in reversed(cuts) if text[:i] in known), text.partition(":")[0])
+    return name, text[len(name) + 1 :]
 
 
 def _text(value: Any) -> str:

@@ -6,6 +6,7 @@ Subcommands:
   distill METHOD    build short chain-of-thought SFT datasets (shortest-correct, dap)
   organism data     SFT traces of the overthinking model organism (the ``overthinker`` alias)
   organism build    train an organism variant into a directory (seed, levels, re-check knobs, recipe overrides)
+  probe fit RUN_DIR fit a difficulty probe (prompt hidden state -> pass rate) for the adaptive:* strategies
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="decoding strategy (greedy, sample, majority, best-of-n, short-m@k, fractured, entropy-branch, "
-        "budget-forcing, early-exit, deepconf). Default: majority over the -n samples",
+        "budget-forcing, early-exit, deepconf, adaptive:majority, adaptive:short-m@k). "
+        "Default: majority over the -n samples",
     )
     dec.add_argument(
         "--param",
@@ -122,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     from evals.cli import add_parsers
 
     add_parsers(sub)
+    from reasoner.probe.cli import add_parsers as add_probe
+
+    add_probe(sub)
     return parser
 
 
@@ -266,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     user (with ``--json`` / ``--print-config``: exactly one document)."""
     from reasoner.engines import EngineUnavailableError
     from reasoner.models import UnknownModelError
+    from reasoner.strategies.difficulty import ProbeMissingError
     from reasoner.wiring import wire
 
     wire()
@@ -275,8 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with stdout_to_stderr(promises_document(args)):
             return args.func(args)
-    except (CLIError, UnknownModelError, EngineUnavailableError) as err:  # a model or engine no command could
-        # load is one line too
+    except (CLIError, UnknownModelError, EngineUnavailableError, ProbeMissingError) as err:  # a model, engine
+        # or difficulty probe no command could load is one line too
         parser.exit(2, f"reasoner {args.command}: error: {err}\n")
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from reasoner.strategies.adaptive import (
+    AdaptiveConfig,
+    AdaptiveMajority,
+    AdaptiveShortM,
+    AdaptiveShortMConfig,
+)
 from reasoner.strategies.base import Strategy
 from reasoner.strategies.best_of_n import BestOfN, BestOfNConfig
 from reasoner.strategies.budget_forcing import BudgetForcing, BudgetForcingConfig
@@ -37,6 +43,8 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "budget-forcing": BudgetForcing,
     "early-exit": EarlyExit,
     "deepconf": DeepConf,
+    "adaptive:majority": AdaptiveMajority,
+    "adaptive:short-m@k": AdaptiveShortM,
 }
 """Strategy name -> class (the name ``reasoner decode --strategy`` takes)."""
 
@@ -61,6 +69,10 @@ def strategy_help(name: str) -> list[FieldHelp]:
 
 __all__ = [
     "STRATEGIES",
+    "AdaptiveConfig",
+    "AdaptiveMajority",
+    "AdaptiveShortM",
+    "AdaptiveShortMConfig",
     "BestOfN",
     "BestOfNConfig",
     "BranchBudget",

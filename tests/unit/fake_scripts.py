@@ -37,3 +37,19 @@ def per_sample(traces):
         return traces[j]
 
     return script
+
+
+def fake_probe(monkeypatch, passes=None):
+    """Stand in for the difficulty probe of the ``adaptive:*`` strategies: predicted pass rates ``passes`` (one
+    per prompt, in batch order; default 0.5 each) instead of hidden states of a real model. Returns the list of
+    prompt batches it was asked about."""
+    import reasoner.strategies.adaptive as adaptive
+
+    asked: list[list[list[int]]] = []
+
+    def predict(engine, probe, prompts):
+        asked.append([list(p) for p in prompts])
+        return list(passes) if passes is not None else [0.5] * len(prompts)
+
+    monkeypatch.setattr(adaptive, "predicted_pass_rates", predict)
+    return asked

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("reasoner", "rewards", "evals")
 ROOTS = ("reasoner.cli", "evals.cli", "reasoner.train.cli", "reasoner.train.merge_cli", "reasoner.distill.cli",
-         "reasoner.organism.cli", "reasoner.wiring")  # fmt: skip
+         "reasoner.organism.cli", "reasoner.wiring", "reasoner.probe.cli")  # fmt: skip
 """The composition root: modules that wire names to objects (L6)."""
 LAYERS = (
     (
@@ -53,7 +53,7 @@ LAYERS = (
     ),  # fmt: skip
     (2, ("reasoner.engines",)),
     (3, ("reasoner.strategies",)),
-    (4, ("reasoner.train", "reasoner.organism", "reasoner.distill", "evals")),
+    (4, ("reasoner.train", "reasoner.organism", "reasoner.distill", "evals", "reasoner.probe")),
     (5, ("reasoner.dist",)),
 )
 FORBIDDEN = {"evals": ("reasoner.train", "reasoner.dist")}

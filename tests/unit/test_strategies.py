@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fake_scripts import P1, P2, SPEC, ntok, per_sample, plain, thinking, words
+from fake_scripts import P1, P2, SPEC, fake_probe, ntok, per_sample, plain, thinking, words
 
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.prompts import ANSWER_CUE, THINK_END
@@ -22,7 +22,7 @@ from reasoner.types import SampleSpec
 def test_registry_names_and_documented_configs():
     assert set(STRATEGIES) == {
         "greedy", "sample", "majority", "best-of-n", "short-m@k", "fractured",
-        "entropy-branch", "budget-forcing", "early-exit", "deepconf",
+        "entropy-branch", "budget-forcing", "early-exit", "deepconf", "adaptive:majority", "adaptive:short-m@k",
     }  # fmt: skip
     for name, cls in STRATEGIES.items():
         assert cls.name == name
@@ -285,11 +285,14 @@ SMALL = {
     "budget-forcing": {"budget": "6", "min_thinking": "4"},
     "early-exit": {"min_gap": "2"},
     "deepconf": {"k": "3", "mode": "online", "warmup": "1", "window": "2"},
+    "adaptive:majority": {"mean": "3", "max_k": "3"},
+    "adaptive:short-m@k": {"mean": "3", "min_k": "2", "max_k": "3", "m": "2"},
 }
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
-def test_token_accounting_is_complete(name):
+def test_token_accounting_is_complete(name, monkeypatch):
+    fake_probe(monkeypatch)  # adaptive:* read a difficulty probe; here every problem is predicted at 0.5
     traces = [thinking(7, "5"), plain(3, "5") + " Wait ok", thinking(11, "6")]
     ent = [Trace(t, entropies=[1.0] * 40) for t in traces]
     engine = FakeEngine(per_sample(ent))
