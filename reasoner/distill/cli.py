@@ -318,6 +318,7 @@ def cmd_dap(args: argparse.Namespace) -> int:
 
 def cmd_tokenskip(args: argparse.Namespace) -> int:
     """Handler of ``reasoner distill tokenskip``."""
+    from reasoner.distill import write_dataset
     from reasoner.distill.tokenskip import (
         TokenSkipConfig,
         distill_tokenskip,
@@ -325,7 +326,6 @@ def cmd_tokenskip(args: argparse.Namespace) -> int:
         tokenskip_rows,
         tokenskip_stats,
     )
-    from reasoner.distill import write_dataset
     from reasoner.types import SampleSpec
 
     try:

@@ -60,7 +60,9 @@ def test_keep_indices_invariants(seed, gamma):
     if kept and dropped:
         assert min(scores[i] for i in kept) >= max(scores[i] for i in dropped)
         tie = min(scores[i] for i in kept)  # at the cut, kept tied tokens come before dropped tied ones
-        assert max((i for i in kept if scores[i] == tie)) < min((i for i in dropped if scores[i] == tie), default=99)
+        assert max(i for i in kept if scores[i] == tie) < min(
+            (i for i in dropped if scores[i] == tie), default=99
+        )
 
 
 def test_self_information_is_negative_logprob():
@@ -90,7 +92,11 @@ def test_compress_keeps_prefix_and_answer():
 
 def test_compression_question_and_errors():
     assert compression_question("Q?", None) == "Q?" == compression_question("Q?", 1.0)
-    assert compression_question("Q?", 0.6) == "Q?" + COMPRESSION_CUE.format(gamma="0.6") == "Q?<|eot_id|>0.6<|eot_id|>"
+    assert (
+        compression_question("Q?", 0.6)
+        == "Q?" + COMPRESSION_CUE.format(gamma="0.6")
+        == "Q?<|eot_id|>0.6<|eot_id|>"
+    )
     for bad in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="gamma must be in"):
             check_compression(bad)
