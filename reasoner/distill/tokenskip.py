@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reasoner.distill.data import RecordLog, sft_row
+from reasoner.distill.scorers import self_information
 from reasoner.prompts import (
     ANSWER_INSTRUCTION,
     THINK_END,
@@ -41,10 +42,12 @@ from reasoner.prompts import (
     check_compression,
     compression_question,
     render,
+    user_message,
 )
 from reasoner.types import Completion, Problem, SampleSpec
 
 if TYPE_CHECKING:
+    from reasoner.distill.scorers import ReferenceScorer
     from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,9 @@ class TokenSkipConfig:
     """Answer instruction after the question in prompts and SFT rows."""
     system: str | None = None
     """Optional system prompt in prompts and SFT rows. Default None."""
+    scorer: str | None = None
+    """Importance scorer: None (default) the sampling model's own self-information; a model name: a reference
+    causal LM's self-information (``reasoner.distill.scorers.ReferenceScorer``, Selective Context's setting)."""
 
     def __post_init__(self) -> None:
         if not self.gammas:
@@ -83,11 +89,6 @@ def parse_gammas(text: str) -> tuple[float, ...]:
         return TokenSkipConfig(gammas=gammas).gammas
     except ValueError as err:
         raise ValueError(f"--gammas: expected distinct ratios in (0, 1], got {text!r} ({err})") from None
-
-
-def self_information(logprobs: Sequence[float]) -> list[float]:
-    """Per-token self-information ``-log p(x_i | x_<i)`` (nats) from the sampled tokens' logprobs."""
-    return [-lp for lp in logprobs]
 
 
 def kept_count(n: int, gamma: float) -> int:
@@ -123,14 +124,21 @@ def reasoning_span(pieces: Sequence[str]) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
-def trace_record(completion: Completion, tokenizer: Any) -> dict[str, Any] | None:
-    """A correct trace as stored in ``records.jsonl``: token ids, self-information scores and the reasoning
-    span; None when the completion has no closed, non-empty thinking span."""
+def trace_record(
+    completion: Completion, tokenizer: Any, scorer: ReferenceScorer | None = None, context: str = ""
+) -> dict[str, Any] | None:
+    """A correct trace as stored in ``records.jsonl``: token ids, importance scores (the sampling model's
+    self-information, or ``scorer``'s after ``context``) and the reasoning span; None when the completion has no
+    closed, non-empty thinking span."""
     ids = list(completion.token_ids)
-    span = reasoning_span([tokenizer.decode([i]) for i in ids])
+    pieces = [tokenizer.decode([i]) for i in ids]
+    span = reasoning_span(pieces)
     if span is None:
         return None
-    scores = self_information(completion.require_logprobs("distill tokenskip"))
+    if scorer is None:
+        scores = self_information(completion.require_logprobs("distill tokenskip"))
+    else:
+        scores = scorer.score(context, pieces)
     return {"token_ids": ids, "scores": [round(s, 5) for s in scores], "span": list(span)}
 
 
@@ -150,9 +158,11 @@ def distill_tokenskip(
     *,
     batch_size: int = 8,
     on_done: Callable[[int], None] | None = None,
+    scorer: ReferenceScorer | None = None,
 ) -> list[dict[str, Any]]:
     """Sample ``spec.n`` traces per problem not yet in ``records`` (with logprobs), keep the correct finished
-    ones that close a thinking span (``trace_record``), append one record per problem; return all records."""
+    ones that close a thinking span (``trace_record``; scored by ``scorer`` when given, which reads the user
+    turn before the trace), append one record per problem; return all records."""
     from reasoner.verify import grade_many
 
     spec = dataclasses.replace(spec, logprobs=True)
@@ -172,8 +182,9 @@ def distill_tokenskip(
         for problem, group in zip(batch, groups, strict=True):
             correct = [bool(next(verdicts).correct) for _ in group]
             finished = [c.finish_reason == "stop" for c in group]
-            traces = [trace_record(c, engine.tokenizer) for c, ok, f in zip(group, correct, finished, strict=True)
-                      if ok and f]  # fmt: skip
+            context = user_message(problem.question, config.instruction) + "\n"
+            traces = [trace_record(c, engine.tokenizer, scorer, context)
+                      for c, ok, f in zip(group, correct, finished, strict=True) if ok and f]  # fmt: skip
             out.append({"id": problem.id, "question": problem.question, "answer": problem.answer,
                         "traces": [t for t in traces if t is not None], "sample_tokens": [c.num_tokens for c in group],
                         "sample_correct": correct, "sample_finished": finished})  # fmt: skip
@@ -223,7 +234,7 @@ def tokenskip_stats(
     traces = [t for r in records for t in r["traces"]]
     stats: dict[str, Any] = {
         "method": "tokenskip",
-        "scorer": "self-information",
+        "scorer": "self-information" if config.scorer is None else f"reference {config.scorer}",
         "problems": len(records),
         "samples": len(samples),
         "correct_samples": correct,

@@ -18,7 +18,8 @@ from reasoner.distill import (
     tokenskip_rows,
     tokenskip_stats,
 )
-from reasoner.distill.tokenskip import compress, parse_gammas, self_information
+from reasoner.distill.scorers import ReferenceScorer, offsets, project_scores, self_information
+from reasoner.distill.tokenskip import compress, parse_gammas
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.prompts import COMPRESSION_CUE, check_compression, compression_question
 from reasoner.types import Problem, SampleSpec
@@ -67,6 +68,38 @@ def test_keep_indices_invariants(seed, gamma):
 
 def test_self_information_is_negative_logprob():
     assert self_information([-0.5, 0.0, -2.25]) == [0.5, 0.0, 2.25]
+
+
+@pytest.mark.parametrize(
+    ("src", "scores", "dst", "expected"),
+    [
+        ([0, 2, 5], [1.0, 2.0, 4.0], [0, 2, 5], [1.0, 2.0, 4.0]),  # same tokens
+        ([0, 1, 2, 3], [1.0, 2.0, 3.0, 4.0], [0, 2], [3.0, 7.0]),  # finer source: summed
+        ([0, 4], [1.0, 2.0], [0, 2, 4, 6], [1.0, 0.0, 2.0, 0.0]),  # coarser source: to where it starts
+        ([1, 3], [1.0, 2.0], [2, 3], [1.0, 2.0]),  # before the first destination token: the first
+        ([0], [1.0], [], []),
+    ],
+)
+def test_project_scores_table(src, scores, dst, expected):
+    assert project_scores(src, scores, dst) == expected
+
+
+def test_offsets():
+    assert offsets(["ab", "", "c", "de"]) == [0, 2, 2, 3]
+
+
+def test_reference_scorer_is_the_reference_lms_self_information(tiny_model):
+    import torch
+
+    scorer = ReferenceScorer(tiny_model, device="cpu")
+    tok = scorer.tokenizer
+    pieces = [tok.decode([i]) for i in tok.encode("two plus two is four", add_special_tokens=False)]
+    scores = scorer.score("question: ", pieces)
+    ctx = tok.encode("question: ", add_special_tokens=False)
+    ids = torch.tensor([ctx + tok.encode("".join(pieces), add_special_tokens=False)])
+    logp = torch.log_softmax(scorer.model(ids).logits[0, :-1], dim=-1)
+    want = [-logp[len(ctx) - 1 + i, ids[0, len(ctx) + i]].item() for i in range(len(pieces))]
+    assert scores == pytest.approx(want, rel=1e-4) and len(scores) == len(pieces) and min(scores) > 0
 
 
 @pytest.mark.parametrize(
