@@ -16,7 +16,8 @@ monotonically with gamma; accuracy at 0.6 within 3 points of 1.0.
 
 Scorer check (printed under the table, from the data): the fraction of the chain's computed values (the token
 after `` =``) and of all reasoning tokens in the first chain vs in the re-checks that survive at each gamma,
-under self-information and under a seeded random scorer.
+under self-information, a seeded random scorer and a reference LM's self-information (``--reference-scorer``,
+Selective Context's setting; on the first ``--reference-problems`` problems' traces: ~3 s per trace on 2 CPUs).
 
 Everything is cached under ``--out`` (data, the trained student, each evaluation): a rerun prints in seconds.
 """
@@ -52,33 +53,53 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--gammas", default="1.0,0.8,0.6,0.5", help="evaluated ratios. Default: %(default)s")
     ap.add_argument("--max-tokens", type=int, default=700, help="max tokens per sample. Default: %(default)s")
     ap.add_argument("--out", type=Path, default=Path("runs/tokenskip"), help="cache. Default: %(default)s")
+    ap.add_argument("--force-tokens", default="", help="comma-separated token texts always kept (TokenSkip's "
+                    "LLaMA-3 setting: Step,:). Default: none")  # fmt: skip
+    ap.add_argument(
+        "--force-digits", action="store_true", help="always keep digit tokens (force_reserve_digit)"
+    )
+    ap.add_argument("--reference-scorer", default="smollm2-135m", help="reference LM of the scorer check. "
+                    "Default: %(default)s")  # fmt: skip
+    ap.add_argument("--reference-problems", type=int, default=60, help="train problems in the scorer check. "
+                    "Default: %(default)s")  # fmt: skip
     ap.add_argument("--fresh", action="store_true", help="recompute cached data, training and evaluations")
     return ap.parse_args()
 
 
-def build_data(ctx: Ctx, n: int, max_tokens: int) -> Path:
-    """``reasoner distill tokenskip`` on the organism's train problems (cached): the dataset directory."""
-    from reasoner.distill import (
-        RecordLog,
-        TokenSkipConfig,
-        distill_tokenskip,
-        tokenskip_rows,
-        tokenskip_stats,
-    )
+def build_data(ctx: Ctx, n: int, max_tokens: int, config: Any) -> Path:
+    """``reasoner distill tokenskip`` on the organism's train problems (cached): the dataset directory. The
+    records (samples and scores) live in the default config's directory; a config with forced tokens writes its
+    rows from them into its own."""
+    from transformers import AutoTokenizer
+
+    from reasoner.distill import RecordLog, distill_tokenskip, tokenskip_rows, tokenskip_stats
     from reasoner.distill.data import write_dataset
     from reasoner.organism.problems import generate_multistep
 
-    out = ctx.out / "data" / f"tokenskip-{ctx.key('data', n, max_tokens)}"
+    base = ctx.out / "data" / f"tokenskip-{ctx.key('data', n, max_tokens)}"
+    forced = bool(config.force_tokens or config.force_digits)
+    out = (
+        base.with_name(f"{base.name}-forced-{ctx.key(config.force_tokens, config.force_digits)}")
+        if forced
+        else base
+    )
     if ctx.cached(out / "stats.json"):
         return out
-    if ctx.engine is None:
-        ctx.engine = ctx.load()
+    records = RecordLog(base, {"n": n, "max_tokens": max_tokens}, fresh=ctx.fresh and base not in ctx.made)
+    ctx.made.add(base)
     problems = generate_multistep(n, seed=0, levels=LEVELS, split="train")
-    spec = SampleSpec(max_tokens=max_tokens, temperature=1.0, seed=0)
-    config = TokenSkipConfig()
-    records = RecordLog(out, {"n": n, "max_tokens": max_tokens}, fresh=ctx.fresh)
-    done = distill_tokenskip(ctx.engine, problems, spec, records, config, batch_size=64)
-    tok = ctx.engine.tokenizer
+    if records.done_ids() >= {p.id for p in problems}:
+        done, tok = (
+            distill_tokenskip(None, problems, SampleSpec(), records, config),
+            AutoTokenizer.from_pretrained(ctx.model()),
+        )
+    else:
+        if ctx.engine is None:
+            ctx.engine = ctx.load()
+        spec = SampleSpec(max_tokens=max_tokens, temperature=1.0, seed=0)
+        done = distill_tokenskip(ctx.engine, problems, spec, records, config, batch_size=64)
+        tok = ctx.engine.tokenizer
+    out.mkdir(parents=True, exist_ok=True)
     write_dataset(out, tokenskip_rows(done, tok, config), tokenskip_stats(done, tok, config))
     ctx.made.add(out / "stats.json")
     return out
@@ -108,35 +129,57 @@ def evaluate(ctx: Ctx, model_dir: str, gammas: list[float]) -> dict[str, Any]:
     return out
 
 
-def scorer_check(data: Path, tokenizer: Any, gammas: list[float]) -> list[str]:
-    """Survival of computed values (token after `` =``) and of first-chain vs re-check tokens per gamma, under
-    self-information and a seeded random scorer."""
+def _survival(
+    traces: list[dict[str, Any]], pieces: list[list[str]], scores: list[list[float]], gamma: float
+) -> str:
+    """Shares of computed values (the token after `` =``), first-chain and re-check tokens kept at ``gamma``."""
     from reasoner.distill import keep_indices
 
-    traces = [
-        t for line in (data / "records.jsonl").read_text().splitlines() for t in json.loads(line)["traces"]
+    counts = {"values": [0, 0], "chain": [0, 0], "re-checks": [0, 0]}
+    for p, s in zip(pieces, scores, strict=True):
+        kept = set(keep_indices(s, gamma))
+        first = next((i for i, x in enumerate(p) if "Wait" in x), len(p))
+        for i in range(len(p)):
+            for g in ["chain" if i < first else "re-checks"] + (
+                ["values"] if i and p[i - 1].strip() == "=" else []
+            ):
+                counts[g][0] += i in kept
+                counts[g][1] += 1
+    return f"g{gamma:g} " + " ".join(f"{k} {v[0] / v[1]:.0%}" for k, v in counts.items() if v[1])
+
+
+def scorer_check(
+    ctx: Ctx, data: Path, tokenizer: Any, gammas: list[float], reference: str, limit: int
+) -> list[str]:
+    """Survival per gamma (``_survival``) on the first ``limit`` problems' traces under self-information, a seeded
+    random scorer and ``reference``'s self-information (``ReferenceScorer``; cached)."""
+    from reasoner.distill.scorers import ReferenceScorer
+    from reasoner.prompts import ANSWER_INSTRUCTION, user_message
+
+    data = data.with_name(data.name.split("-forced")[0])  # the records (a forced config's rows share them)
+    records = [json.loads(line) for line in (data / "records.jsonl").read_text().splitlines()][:limit]
+    pairs = [(r, t) for r in records for t in r["traces"]]
+    traces = [t for _, t in pairs]
+    full = [[tokenizer.decode([i]) for i in t["token_ids"]] for t in traces]
+    pieces = [p[t["span"][0] : t["span"][1]] for p, t in zip(full, traces, strict=True)]
+    rng = random.Random(0)
+    scorers = {"self-information": [t["scores"][t["span"][0] : t["span"][1]] for t in traces],
+               "random": [[rng.random() for _ in p] for p in pieces]}  # fmt: skip
+    path = ctx.out / "data" / f"scores-{ctx.key('reference', str(data), reference, limit)}.json"
+    if not ctx.cached(path):
+        scorer = ReferenceScorer(reference)
+        ref = [
+            scorer.score(user_message(r["question"], ANSWER_INSTRUCTION) + "\n", p)
+            for (r, _), p in zip(pairs, full, strict=True)
+        ]
+        path.write_text(json.dumps(ref))
+        ctx.made.add(path)
+    scorers[f"reference {reference}"] = [
+        s[t["span"][0] : t["span"][1]] for s, t in zip(json.loads(path.read_text()), traces, strict=True)
     ]
-    rng, lines = random.Random(0), []
-    for name in ("self-information", "random"):
-        parts = []
-        for gamma in gammas:
-            counts = {"values": [0, 0], "chain": [0, 0], "rechecks": [0, 0]}
-            for t in traces:
-                a, b = t["span"]
-                pieces = [tokenizer.decode([i]) for i in t["token_ids"][a:b]]
-                scores = t["scores"][a:b] if name != "random" else [rng.random() for _ in pieces]
-                kept = set(keep_indices(scores, gamma))
-                first = next((i for i, p in enumerate(pieces) if "Wait" in p), len(pieces))
-                for i in range(len(pieces)):
-                    groups = ["chain" if i < first else "rechecks"]
-                    groups += ["values"] if i and pieces[i - 1].strip() == "=" else []
-                    for g in groups:
-                        counts[g][0] += i in kept
-                        counts[g][1] += 1
-            share = {k: v[0] / v[1] if v[1] else 0 for k, v in counts.items()}
-            parts.append(f"g{gamma:g} values {share['values']:.0%} chain {share['chain']:.0%} "
-                         f"re-checks {share['rechecks']:.0%}")  # fmt: skip
-        lines.append(f"{name}: " + "; ".join(parts))
+    lines = [f"scorer check ({len(traces)} traces of {len(records)} train problems; share of tokens kept):"]
+    for name, scores in scorers.items():
+        lines.append(f"  {name}: " + "; ".join(_survival(pieces, scores, g) for g in gammas))
     return lines
 
 
@@ -144,7 +187,7 @@ def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from evals.benchmarks import load_problems
-    from reasoner.distill.tokenskip import GAMMAS
+    from reasoner.distill.tokenskip import GAMMAS, TokenSkipConfig
     from reasoner.organism.build import build_variant
 
     model = str(build_variant())  # the overthinker alias (cached)
@@ -165,10 +208,12 @@ def main() -> None:
     )
     t0 = time.perf_counter()
     try:
-        data = build_data(ctx, args.train_problems, args.max_tokens)
+        force = tuple(x for x in args.force_tokens.split(",") if x)
+        config = TokenSkipConfig(force_tokens=force, force_digits=args.force_digits)
+        data = build_data(ctx, args.train_problems, args.max_tokens, config)
         base = ctx.evaluated("base", model)
         ctx.release()
-        run = ctx.trained("tokenskip", "sft_tokenskip", [f"data.path={data}", f"trainer.max_steps={args.steps}",
+        run = ctx.trained("tokenskip" + ("-forced" if data.name.count("-forced") else ""), "sft_tokenskip", [f"data.path={data}", f"trainer.max_steps={args.steps}",
                                                          *SFT_OVERRIDES])  # fmt: skip
         rest = evaluate(
             ctx, run["dir"], [g for g in gammas if g != 1.0]
@@ -198,7 +243,11 @@ def main() -> None:
         lines.append(
             f"accuracy gamma 0.6 vs 1.0: {-drop:+.1f} points ({'met' if drop <= 3 else 'missed'}: <= 3)"
         )
-    lines += scorer_check(data, AutoTokenizer.from_pretrained(model), [0.8, 0.6, 0.5])
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    lines.append(f"forced tokens: {stats['forced']}")
+    lines += scorer_check(
+        ctx, data, tokenizer, [0.8, 0.6, 0.5], args.reference_scorer, args.reference_problems
+    )
     lines.append(f"({time.perf_counter() - t0:.0f} s; cache {args.out})")
     print("\n".join(lines))
 

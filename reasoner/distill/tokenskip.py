@@ -21,13 +21,16 @@ digit that survive at each gamma (``bench/tokenskip.py`` compares with a random 
 Selection (``keep_indices``): ``k = round(gamma * n)`` (halves up), the ``k`` highest scores kept, ties going to
 the earlier token, order preserved. Data: one SFT row per (correct trace, gamma) with the cue in the prompt;
 gamma 1.0 is the original prompt and trace, as in TokenSkip's data (the paper draws one gamma per trace instead;
-one row per gamma gives every trace every ratio). Lengths are model tokens.
+one row per gamma gives every trace every ratio). ``force_tokens`` / ``force_digits`` keep tokens first whatever
+their score (TokenSkip's LLaMA-3 setting: LLMLingua-2 with ``force_tokens=['Step', ':']`` and
+``force_reserve_digit``). Lengths are model tokens.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +69,11 @@ class TokenSkipConfig:
     """Answer instruction after the question in prompts and SFT rows."""
     system: str | None = None
     """Optional system prompt in prompts and SFT rows. Default None."""
+    force_tokens: tuple[str, ...] = ()
+    """Tokens always kept, by their text without surrounding spaces (TokenSkip's LLaMA-3 setting of LLMLingua-2:
+    ``force_tokens=['Step', ':']``); they rank above every scored token. Default none."""
+    force_digits: bool = False
+    """Always keep reasoning tokens holding a digit (LLMLingua-2's ``force_reserve_digit``). Default False."""
     scorer: str | None = None
     """Importance scorer: None (default) the sampling model's own self-information; a model name: a reference
     causal LM's self-information (``reasoner.distill.scorers.ReferenceScorer``, Selective Context's setting)."""
@@ -142,10 +150,31 @@ def trace_record(
     return {"token_ids": ids, "scores": [round(s, 5) for s in scores], "span": list(span)}
 
 
-def compress(trace: Mapping[str, Any], gamma: float) -> list[int]:
-    """The trace's token ids with its reasoning cut to ``keep_indices`` of its scores at ``gamma``."""
+def forced_scores(
+    scores: Sequence[float], pieces: Sequence[str], tokens: Sequence[str] = (), digits: bool = False
+) -> list[float]:
+    """``scores`` with the forced tokens (text in ``tokens`` once stripped, or holding a digit when ``digits``)
+    raised to +inf, so that ``keep_indices`` keeps them first (the earliest, when they alone exceed the budget)."""
+    forced = set(tokens)
+    return [math.inf if p.strip() in forced or (digits and any(c.isdigit() for c in p)) else s
+            for s, p in zip(scores, pieces, strict=True)]  # fmt: skip
+
+
+def span_scores(trace: Mapping[str, Any], tokenizer: Any, config: TokenSkipConfig) -> list[float]:
+    """The scores of the trace's reasoning tokens, forced tokens raised (``forced_scores``)."""
+    start, end = trace["span"]
+    scores = trace["scores"][start:end]
+    if not config.force_tokens and not config.force_digits:
+        return list(scores)
+    pieces = [tokenizer.decode([i]) for i in trace["token_ids"][start:end]]
+    return forced_scores(scores, pieces, config.force_tokens, config.force_digits)
+
+
+def compress(trace: Mapping[str, Any], gamma: float, scores: Sequence[float] | None = None) -> list[int]:
+    """The trace's token ids with its reasoning cut to ``keep_indices`` at ``gamma`` of ``scores`` (the reasoning
+    span's; default: the stored scores)."""
     ids, (start, end) = trace["token_ids"], trace["span"]
-    kept = keep_indices(trace["scores"][start:end], gamma)
+    kept = keep_indices(trace["scores"][start:end] if scores is None else scores, gamma)
     return ids[:start] + [ids[start + i] for i in kept] + ids[end:]
 
 
@@ -202,8 +231,9 @@ def tokenskip_rows(
     rows = []
     for r in records:
         for trace in r["traces"]:
+            scores = span_scores(trace, tokenizer, config)
             for gamma in config.gammas:
-                ids = compress(trace, gamma)
+                ids = compress(trace, gamma, scores)
                 question = compression_question(r["question"], gamma)
                 row = sft_row(question, tokenizer.decode(ids, skip_special_tokens=True),
                               instruction=config.instruction, system=config.system)  # fmt: skip
@@ -235,6 +265,7 @@ def tokenskip_stats(
     stats: dict[str, Any] = {
         "method": "tokenskip",
         "scorer": "self-information" if config.scorer is None else f"reference {config.scorer}",
+        "forced": " ".join([*config.force_tokens, *(["<digits>"] if config.force_digits else [])]) or "none",
         "problems": len(records),
         "samples": len(samples),
         "correct_samples": correct,
@@ -245,8 +276,9 @@ def tokenskip_stats(
         "mean_tokens_all": _mean(samples),
     }
     numbers = [set(number_tokens(t, tokenizer)) for t in traces]
+    scores = [span_scores(t, tokenizer, config) for t in traces]
     for gamma in config.gammas:
-        kept = [set(keep_indices(t["scores"][t["span"][0] : t["span"][1]], gamma)) for t in traces]
+        kept = [set(keep_indices(s, gamma)) for s in scores]
         stats[f"think_tokens@{gamma:g}"] = _mean([len(k) for k in kept])
         hits = sum(len(k & nums) for k, nums in zip(kept, numbers, strict=True))
         total = sum(len(nums) for nums in numbers)

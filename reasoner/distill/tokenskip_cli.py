@@ -55,6 +55,10 @@ def add_tokenskip_parser(methods: Any, fmt: Any) -> None:
     t.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]. Default: 1.0")
     t.add_argument("--gammas", default=",".join(f"{g:g}" for g in GAMMAS),
                    help="kept ratios of reasoning tokens, comma-separated, each in (0, 1]. Default: %(default)s")  # fmt: skip
+    t.add_argument("--force-tokens", default="", metavar="TOKENS",
+                   help="comma-separated token texts always kept (TokenSkip's LLaMA-3 setting: Step,:). Default: none")  # fmt: skip
+    t.add_argument("--force-digits", action="store_true", help="always keep reasoning tokens holding a digit "
+                   "(LLMLingua-2's force_reserve_digit)")  # fmt: skip
     t.add_argument("--scorer-model", default=None, metavar="MODEL",
                    help="score tokens by their self-information under this reference causal LM (transformers; "
                    "Selective Context's setting) instead of MODEL's own logprobs. Default: MODEL's own")  # fmt: skip
@@ -75,7 +79,8 @@ def cmd_tokenskip(args: argparse.Namespace) -> int:
 
     try:
         config = TokenSkipConfig(gammas=parse_gammas(args.gammas), instruction=_instruction(args),
-                                 scorer=args.scorer_model)  # fmt: skip
+                                 scorer=args.scorer_model, force_digits=args.force_digits,
+                                 force_tokens=tuple(x.strip() for x in args.force_tokens.split(",") if x.strip()))  # fmt: skip
         spec = SampleSpec(n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                           seed=args.seed)  # fmt: skip
     except ValueError as err:

@@ -19,7 +19,7 @@ from reasoner.distill import (
     tokenskip_stats,
 )
 from reasoner.distill.scorers import ReferenceScorer, offsets, project_scores, self_information
-from reasoner.distill.tokenskip import compress, parse_gammas
+from reasoner.distill.tokenskip import compress, forced_scores, parse_gammas
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.prompts import COMPRESSION_CUE, check_compression, compression_question
 from reasoner.types import Problem, SampleSpec
@@ -64,6 +64,17 @@ def test_keep_indices_invariants(seed, gamma):
         assert max(i for i in kept if scores[i] == tie) < min(
             (i for i in dropped if scores[i] == tie), default=99
         )
+
+
+def test_forced_tokens_are_kept_first():
+    pieces = ["Step", " A", ":", " 12", " +", "x"]
+    scores = forced_scores([0.0, 5.0, 0.1, 0.2, 3.0, 4.0], pieces, ["Step", ":"], digits=True)
+    assert scores[:4] == [float("inf"), 5.0, float("inf"), float("inf")] and scores[4:] == [3.0, 4.0]
+    assert keep_indices(scores, 0.5) == [0, 2, 3]  # the three forced tokens fill the budget
+    assert keep_indices(scores, 0.67) == [0, 1, 2, 3]  # then the highest scored
+    assert keep_indices(forced_scores([1.0, 2.0], ["a", "b"], ["a", "b"]), 0.5) == [
+        0
+    ]  # too many: the earliest
 
 
 def test_self_information_is_negative_logprob():
