@@ -1,6 +1,6 @@
 """TokenSkip on the organism (issue [14] part 2): the gamma table.
 
-    PYTHONPATH=. .venv/bin/python bench/tokenskip.py [--problems 100] [--train-problems 600] [--steps 750]
+    PYTHONPATH=. .venv/bin/python bench/tokenskip.py [--problems 100] [--train-problems 600] [--steps 2000]
         [--gammas 1.0,0.8,0.6,0.5] [--out runs/tokenskip] [--fresh]
 
 TokenSkip (Xia et al. 2025, arXiv 2502.12067) as ``reasoner distill tokenskip`` builds it: the organism
@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--problems", type=int, default=100, help="held-out test problems. Default: %(default)s")
     ap.add_argument("--train-problems", type=int, default=600, help="train problems sampled for the data. "
                     "Default: %(default)s")  # fmt: skip
-    ap.add_argument("--steps", type=int, default=750, help="SFT steps (batch 8). Default: %(default)s")
+    ap.add_argument("--steps", type=int, default=2000, help="SFT steps (batch 8). Default: %(default)s")
     ap.add_argument("--gammas", default="1.0,0.8,0.6,0.5", help="evaluated ratios. Default: %(default)s")
     ap.add_argument("--max-tokens", type=int, default=700, help="max tokens per sample. Default: %(default)s")
     ap.add_argument("--out", type=Path, default=Path("runs/tokenskip"), help="cache. Default: %(default)s")
@@ -129,9 +129,7 @@ def evaluate(ctx: Ctx, model_dir: str, gammas: list[float]) -> dict[str, Any]:
     return out
 
 
-def _survival(
-    traces: list[dict[str, Any]], pieces: list[list[str]], scores: list[list[float]], gamma: float
-) -> str:
+def _survival(pieces: list[list[str]], scores: list[list[float]], gamma: float) -> str:
     """Shares of computed values (the token after `` =``), first-chain and re-check tokens kept at ``gamma``."""
     from reasoner.distill import keep_indices
 

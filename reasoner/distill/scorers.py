@@ -61,7 +61,8 @@ class ReferenceScorer:
         self.name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device).eval()
+        model_ = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        self.model = model_.to(self.device).eval()  # type: ignore[arg-type]  # as engines/hf.py
 
     def score(self, context: str, pieces: Sequence[str]) -> list[float]:
         """``-log p`` of the text ``"".join(pieces)`` after ``context`` under the reference LM, per piece."""
