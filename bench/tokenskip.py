@@ -242,7 +242,7 @@ def main() -> None:
             f"accuracy gamma 0.6 vs 1.0: {-drop:+.1f} points ({'met' if drop <= 3 else 'missed'}: <= 3)"
         )
     tokenizer = AutoTokenizer.from_pretrained(model)
-    lines.append(f"forced tokens: {stats['forced']}")
+    lines.append(f"forced tokens: {stats.get('forced', 'none')}")
     lines += scorer_check(
         ctx, data, tokenizer, [0.8, 0.6, 0.5], args.reference_scorer, args.reference_problems
     )
