@@ -164,8 +164,14 @@ class MapWithEngines(Protocol):
 
 
 def sweep_problems(config: EvalConfig) -> list[Problem]:
-    """The problems of ``config``'s benchmark split (``evals.benchmarks.load_problems``)."""
-    return load_problems(config.benchmark, config.split, limit=config.limit, data_dir=config.data_dir)
+    """The problems of ``config``'s benchmark split (``evals.benchmarks.load_problems``), questions cued with
+    ``config.compression`` (TokenSkip's gamma) when set."""
+    problems = load_problems(config.benchmark, config.split, limit=config.limit, data_dir=config.data_dir)
+    if config.compression is None:
+        return problems
+    from reasoner.prompts import compression_question
+
+    return [dataclasses.replace(p, question=compression_question(p.question, config.compression)) for p in problems]
 
 
 def run_sweep(

@@ -96,6 +96,10 @@ class EvalConfig(BaseModel):
     grader: GraderMode = "lenient"
     """Answer extraction for grading (``reasoner.verify``): ``lenient`` (boxed, answer phrase, then math-verify's
     own extraction) or ``strict`` (only an explicitly marked final answer). ``reasoner regrade`` switches later."""
+    compression: float | None = Field(None, gt=0, le=1, json_schema_extra={"metavar": "GAMMA"})
+    """TokenSkip's kept ratio of reasoning tokens (arXiv 2502.12067), in (0, 1]: every question gets the gamma
+    cue (``reasoner.prompts.compression_question``) for a model trained by ``reasoner distill tokenskip``;
+    None (default): no cue, the prompts (and the run) of a config without this key."""
 
     speculative: str | None = Field(None, json_schema_extra={"metavar": "SPEC"})
     """Lossless speculative decoding, as ``--speculative``: ``ngram[:k=4,max=4,min=2]`` (both engines) or

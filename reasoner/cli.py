@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print one JSON object (question, model, engine, strategy, answer, votes, completions, tokens, wall_s)",
     )
+    dec.add_argument(
+        "--compression",
+        type=compression_arg,
+        default=None,
+        metavar="GAMMA",
+        help="TokenSkip's kept ratio of reasoning tokens, in (0, 1] (arXiv 2502.12067): cue a model trained by "
+        "`reasoner distill tokenskip` to compress its chain of thought to about GAMMA of its length (1.0: the "
+        "plain prompt). Default: no cue",
+    )
     dec.set_defaults(func=cmd_decode)
     from reasoner.train.cli import add_parsers as add_train
 
@@ -128,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_probe(sub)
     return parser
+
+
+def compression_arg(text: str) -> float:
+    """``--compression``: a float in (0, 1] (``reasoner.prompts.check_compression``)."""
+    from reasoner.prompts import check_compression
+
+    try:
+        return check_compression(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--compression: expected a ratio in (0, 1], got {text!r}") from None
 
 
 def _spec(args: argparse.Namespace):
@@ -180,7 +199,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     engine = load_engine(
         args.engine, args.model, dtype=args.dtype, seed=args.seed, speculative=args.speculative
     )
-    result = strategy.run(engine, Problem(id="cli", question=args.question, answer=""), spec)
+    from reasoner.prompts import compression_question
+
+    question = compression_question(args.question, args.compression)
+    result = strategy.run(engine, Problem(id="cli", question=question, answer=""), spec)
     answers = extract_many([c.text for c in result.completions], mode="lenient")
     out = {
         "question": args.question,

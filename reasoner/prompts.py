@@ -71,3 +71,27 @@ def think_end_index(token_ids: Sequence[int], end_ids: Sequence[int]) -> int | N
     """Index just after the first ``</think>`` (given as token ids) in ``token_ids``, or None."""
     i = find_subsequence(token_ids, end_ids)
     return None if i < 0 else i + len(end_ids)
+
+
+COMPRESSION_CUE = "<|eot_id|>{gamma}<|eot_id|>"
+"""TokenSkip's compression-ratio cue (Xia et al. 2025, arXiv 2502.12067; hemingkx/TokenSkip), appended to the
+question: ``{question}<|eot_id|>{gamma}<|eot_id|>``. The paper writes it into the user turn as text (its Qwen
+template; a tokenizer without a ``<|eot_id|>`` token spells it out)."""
+
+
+def check_compression(gamma: float) -> float:
+    """``gamma`` (the kept ratio of reasoning tokens) when it is in (0, 1]; else a ``ValueError`` naming it."""
+    if not 0 < gamma <= 1:
+        raise ValueError(f"compression ratio gamma must be in (0, 1], got {gamma}")
+    return float(gamma)
+
+
+def compression_question(question: str, gamma: float | None) -> str:
+    """The question with TokenSkip's gamma cue (``COMPRESSION_CUE``), used for its SFT data and at inference.
+
+    ``gamma`` is the ratio of chain-of-thought tokens to keep, in (0, 1]. As in TokenSkip's data and evaluation,
+    ``gamma = 1`` (the original traces) and ``None`` (no knob) leave the question unchanged: the model's plain
+    prompt is its uncompressed mode. The ratio is written with ``%g`` (0.6 -> ``0.6``)."""
+    if gamma is None or check_compression(gamma) == 1:
+        return question
+    return question + COMPRESSION_CUE.format(gamma=f"{gamma:g}")

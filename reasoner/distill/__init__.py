@@ -5,6 +5,8 @@
 - ``dap``: difficulty-aware prompting (arXiv 2505.19716), a teacher rates each problem's difficulty and
   rewrites its long trace to a token budget for that level; rewrites that miss the gold answer are rejected
   (``reasoner distill dap``).
+- ``tokenskip``: TokenSkip (arXiv 2502.12067), correct traces with their least informative reasoning tokens
+  dropped to kept ratios gamma, gamma cued in the prompt (``reasoner distill tokenskip``).
 - ``data``: input rows, the resumable per-problem record log and the output dataset (TRL prompt-completion
   format, ``save_to_disk``) that ``recipes/sft_short.yaml`` trains on.
 
@@ -29,8 +31,26 @@ from reasoner.distill.shortest import (
     shortest_rows,
     shortest_stats,
 )
+from reasoner.distill.tokenskip import (
+    GAMMAS,
+    TokenSkipConfig,
+    distill_tokenskip,
+    keep_indices,
+    kept_count,
+    reasoning_span,
+    tokenskip_rows,
+    tokenskip_stats,
+)
 
 __all__ = [
+    "GAMMAS",
+    "TokenSkipConfig",
+    "distill_tokenskip",
+    "keep_indices",
+    "kept_count",
+    "reasoning_span",
+    "tokenskip_rows",
+    "tokenskip_stats",
     "SELECTS",
     "DAPConfig",
     "DistillError",
