@@ -87,7 +87,7 @@ def strategies(ks: list[int], probe_file: str, rule: str, min_k: int) -> list[st
     return out
 
 
-def probe_table(rows: list, probe, cfg) -> None:
+def probe_table(rows: list, probe, cfg, k: int) -> None:
     """AUROC of the probe's predicted pass rate (and of -level) for the greedy verdict on the test problems."""
     from transformers import AutoTokenizer
 
@@ -108,19 +108,20 @@ def probe_table(rows: list, probe, cfg) -> None:
         prompt_features(model, [render(tok, p.question) for p in problems], [probe.layer])[0]
     )
     solved = [greedy[p.id] for p in problems]
-    maj = {r.problem_id: r for r in rows if r.strategy == "majority:k=8"}
+    maj = {r.problem_id: r for r in rows if r.strategy == f"majority:k={k}"}  # the largest fixed k
     rate = [statistics.mean(s.correct for s in maj[p.id].samples) for p in problems]
     flat = [(i, s.correct) for i, p in enumerate(problems) for s in maj[p.id].samples]
     level = [-float(p.meta["level"]) for p in problems]
     print(f"\n(a) probe on {len(problems)} held-out {cfg.benchmark} test problems (layer {probe.layer}, alpha "
           f"{probe.meta.get('alpha')}, fit on {probe.meta.get('problems')} train problems); greedy solved "
-          f"{sum(solved)}/{len(solved)}, majority@8 samples right {100 * statistics.mean(c for _, c in flat):.1f}%")  # fmt: skip
+          f"{sum(solved)}/{len(solved)}, majority@{k} samples right {100 * statistics.mean(c for _, c in flat):.1f}%")  # fmt: skip
     print(f"{'score':<30}{'AUROC greedy solved':>21}{'AUROC sample right':>20}{'r with pass rate':>18}")
     for name, score in (("probe predicted pass rate", pred), ("-level (the generator knob)", level)):
         print(f"{name:<30}{auroc(score, solved):>21.3f}{auroc([score[i] for i, _ in flat], [c for _, c in flat]):>20.3f}"
               f"{pearson(score, rate):>18.3f}")  # fmt: skip
     print(
-        "(AUROC sample right: each of majority@8's 8 samples per problem labelled by its verdict; pass rate: its 8)"
+        f"(AUROC sample right: each of majority@{k}'s {k} samples per problem labelled by its verdict; pass rate: "
+        f"its {k})"
     )
 
 
@@ -311,7 +312,7 @@ def main() -> None:
     test_cfg = eval_config(args, split="test", limit=args.test_problems, seeds=args.seeds,
                            strategies=strategies(args.ks, str(probe_file), args.rule, args.min_k))  # fmt: skip
     test_rows = eval_run(out / f"test-{args.rule}-min{args.min_k}", test_cfg)
-    probe_table(test_rows, probe, test_cfg)
+    probe_table(test_rows, probe, test_cfg, max(args.ks))
     adaptive_table(test_rows, args.ks, test_cfg)
 
 
