@@ -1,9 +1,11 @@
-"""Predicted-difficulty allocation on the organism (issue [14] part 3): probe AUROC and adaptive vs fixed k.
+"""Predicted-difficulty allocation (issue [14] part 3): probe AUROC and adaptive vs fixed k, on the organism
+by default (``--model overthinker --benchmark multistep``, T=1.0, 384 tokens) or on any model and generated
+benchmark (problem ids carry ``-L<level>``), e.g. ``--model smollm2-135m --benchmark arith --temperature 0.7``.
 
-1. An eval run on TRAIN-split multistep problems (``majority:k=8``, T=1.0, 384 tokens) gives each problem's
-   pass rate over its 8 samples; ``reasoner probe fit`` (``reasoner.probe.cli.fit_run``) fits the linear probe
-   on the prompt's last-token hidden state (layer and ridge alpha chosen on a validation slice of the train
-   problems) and writes it to ``<out>/difficulty_probe.json``.
+1. An eval run on TRAIN-split problems (``majority:k=8``, --temperature, --max-tokens) gives each
+   problem's pass rate over its 8 samples; ``reasoner probe fit`` (``reasoner.probe.cli.fit_run``) fits the
+   linear probe on the prompt's last-token hidden state (layer and ridge alpha chosen on a validation slice
+   of the train problems) and writes it to ``<out>/difficulty_probe.json``.
 2. An eval run on held-out TEST problems: greedy, majority@k and short-1@k (simulated: the same chains as
    majority, so short-m@k costs no extra generation) at k in --ks, and ``adaptive:majority`` /
    ``adaptive:short-m@k`` at mean k and 0.7 k samples per problem with that probe.
@@ -13,6 +15,8 @@ verdict) next to the problem level's, and (b) accuracy, samples and generated to
 strategy, adaptive against fixed k. Runs live under --out and resume: a rerun prints in seconds.
 
     python bench/probe.py                      # ~15-25 min on 2 busy CPU cores, then seconds
+    python bench/probe.py --model smollm2-135m --benchmark arith --temperature 0.7 --max-tokens 256 \
+        --out runs/probe-smollm2 --simulate-only  # the train run, the probe and the train-side replay (c)
 """
 
 from __future__ import annotations
@@ -29,13 +33,26 @@ from common import cpu_env
 REPO = Path(__file__).resolve().parents[1]
 
 
-def eval_run(path: Path, **config) -> list:
-    """Run (or resume) an eval into ``path`` and return its rows."""
-    from evals.runner import RunDir, run_sweep
+def eval_config(args: argparse.Namespace, **config):
+    """The EvalConfig of one of the script's runs: ``--model``, ``--benchmark``, ``--max-tokens`` (the one
+    budget) and ``--temperature`` from ``args``, the rest from ``config``."""
     from evals.sweep import EvalConfig
 
-    cfg = EvalConfig.from_dict({"model": "overthinker", "benchmark": "multistep", "budgets": [384],
-                                "temperature": 1.0, **config})  # fmt: skip
+    base = {"model": args.model, "benchmark": args.benchmark, "budgets": [args.max_tokens]}
+    return EvalConfig.from_dict({**base, "temperature": args.temperature, **config})
+
+
+def problems_of(cfg, ids) -> list:
+    """The problems of ``cfg``'s benchmark split whose ids are in ``ids``, in the split's order."""
+    from evals.runner import sweep_problems
+
+    return [p for p in sweep_problems(cfg.model_copy(update={"limit": len(ids)})) if p.id in ids]
+
+
+def eval_run(path: Path, cfg) -> list:
+    """Run (or resume) the eval ``cfg`` into ``path`` and return its rows."""
+    from evals.runner import RunDir, run_sweep
+
     run = RunDir(path)
     run.prepare(cfg)
     stats = run_sweep(cfg, run, progress=False)
@@ -70,12 +87,10 @@ def strategies(ks: list[int], probe_file: str, rule: str, min_k: int) -> list[st
     return out
 
 
-def probe_table(rows: list, probe) -> None:
+def probe_table(rows: list, probe, cfg, k: int) -> None:
     """AUROC of the probe's predicted pass rate (and of -level) for the greedy verdict on the test problems."""
     from transformers import AutoTokenizer
 
-    from evals.runner import sweep_problems
-    from evals.sweep import EvalConfig
     from reasoner.engines.hidden import prompt_features
     from reasoner.models import resolve
     from reasoner.probe.fit import auroc, pearson
@@ -86,30 +101,31 @@ def probe_table(rows: list, probe) -> None:
         for r in rows
         if r.strategy == "greedy" and r.seed == min(r.seed for r in rows)
     }
-    problems = [p for p in sweep_problems(EvalConfig(limit=len(greedy))) if p.id in greedy]
-    model = resolve("overthinker")
+    problems = problems_of(cfg, greedy)
+    model = resolve(cfg.model)
     tok = AutoTokenizer.from_pretrained(model)
     pred = probe.predict(
         prompt_features(model, [render(tok, p.question) for p in problems], [probe.layer])[0]
     )
     solved = [greedy[p.id] for p in problems]
-    maj = {r.problem_id: r for r in rows if r.strategy == "majority:k=8"}
+    maj = {r.problem_id: r for r in rows if r.strategy == f"majority:k={k}"}  # the largest fixed k
     rate = [statistics.mean(s.correct for s in maj[p.id].samples) for p in problems]
     flat = [(i, s.correct) for i, p in enumerate(problems) for s in maj[p.id].samples]
     level = [-float(p.meta["level"]) for p in problems]
-    print(f"\n(a) probe on {len(problems)} held-out multistep test problems (layer {probe.layer}, alpha "
+    print(f"\n(a) probe on {len(problems)} held-out {cfg.benchmark} test problems (layer {probe.layer}, alpha "
           f"{probe.meta.get('alpha')}, fit on {probe.meta.get('problems')} train problems); greedy solved "
-          f"{sum(solved)}/{len(solved)}, majority@8 samples right {100 * statistics.mean(c for _, c in flat):.1f}%")  # fmt: skip
+          f"{sum(solved)}/{len(solved)}, majority@{k} samples right {100 * statistics.mean(c for _, c in flat):.1f}%")  # fmt: skip
     print(f"{'score':<30}{'AUROC greedy solved':>21}{'AUROC sample right':>20}{'r with pass rate':>18}")
     for name, score in (("probe predicted pass rate", pred), ("-level (the generator knob)", level)):
         print(f"{name:<30}{auroc(score, solved):>21.3f}{auroc([score[i] for i, _ in flat], [c for _, c in flat]):>20.3f}"
               f"{pearson(score, rate):>18.3f}")  # fmt: skip
     print(
-        "(AUROC sample right: each of majority@8's 8 samples per problem labelled by its verdict; pass rate: its 8)"
+        f"(AUROC sample right: each of majority@{k}'s {k} samples per problem labelled by its verdict; pass rate: "
+        f"its {k})"
     )
 
 
-def adaptive_table(rows: list, ks: list[int]) -> None:
+def adaptive_table(rows: list, ks: list[int], cfg) -> None:
     cells: dict[str, list] = defaultdict(list)
     for r in rows:
         cells[r.strategy].append(r)
@@ -120,7 +136,7 @@ def adaptive_table(rows: list, ks: list[int]) -> None:
                 statistics.mean(r.tokens.generated for r in rs))  # fmt: skip
 
     print(f"\n(b) adaptive vs fixed k, {len({r.problem_id for r in rows})} test problems x "
-          f"{len({r.seed for r in rows})} seed(s), T=1.0, 384 tokens")  # fmt: skip
+          f"{len({r.seed for r in rows})} seed(s), T={cfg.temperature}, {cfg.budgets[0]} tokens")  # fmt: skip
     print(
         f"{'strategy':<26}{'acc %':>7}{'samples/pb':>12}{'x fixed':>9}{'tokens/pb':>11}{'x fixed':>9}{'d acc':>7}"
     )
@@ -143,8 +159,9 @@ def adaptive_table(rows: list, ks: list[int]) -> None:
         if r.strategy.startswith("adaptive:majority:") or r.strategy.startswith("majority:"):
             by_level[(r.strategy, int(r.problem_id.split("-L")[1].split("-")[0]))].append(len(r.samples))
     print("\nsamples per problem by level (adaptive:majority; fixed majority for reference)")
+    levels = sorted({lv for _, lv in by_level})
     for label in sorted({s for s, _ in by_level}):
-        per = "  ".join(f"L{lv}: {statistics.mean(by_level[(label, lv)]):.2f}" for lv in (1, 2, 3, 4))
+        per = "  ".join(f"L{lv}: {statistics.mean(by_level[(label, lv)]):.2f}" for lv in levels)
         print(f"  {label.split(',probe')[0]:<60}{per}")
 
 
@@ -160,25 +177,23 @@ def _plurality(answers: list) -> int:
     return next(i for i, a in enumerate(answers) if a is not None and counts[a] == best)
 
 
-def train_simulation(rows: list, probe, args: argparse.Namespace) -> None:
+def train_simulation(rows: list, probe, cfg) -> None:
     """(c) On the TRAIN run only: majority over the first k_i of each problem's 8 recorded samples, k_i from a
     cross-fitted probe (two folds by problem-id hash: each half predicted by a probe fitted on the other), for
     each rule and min_k; what the defaults are chosen by (never the test problems)."""
     import numpy as np
     from transformers import AutoTokenizer
 
-    from evals.runner import sweep_problems
-    from evals.sweep import EvalConfig
     from reasoner.engines.hidden import prompt_features
     from reasoner.models import resolve
-    from reasoner.probe.fit import auroc, fit_one, split_validation
+    from reasoner.probe.fit import auroc, fit_one, pass_rate_spread, split_validation
     from reasoner.prompts import render
 
     samples = {
         r.problem_id: [(s.answer, s.correct) for s in r.samples] for r in rows if r.strategy == "majority:k=8"
     }
-    problems = [p for p in sweep_problems(EvalConfig(split="train", limit=len(samples))) if p.id in samples]
-    model = resolve("overthinker")
+    problems = problems_of(cfg, samples)
+    model = resolve(cfg.model)
     tok = AutoTokenizer.from_pretrained(model)
     x = prompt_features(model, [render(tok, p.question) for p in problems], [probe.layer])[0]
     y = np.array([statistics.mean(c for _, c in samples[p.id]) for p in problems])
@@ -192,6 +207,13 @@ def train_simulation(rows: list, probe, args: argparse.Namespace) -> None:
         f"\n(c) TRAIN-side simulation, {len(problems)} train problems, cross-fitted probe (AUROC for sample 0 "
         f"correct: {auroc(list(pred), first):.3f}): majority over the first k_i of 8 recorded samples, batches of 20"
     )
+    spread = pass_rate_spread(list(y), 8)
+    by_level: dict[int, list[float]] = defaultdict(list)
+    for p, rate in zip(problems, y, strict=True):
+        by_level[int(p.meta["level"])].append(float(rate))
+    print(f"pass rates over 8: variance {spread.variance:.3f} = binomial noise {spread.noise:.3f} + between "
+          f"problems {spread.between:.3f}; none right {100 * spread.zero:.0f}%, all right {100 * spread.one:.0f}%; "
+          + "  ".join(f"L{lv} {100 * statistics.mean(v):.0f}%" for lv, v in sorted(by_level.items())))  # fmt: skip
     fixed = {k: 100 * statistics.mean(samples[p.id][_plurality([a for a, _ in samples[p.id][:k]])][1]
                                       for p in problems) for k in (2, 3, 4, 5, 6, 8)}  # fmt: skip
     print("fixed k:  " + "  ".join(f"k={k}: {v:.1f}%" for k, v in fixed.items()))
@@ -238,6 +260,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/probe", help="run directory root. Default: %(default)s")
     ap.add_argument(
+        "--model", default="overthinker", help="model alias, directory or Hub id. Default: %(default)s"
+    )
+    ap.add_argument(
+        "--benchmark", default="multistep", help="benchmark with train and test splits. Default: %(default)s"
+    )
+    ap.add_argument(
+        "--max-tokens", type=int, default=384, help="max tokens per sample (the budget). Default: %(default)s"
+    )
+    ap.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature. Default: %(default)s"
+    )
+    ap.add_argument(
         "--train-problems", type=int, default=400, help="train-split problems. Default: %(default)s"
     )
     ap.add_argument(
@@ -267,16 +301,19 @@ def main() -> None:
     out = Path(args.out)
     train_dir = out / "train"
     probe_file = out / "difficulty_probe.json"
-    train_rows = eval_run(train_dir, split="train", limit=args.train_problems, strategies=["majority:k=8"],
-                          seeds=[0])  # fmt: skip
+    train_cfg = eval_config(
+        args, split="train", limit=args.train_problems, strategies=["majority:k=8"], seeds=[0]
+    )
+    train_rows = eval_run(train_dir, train_cfg)
     probe = fit(train_dir, probe_file, args)
-    train_simulation(train_rows, probe, args)
+    train_simulation(train_rows, probe, train_cfg)
     if args.simulate_only:
         return
-    test_rows = eval_run(out / f"test-{args.rule}-min{args.min_k}", split="test", limit=args.test_problems, seeds=args.seeds,
-                         strategies=strategies(args.ks, str(probe_file), args.rule, args.min_k))  # fmt: skip
-    probe_table(test_rows, probe)
-    adaptive_table(test_rows, args.ks)
+    test_cfg = eval_config(args, split="test", limit=args.test_problems, seeds=args.seeds,
+                           strategies=strategies(args.ks, str(probe_file), args.rule, args.min_k))  # fmt: skip
+    test_rows = eval_run(out / f"test-{args.rule}-min{args.min_k}", test_cfg)
+    probe_table(test_rows, probe, test_cfg, max(args.ks))
+    adaptive_table(test_rows, args.ks, test_cfg)
 
 
 if __name__ == "__main__":

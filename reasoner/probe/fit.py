@@ -38,6 +38,44 @@ def pass_rates(samples: Iterable[tuple[str, Sequence[bool]]]) -> dict[str, tuple
     return {pid: (right[pid] / count[pid], count[pid]) for pid in count if count[pid] > 0}
 
 
+@dataclass(frozen=True)
+class Spread:
+    """How far pass rates differ between problems: what a per-problem sample allocation has to work with."""
+
+    variance: float
+    """Population variance of the measured pass rates r_i across problems."""
+    noise: float
+    """The part of ``variance`` that k-sample binomial noise explains: mean_i r_i (1 - r_i) / (k - 1) (unbiased
+    for mean_i p_i (1 - p_i) / k)."""
+    zero: float
+    """Share of problems with r_i = 0 (no sample right)."""
+    one: float
+    """Share of problems with r_i = 1 (every sample right)."""
+
+    @property
+    def between(self) -> float:
+        """variance - noise: the estimated variance of the true pass rates p_i (may dip below 0 by chance)."""
+        return self.variance - self.noise
+
+
+def pass_rate_spread(rates: Sequence[float], k: int) -> Spread:
+    """``Spread`` of pass rates ``rates`` each measured on ``k`` samples (k >= 2). With true rates p_i,
+    E[r_i (1 - r_i)] = p_i (1 - p_i) (1 - 1/k), so noise = mean r_i (1 - r_i) / (k - 1) estimates the
+    binomial share p_i (1 - p_i) / k of the observed variance, and variance - noise the spread of the p_i."""
+    if k < 2:
+        raise ValueError(f"pass_rate_spread: k must be >= 2, got {k}")
+    if not rates:
+        raise ValueError("pass_rate_spread: no pass rates")
+    n = len(rates)
+    mean = sum(rates) / n
+    return Spread(
+        variance=sum((r - mean) ** 2 for r in rates) / n,
+        noise=sum(r * (1 - r) for r in rates) / n / (k - 1),
+        zero=sum(r == 0 for r in rates) / n,
+        one=sum(r == 1 for r in rates) / n,
+    )
+
+
 def standardise(x: Any) -> tuple[Any, Any]:
     """(mu, sigma) per feature of ``x`` [n, d]; sigma = 1 where a feature is constant."""
     import numpy as np
