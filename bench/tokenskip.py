@@ -19,6 +19,13 @@ after `` =``) and of all reasoning tokens in the first chain vs in the re-checks
 under self-information, a seeded random scorer and a reference LM's self-information (``--reference-scorer``,
 Selective Context's setting; on the first ``--reference-problems`` problems' traces: ~3 s per trace on 2 CPUs).
 
+``--scorer trained``: importance is the keep probability of the trained scorer (``reasoner.distill.
+trained_scorer``, LLMLingua-2's mould, arXiv 2403.12968): the organism samples ``--label-samples`` traces
+(T=1.0, seed 1) on the first ``--label-problems`` train problems, each correct trace's reasoning tokens are
+labelled by their alignment onto the problem's shortest correct trace, and the scorer is fitted on 80% of those
+problems (held-out token AUROC printed). The SFT rows compress the same records as the self-information run
+(whose cache keys are unchanged); only the scores differ.
+
 Everything is cached under ``--out`` (data, the trained student, each evaluation): a rerun prints in seconds.
 """
 

@@ -68,7 +68,7 @@ def add_scorer_parser(methods: Any, fmt: Any) -> None:
         default = field.default
         kind = _ngrams if field.name == "ngrams" else type(default)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        p.add_argument(f"--{field.name.replace('_', '-')}", dest=f"scorer_{field.name}", type=kind, default=default,
+        p.add_argument(f"--{field.name.replace('_', '-')}", dest=f"scorer_{field.name}", metavar=field.name.upper(), type=kind, default=default,
                        help=f"{_HELP[field.name]}. Default: {shown}")  # fmt: skip
     p.set_defaults(func=cmd_tokenskip_scorer)
 

@@ -17,6 +17,11 @@ the reasoning (n in ``ScorerConfig.ngrams``; capped at 3). Model: a one-hidden-l
 regression) on those, trained with binary cross-entropy (Adam) on problems split off from a held-out set,
 whose token AUROC (``auroc``) the fit reports. ``reasoner distill tokenskip-scorer`` fits and saves it;
 ``reasoner distill tokenskip --scorer-file`` compresses with it (selection to gamma unchanged).
+
+Measured on the organism (``bench/tokenskip.py --scorer trained``; README "TokenSkip"): held-out token AUROC
+0.856 on 59 unseen problems (self-information 0.476); it keeps the first chain over the re-checks, but traces
+without a re-check carry all-keep labels, so it cuts their chains' repeated values, and the students trained on
+its compressions lose accuracy at every gamma.
 """
 
 from __future__ import annotations
