@@ -19,6 +19,13 @@ after `` =``) and of all reasoning tokens in the first chain vs in the re-checks
 under self-information, a seeded random scorer and a reference LM's self-information (``--reference-scorer``,
 Selective Context's setting; on the first ``--reference-problems`` problems' traces: ~3 s per trace on 2 CPUs).
 
+``--scorer trained``: importance is the keep probability of the trained scorer (``reasoner.distill.
+trained_scorer``, LLMLingua-2's mould, arXiv 2403.12968): the organism samples ``--label-samples`` traces
+(T=1.0, seed 1) on the first ``--label-problems`` train problems, each correct trace's reasoning tokens are
+labelled by their alignment onto the problem's shortest correct trace, and the scorer is fitted on 80% of those
+problems (held-out token AUROC printed). The SFT rows compress the same records as the self-information run
+(whose cache keys are unchanged); only the scores differ.
+
 Everything is cached under ``--out`` (data, the trained student, each evaluation): a rerun prints in seconds.
 """
 
@@ -41,6 +48,8 @@ from reasoner.types import SampleSpec
 
 log = logging.getLogger("tokenskip")
 LEVELS = [1, 2, 3, 4]
+VOCAB = 556
+"""The organism's tokenizer size (``len(tokenizer)``): the trained scorer's id range."""
 SFT_OVERRIDES = ["trainer.logging_steps=10", "trainer.seed=0"]
 
 
@@ -62,6 +71,14 @@ def parse_args() -> argparse.Namespace:
                     "Default: %(default)s")  # fmt: skip
     ap.add_argument("--reference-problems", type=int, default=60, help="train problems in the scorer check. "
                     "Default: %(default)s")  # fmt: skip
+    ap.add_argument("--scorer", choices=["self-information", "trained"], default="self-information",
+                    help="importance: the organism's self-information, or the trained keep scorer (LLMLingua-2's "
+                    "mould, fitted on --label-problems x --label-samples of its own traces). Default: %(default)s")  # fmt: skip
+    ap.add_argument("--label-problems", type=int, default=300, help="train problems of the trained scorer's "
+                    "labels. Default: %(default)s")  # fmt: skip
+    ap.add_argument(
+        "--label-samples", type=int, default=4, help="samples per label problem. Default: %(default)s"
+    )
     ap.add_argument("--fresh", action="store_true", help="recompute cached data, training and evaluations")
     return ap.parse_args()
 
@@ -83,6 +100,8 @@ def build_data(ctx: Ctx, n: int, max_tokens: int, config: Any) -> Path:
         if forced
         else base
     )
+    if config.scorer_file is not None:  # the same records, rows compressed by the trained scorer
+        out = out.with_name(f"{out.name}-trained-{ctx.key(config.scorer_file)}")
     if ctx.cached(out / "stats.json"):
         return out
     records = RecordLog(base, {"n": n, "max_tokens": max_tokens}, fresh=ctx.fresh and base not in ctx.made)
@@ -103,6 +122,44 @@ def build_data(ctx: Ctx, n: int, max_tokens: int, config: Any) -> Path:
     write_dataset(out, tokenskip_rows(done, tok, config), tokenskip_stats(done, tok, config))
     ctx.made.add(out / "stats.json")
     return out
+
+
+def build_labels(ctx: Ctx, n: int, samples: int, max_tokens: int) -> Path:
+    """The trained scorer's label data (cached): ``reasoner distill tokenskip -n SAMPLES`` on the first ``n``
+    train problems (T=1.0, seed 1), every correct finished trace per problem in ``records.jsonl``."""
+    from reasoner.distill import RecordLog, distill_tokenskip
+    from reasoner.distill.tokenskip import TokenSkipConfig
+    from reasoner.organism.problems import generate_multistep
+
+    out = ctx.out / "data" / f"labels-{ctx.key('labels', n, samples, max_tokens)}"
+    settings = {"n": n, "samples": samples, "max_tokens": max_tokens, "seed": 1}
+    records = RecordLog(out, settings, fresh=ctx.fresh and out not in ctx.made)
+    ctx.made.add(out)
+    problems = generate_multistep(n, seed=0, levels=LEVELS, split="train")
+    if not records.done_ids() >= {p.id for p in problems}:
+        if ctx.engine is None:
+            ctx.engine = ctx.load()
+        spec = SampleSpec(n=samples, max_tokens=max_tokens, temperature=1.0, seed=1)
+        distill_tokenskip(ctx.engine, problems, spec, records, TokenSkipConfig(), batch_size=32)
+    return out
+
+
+def fit_trained(ctx: Ctx, labels: Path) -> tuple[Path, dict[str, Any]]:
+    """``reasoner distill tokenskip-scorer`` with the default ``ScorerConfig`` on ``labels`` (cached): the
+    scorer file and its report (held-out AUROC)."""
+    from reasoner.distill.trained_scorer import ScorerConfig, fit_scorer
+
+    config = ScorerConfig()
+    path = ctx.out / "data" / f"scorer-{ctx.key('scorer', str(labels), dataclasses.asdict(config))}.pt"
+    report_path = path.with_name(path.name + ".json")
+    if not ctx.cached(report_path):
+        records = [json.loads(line) for line in (labels / "records.jsonl").read_text().splitlines()]
+        t0 = time.perf_counter()
+        scorer, report = fit_scorer(records, config, VOCAB)
+        scorer.save(str(path))
+        report_path.write_text(json.dumps(report | {"wall_s": round(time.perf_counter() - t0, 1)}, indent=1))
+        ctx.made.add(report_path)
+    return path, json.loads(report_path.read_text())
 
 
 def evaluate(ctx: Ctx, model_dir: str, gammas: list[float]) -> dict[str, Any]:
@@ -147,14 +204,23 @@ def _survival(pieces: list[list[str]], scores: list[list[float]], gamma: float) 
 
 
 def scorer_check(
-    ctx: Ctx, data: Path, tokenizer: Any, gammas: list[float], reference: str, limit: int
+    ctx: Ctx,
+    data: Path,
+    tokenizer: Any,
+    gammas: list[float],
+    reference: str,
+    limit: int,
+    trained: Path | None = None,
 ) -> list[str]:
     """Survival per gamma (``_survival``) on the first ``limit`` problems' traces under self-information, a seeded
-    random scorer and ``reference``'s self-information (``ReferenceScorer``; cached)."""
+    random scorer, ``reference``'s self-information (``ReferenceScorer``; cached) and the ``trained`` scorer."""
     from reasoner.distill.scorers import ReferenceScorer
     from reasoner.prompts import ANSWER_INSTRUCTION, user_message
 
-    data = data.with_name(data.name.split("-forced")[0])  # the records (a forced config's rows share them)
+    records_dir = data.name.split("-forced")[0].split("-trained")[
+        0
+    ]  # forced / trained rows share the records
+    data = data.with_name(records_dir)
     records = [json.loads(line) for line in (data / "records.jsonl").read_text().splitlines()][:limit]
     pairs = [(r, t) for r in records for t in r["traces"]]
     traces = [t for _, t in pairs]
@@ -175,6 +241,12 @@ def scorer_check(
     scorers[f"reference {reference}"] = [
         s[t["span"][0] : t["span"][1]] for s, t in zip(json.loads(path.read_text()), traces, strict=True)
     ]
+    if trained is not None:
+        from reasoner.distill.tokenskip import load_trained
+
+        scorer_ = load_trained(str(trained))
+        scorers["trained"] = [scorer_.score(t["token_ids"][t["span"][0] : t["span"][1]], s)
+                              for t, s in zip(traces, scorers["self-information"], strict=True)]  # fmt: skip
     lines = [f"scorer check ({len(traces)} traces of {len(records)} train problems; share of tokens kept):"]
     for name, scores in scorers.items():
         lines.append(f"  {name}: " + "; ".join(_survival(pieces, scores, g) for g in gammas))
@@ -207,12 +279,20 @@ def main() -> None:
     t0 = time.perf_counter()
     try:
         force = tuple(x for x in args.force_tokens.split(",") if x)
-        config = TokenSkipConfig(force_tokens=force, force_digits=args.force_digits)
+        scorer_file, report = None, None
+        if args.scorer == "trained":
+            labels = build_labels(ctx, args.label_problems, args.label_samples, args.max_tokens)
+            scorer_file, report = fit_trained(ctx, labels)
+        config = TokenSkipConfig(force_tokens=force, force_digits=args.force_digits,
+                                 scorer_file=None if scorer_file is None else str(scorer_file))  # fmt: skip
         data = build_data(ctx, args.train_problems, args.max_tokens, config)
         base = ctx.evaluated("base", model)
         ctx.release()
-        run = ctx.trained("tokenskip" + ("-forced" if data.name.count("-forced") else ""), "sft_tokenskip", [f"data.path={data}", f"trainer.max_steps={args.steps}",
-                                                         *SFT_OVERRIDES])  # fmt: skip
+        label = (
+            "tokenskip" + ("-forced" if "-forced" in data.name else "") + ("-trained" if scorer_file else "")
+        )
+        run = ctx.trained(label, "sft_tokenskip", [f"data.path={data}", f"trainer.max_steps={args.steps}",
+                                                   *SFT_OVERRIDES])  # fmt: skip
         rest = evaluate(
             ctx, run["dir"], [g for g in gammas if g != 1.0]
         )  # 1.0: the plain prompt, run["eval"]
@@ -242,9 +322,15 @@ def main() -> None:
             f"accuracy gamma 0.6 vs 1.0: {-drop:+.1f} points ({'met' if drop <= 3 else 'missed'}: <= 3)"
         )
     tokenizer = AutoTokenizer.from_pretrained(model)
-    lines.append(f"forced tokens: {stats.get('forced', 'none')}")
+    lines.append(f"forced tokens: {stats.get('forced', 'none')}; scorer: {stats['scorer']}")
+    if report is not None:
+        lines.append(f"trained scorer: {report['fit_problems']} fit / {report['heldout_problems']} held-out "
+                     f"problems ({report['fit_tokens']} / {report['heldout_tokens']} tokens, keep rate "
+                     f"{report['heldout_keep_rate']:.0%} held out); held-out token AUROC {report['heldout_auroc']:.3f} "
+                     f"(self-information {report['heldout_auroc_self_information']:.3f}), fit {report['fit_auroc']:.3f}; "
+                     f"{report['wall_s']:.0f} s")  # fmt: skip
     lines += scorer_check(
-        ctx, data, tokenizer, [0.8, 0.6, 0.5], args.reference_scorer, args.reference_problems
+        ctx, data, tokenizer, [0.8, 0.6, 0.5], args.reference_scorer, args.reference_problems, scorer_file
     )
     lines.append(f"({time.perf_counter() - t0:.0f} s; cache {args.out})")
     print("\n".join(lines))

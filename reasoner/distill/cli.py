@@ -1,4 +1,4 @@
-"""``reasoner distill shortest-correct|dap|tokenskip``: build concise chain-of-thought SFT datasets.
+"""``reasoner distill shortest-correct|dap|tokenskip|tokenskip-scorer``: build concise chain-of-thought SFT datasets.
 
 A composition root like ``reasoner/cli.py``: it wires ``--benchmark`` names to ``evals.benchmarks.load_problems``
 (imported inside functions) and engines to ``reasoner.engines.load_engine``. Errors print one line and exit 2.
@@ -155,6 +155,9 @@ def add_parsers(subparsers: Any) -> None:
                    help="drop problems whose kept trace does not reach the gold answer (counted)")  # fmt: skip
     a.set_defaults(func=cmd_dap)
     add_tokenskip_parser(methods, fmt)
+    from reasoner.distill.scorer_cli import add_scorer_parser
+
+    add_scorer_parser(methods, fmt)
 
 
 _TOKENSKIP_DESCRIPTION = """\
@@ -195,6 +198,9 @@ def add_tokenskip_parser(methods: Any, fmt: Any) -> None:
     t.add_argument("--scorer-model", default=None, metavar="MODEL",
                    help="score tokens by their self-information under this reference causal LM (transformers; "
                    "Selective Context's setting) instead of MODEL's own logprobs. Default: MODEL's own")  # fmt: skip
+    t.add_argument("--scorer-file", default=None, metavar="FILE",
+                   help="score tokens by a trained keep scorer (reasoner distill tokenskip-scorer; LLMLingua-2's "
+                   "mould) on MODEL's tokens and self-information. Rows only: rerun on the same --out. Default: none")  # fmt: skip
     t.set_defaults(func=cmd_tokenskip)
 
 
@@ -342,6 +348,7 @@ def cmd_tokenskip(args: argparse.Namespace) -> int:
     try:
         config = TokenSkipConfig(gammas=parse_gammas(args.gammas), instruction=_instruction(args),
                                  scorer=args.scorer_model, force_digits=args.force_digits,
+                                 scorer_file=args.scorer_file,
                                  force_tokens=tuple(x.strip() for x in args.force_tokens.split(",") if x.strip()))  # fmt: skip
         spec = SampleSpec(n=args.n, max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                           seed=args.seed)  # fmt: skip
@@ -351,7 +358,11 @@ def cmd_tokenskip(args: argparse.Namespace) -> int:
     settings = {"method": "tokenskip", "model": args.model, "n": args.n, "max_tokens": args.max_tokens,
                 "temperature": args.temperature, "top_p": args.top_p, "scorer_model": args.scorer_model,
                 **_inputs(args)}  # fmt: skip
-    records = _records(args, settings)  # gammas only shape the rows: a rerun may change them
+    if args.scorer_file is not None:
+        _check_scorer_file(args.scorer_file)
+    records = _records(
+        args, settings
+    )  # gammas and --scorer-file only shape the rows: a rerun may change them
     t0 = time.perf_counter()
     todo = len([p for p in problems if p.id not in records.done_ids()])
     engine = _engine(args, args.model) if todo else None
@@ -369,6 +380,18 @@ def cmd_tokenskip(args: argparse.Namespace) -> int:
     write_dataset(args.out, tokenskip_rows(done, tokenizer, config), stats)
     print_stats(stats, Path(args.out))
     return 0
+
+
+def _check_scorer_file(path: str) -> None:
+    """Load the trained scorer once before any sampling (cached for the rows); one-line errors."""
+    from reasoner.distill.tokenskip import load_trained
+
+    if not Path(path).is_file():
+        raise CLIError(f"--scorer-file: no file {path!r}")
+    try:
+        load_trained(path)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
 
 
 def _reference_scorer(model: str) -> Any:

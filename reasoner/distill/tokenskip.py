@@ -17,7 +17,9 @@ information keeps 100% of the values the chain computes (the token after ``=``),
 (``TokenSkipConfig.scorer``, Selective Context's own setting) 72%, a random scorer 63%; ``numbers_kept@g`` in
 ``tokenskip_stats`` is the share of digit tokens kept. Its limit there: a near-deterministic model rates most
 tokens ~0 (operators, labels) and its re-checks no lower than its first chain, so compression thins every line
-instead of dropping the redundant re-checks (README "TokenSkip (issue [14])").
+instead of dropping the redundant re-checks (README "TokenSkip (issue [14])"). ``TokenSkipConfig.scorer_file``
+swaps in LLMLingua-2's kind of scorer, trained on the model's own shortest correct traces
+(``reasoner.distill.trained_scorer``).
 
 Selection (``keep_indices``): ``k = round(gamma * n)`` (halves up), the ``k`` highest scores kept, ties going to
 the earlier token, order preserved. Data: one SFT row per (correct trace, gamma) with the cue in the prompt;
@@ -30,6 +32,7 @@ their score (TokenSkip's LLaMA-3 setting: LLMLingua-2 with ``force_tokens=['Step
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import statistics
@@ -52,6 +55,7 @@ from reasoner.types import Completion, Problem, SampleSpec
 
 if TYPE_CHECKING:
     from reasoner.distill.scorers import ReferenceScorer
+    from reasoner.distill.trained_scorer import TrainedScorer
     from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,10 @@ class TokenSkipConfig:
     scorer: str | None = None
     """Importance scorer: None (default) the sampling model's own self-information; a model name: a reference
     causal LM's self-information (``reasoner.distill.scorers.ReferenceScorer``, Selective Context's setting)."""
+    scorer_file: str | None = None
+    """A trained keep scorer (``reasoner.distill.trained_scorer``, LLMLingua-2's mould, fitted by ``reasoner
+    distill tokenskip-scorer``): importance is its keep probability, read from the stored token ids and self-
+    information when the rows are built. Needs the records' own self-information (not ``scorer``). Default None."""
 
     def __post_init__(self) -> None:
         if not self.gammas:
@@ -89,6 +97,9 @@ class TokenSkipConfig:
                 raise ValueError(f"gammas: each ratio must be in (0, 1], got {gamma}") from None
         if len(set(self.gammas)) != len(self.gammas):
             raise ValueError(f"gammas: ratios must be distinct, got {list(self.gammas)}")
+        if self.scorer_file is not None and self.scorer is not None:
+            raise ValueError("scorer_file: the trained scorer reads the sampling model's own self-information; "
+                             f"drop the reference scorer {self.scorer!r}")  # fmt: skip
 
 
 def parse_gammas(text: str) -> tuple[float, ...]:
@@ -161,10 +172,20 @@ def forced_scores(
             for s, p in zip(scores, pieces, strict=True)]  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4)
+def load_trained(path: str) -> TrainedScorer:
+    """``TrainedScorer.load(path)``, once per path."""
+    from reasoner.distill.trained_scorer import TrainedScorer
+
+    return TrainedScorer.load(path)
+
+
 def span_scores(trace: Mapping[str, Any], tokenizer: Any, config: TokenSkipConfig) -> list[float]:
     """The scores of the trace's reasoning tokens, forced tokens raised (``forced_scores``)."""
     start, end = trace["span"]
     scores = trace["scores"][start:end]
+    if config.scorer_file is not None:
+        scores = load_trained(config.scorer_file).score(trace["token_ids"][start:end], scores)
     if not config.force_tokens and not config.force_digits:
         return list(scores)
     pieces = [tokenizer.decode([i]) for i in trace["token_ids"][start:end]]
@@ -266,6 +287,7 @@ def tokenskip_stats(
     stats: dict[str, Any] = {
         "method": "tokenskip",
         "scorer": "self-information" if config.scorer is None else f"reference {config.scorer}",
+        **({"scorer": f"trained {config.scorer_file}"} if config.scorer_file else {}),
         "forced": " ".join([*config.force_tokens, *(["<digits>"] if config.force_digits else [])]) or "none",
         "problems": len(records),
         "samples": len(samples),
