@@ -348,7 +348,7 @@ def test_load_rows_missing_path_is_an_error(tmp_path: Path):
 def test_distill_generated_benchmark_size_is_limit_else_the_documented_64(limit, count):
     import argparse
 
-    from reasoner.distill.cli import _problems
+    from reasoner.distill.cliargs import problems_from as _problems
 
     args = argparse.Namespace(data=None, benchmark="arith", levels="1,2", limit=limit, seed=0, split="test",
                               data_dir=None)  # fmt: skip

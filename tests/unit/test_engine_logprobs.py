@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from fake_scripts import P1, P2, SPEC, per_sample, plain, thinking, words
+from fake_scripts import P1, P2, SPEC, fake_probe, per_sample, plain, thinking, words
 
 from reasoner.engines.fake import FakeEngine, Trace
 from reasoner.strategies import STRATEGIES, build_strategy
@@ -111,11 +111,15 @@ PARAMS = {
     "budget-forcing": {"budget": "6", "min_thinking": "4"},
     "early-exit": {"min_gap": "2", "threshold": "0.99"},
     "deepconf": {"k": "3", "mode": "online", "warmup": "1", "window": "2"},
+    "adaptive:majority": {"mean": "3"},
+    "adaptive:short-m@k": {"mean": "3", "min_k": "2", "m": "2"},
 }
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
-def test_strategies_ask_for_logprobs_exactly_when_they_read_them(name):
+def test_strategies_ask_for_logprobs_exactly_when_they_read_them(name, monkeypatch):
+    if name.startswith("adaptive:"):
+        fake_probe(monkeypatch)  # a FakeEngine has no hidden states: predicted pass rates 0.5
     if name == "early-exit":
         engine = SpyEngine(_marker_script())
     else:
