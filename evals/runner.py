@@ -171,7 +171,10 @@ def sweep_problems(config: EvalConfig) -> list[Problem]:
         return problems
     from reasoner.prompts import compression_question
 
-    return [dataclasses.replace(p, question=compression_question(p.question, config.compression)) for p in problems]
+    return [
+        dataclasses.replace(p, question=compression_question(p.question, config.compression))
+        for p in problems
+    ]
 
 
 def run_sweep(
@@ -215,16 +218,9 @@ def run_sweep(
         results = _remote_units(config, todo, workers, proxy, map_with_engines, reuse=reuse,
                                 on_unit=lambda: bar.update(cells))  # fmt: skip
     else:
-        engine = (
-            engine
-            if engine is not None
-            else load_engine(
-                config.engine,
-                config.model,
-                dtype=config.dtype,
-                speculative=speculative_or_none(config.speculative),
-            )  # fmt: skip
-        )
+        if engine is None:
+            engine = load_engine(config.engine, config.model, dtype=config.dtype,
+                                 speculative=speculative_or_none(config.speculative))  # fmt: skip
         append_manifest(run_dir.path, run_manifest(config, engine))
         proxy = SweepEngine(engine, reuse=reuse)
         results = (run_unit(proxy, unit, entries, budgets, config, on_cell=bar.update) for unit in todo)
