@@ -26,14 +26,21 @@ PARAMS = {
     "budget-forcing": {"budget": "8", "min_thinking": "6", "answer_tokens": "4"},
     "early-exit": {"markers": "e|a", "min_gap": "4", "probe_tokens": "4", "max_probes": "2"},
     "deepconf": {"k": "4", "mode": "online", "warmup": "2", "window": "4"},
+    "adaptive:majority": {"mean": "3", "max_k": "5"},
+    "adaptive:short-m@k": {"mean": "3", "min_k": "2", "max_k": "5", "m": "2"},
 }
 KINDS = ["hf", "vllm"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", list(STRATEGIES))
-def test_strategy_on_real_engine(engines, kind, name):
-    results = build_strategy(name, PARAMS[name]).run_batch(engines[kind], PROBLEMS, SPEC)
+def test_strategy_on_real_engine(engines, kind, name, tmp_path):
+    params = dict(PARAMS[name])
+    if name.startswith(
+        "adaptive:"
+    ):  # a real probe file (planted weights) on the tiny model's real hidden states
+        params["probe"] = str(_planted_probe(engines[kind].model_name, tmp_path))
+    results = build_strategy(name, params).run_batch(engines[kind], PROBLEMS, SPEC)
     assert len(results) == len(PROBLEMS)
     for r in results:
         t = r.tokens
@@ -44,6 +51,23 @@ def test_strategy_on_real_engine(engines, kind, name):
         assert 0 < t.sequential <= t.generated
         assert 0 <= r.wall_s <= r.extra["batch_wall_s"] + 1e-6
         assert r.answer is None or r.answer in r.votes
+
+
+def _planted_probe(model: str, tmp_path):
+    """A linear probe over the last layer of ``model`` with seeded random weights (not fitted: the strategies
+    only need a probe of the right shape whose predictions differ across prompts)."""
+    import random
+
+    from transformers import AutoConfig
+
+    from reasoner.strategies.difficulty import LinearProbe
+
+    size = AutoConfig.from_pretrained(model).hidden_size
+    rng = random.Random(0)
+    weights = tuple(rng.gauss(0, 0.1) for _ in range(size))
+    return LinearProbe(layer=-1, mean=(0.0,) * size, std=(1.0,) * size, weights=weights, bias=0.5).save(
+        tmp_path / "difficulty_probe.json"
+    )
 
 
 def test_greedy_agrees_across_engines(engines):
