@@ -10,7 +10,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reasoner.argtypes import positive_int
 from reasoner.clitools import CLIError
@@ -30,10 +30,8 @@ from reasoner.distill.cliargs import (
 from reasoner.distill.shortest import SELECTS
 from reasoner.distill.tokenskip_cli import add_tokenskip_parser
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger("reasoner")
+
 _DESCRIPTION = {
     "shortest-correct": """\
 Sample N answers per problem with MODEL, grade them against the gold answers (reasoner.verify), keep the
