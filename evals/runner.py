@@ -267,14 +267,10 @@ def _remote_units(config: EvalConfig, todo: Sequence[WorkUnit], workers: int, sp
     jobs = [(unit, config, reuse) for unit in todo]
     ready: dict[int, list[Row]] = {}
     nxt = 0
-    extra = (
-        {"engine_kwargs": {"speculative": speculative_or_none(config.speculative)}}
-        if config.speculative
-        else {}
-    )
+    engine_kwargs = {"speculative": speculative_or_none(config.speculative)}
     for i, (rows, generated, replayed) in map_with_engines(run_unit_remote, jobs, engine=config.engine,
                                                            model=resolve(config.model), dtype=config.dtype,
-                                                           workers=workers, **extra):  # fmt: skip
+                                                           workers=workers, engine_kwargs=engine_kwargs):  # fmt: skip
         ready[i] = rows
         spent.spent, spent.served = spent.spent + generated, spent.served + replayed
         on_unit()

@@ -393,7 +393,7 @@ def test_sweep_workers_use_the_injected_replica_map(tmp_path, fake, tiny_model):
     cfg = _cfg(model=tiny_model)
     calls = []
 
-    def local_map(fn, items, *, engine, model, workers, dtype="auto"):
+    def local_map(fn, items, *, engine, model, workers, dtype="auto", engine_kwargs=None):
         calls.append((engine, model, workers, dtype, len(items)))
         for i in reversed(range(len(items))):  # out of order, as replicas finish
             yield i, fn(FakeEngine(script), items[i])
