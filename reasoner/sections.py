@@ -69,6 +69,25 @@ class RolloutConfig(Section):
     """Stop the run, naming the step, when the mean sync-check gap exceeds this (nats per token): the engine
     serves stale or wrong weights. fp32 noise is ~1e-5, bf16 ~0.035 (measured, ``reasoner.train.sync``); with
     fp32 engines ~1e-3 catches one missed sync. None: log only; off-policy pool rollouts are not checked."""
+    async_steps: int = Field(0, ge=0)
+    """Pipelined (asynchronous) rollouts: while the learner updates on step s, the rollout source already
+    generates the first-round batches of steps s+1..s+async_steps from the weights it holds, and new weights are
+    synced as soon as an update finishes (``reasoner.train.pipeline``). Rollouts are then up to async_steps
+    versions old (each group records its version; with a Ray pool ``ray.max_lag`` must allow it) and the loss is
+    corrected by ``importance_sampling``. Dynamic-sampling refills are generated on-policy at their step.
+    1 = one-step-off (verl, OpenRLHF). 0: synchronous, each step generates from its own weights. Default 0."""
+    importance_sampling: Literal[
+        "auto", "off", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"
+    ] = "auto"
+    """Off-policy correction with the engine's logprobs as the behaviour policy (``reasoner.offpolicy``; TRL's
+    ``vllm_importance_sampling_mode`` names): token_truncate = min(pi_old / mu, cap) per token (truncated IS),
+    *_mask zeroes ratios outside [cap_min, cap], sequence_* uses one ratio per completion. auto: token_truncate
+    when rollouts can be stale (``async_steps`` > 0 or ``ray.max_lag`` > 0), off otherwise. Needs
+    ``trainer.temperature`` 1.0 (engines report raw logprobs). Default auto."""
+    importance_sampling_cap: float = Field(3.0, gt=0)
+    """Upper bound C of the importance weights (TRL's ``vllm_importance_sampling_clip_max``). Default 3.0."""
+    importance_sampling_cap_min: float | None = Field(None, ge=0)
+    """Lower bound of the ratio for the *_mask modes (and a floor for *_truncate); None: none. Default None."""
     speculative: str | None = None
     """Lossless speculative decoding for the rollout engines, as ``--speculative``: ``ngram[:k=4,max=4,min=2]``
     (both engines) or ``suffix[:k=..]`` (vllm with the [suffix] extra); rollouts keep the policy's distribution

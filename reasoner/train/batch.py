@@ -94,6 +94,8 @@ class Group:
     """Per-row reward columns, n entries each."""
     keep: bool = True
     """False: a constant-reward group kept only to fill the batch (its loss is masked)."""
+    version: int = 0
+    """Weight version (trainer global step) that sampled the completions."""
 
 
 @dataclass
@@ -152,20 +154,30 @@ class ProblemStream:
         return out
 
 
-Generate = Callable[[Sequence[Problem], int], tuple[list[list[int]], list[list[Completion]]]]
+Generate = Callable[[Sequence[Problem], int], tuple[list[list[int]], list[list[Completion]], list[int]]]
+"""``generate(problems, round) -> (prompt ids, completion groups, weight version of each group)``."""
 Score = Callable[[Sequence[Problem], Sequence[Sequence[Completion]]], tuple[torch.Tensor, dict[str, list]]]
 
 
 def _run_round(problems, round_, generate: Generate, score: Score, n: int) -> list[Group]:
-    prompt_ids, completions = generate(problems, round_)
+    prompt_ids, completions, versions = generate(problems, round_)
     rewards, columns = score(problems, completions)
     groups = []
-    for i, (p, ids, comps) in enumerate(zip(problems, prompt_ids, completions, strict=True)):
+    for i, (p, ids, comps, version) in enumerate(
+        zip(problems, prompt_ids, completions, versions, strict=True)
+    ):
         if len(comps) != n:
             raise ValueError(f"rollout returned {len(comps)} completions for a prompt, expected {n}")
         rows = slice(i * n, (i + 1) * n)
         groups.append(
-            Group(p, list(ids), list(comps), rewards[rows], {k: v[rows] for k, v in columns.items()})
+            Group(
+                p,
+                list(ids),
+                list(comps),
+                rewards[rows],
+                {k: v[rows] for k, v in columns.items()},
+                version=version,
+            )  # fmt: skip
         )
     return groups
 

@@ -49,6 +49,7 @@ import torch
 
 from reasoner.advantages import rho_schedule
 from reasoner.config import ConfigError, RecipeConfig
+from reasoner.offpolicy import importance_weights, staleness_counts
 from reasoner.train.batch import Group, ProblemStream, RolloutBatch, Scorer, collect_batch
 from reasoner.train.collective import Collective, check_data_parallel, shard_bounds
 from reasoner.train.difficulty import (
@@ -57,6 +58,14 @@ from reasoner.train.difficulty import (
     PromptPruner,
     pass_rate_histogram,
     stream_pass_rate,
+)
+from reasoner.train.pipeline import (
+    OrderedRollout,
+    StepPlan,
+    importance_mode,
+    load_inflight,
+    save_inflight,
+    source_versions,
 )
 from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
@@ -83,7 +92,12 @@ class GRPOHooks(_Host):
         self, *args: Any, recipe: RecipeConfig, problems: Sequence[Problem], rollout: RolloutSource,
         reward_names: Sequence[str], **kwargs: Any,
     ):  # fmt: skip
-        self.recipe, self.rollout = recipe, rollout
+        self.recipe = recipe
+        self.rollout: Any = OrderedRollout(rollout) if recipe.rollout.async_steps > 0 else rollout
+        self._ahead: dict[int, StepPlan] = {}
+        """Steps planned ahead with their first-round generation in flight (``rollout.async_steps``)."""
+        self._first_round: Any = None
+        self._is_mode = importance_mode(recipe)
         d = recipe.difficulty
         pruner = PromptPruner(d.prune.skip_epochs, d.prune.min_seen) if d.prune.enabled else None
         self.difficulty = DifficultyState(PassRateTracker(d.momentum), pruner)
@@ -124,13 +138,17 @@ class GRPOHooks(_Host):
         if rows is None or len(rows) != len(prompts) or len(rows) % n:
             raise RuntimeError("rollout_func called outside _generate_and_score_completions")
         epoch, local = int(self.state.epoch or 0), len(rows) // n
-        problems = self._step_problems(local * self.comm.world)
-        original = [p.id for p in problems]  # before pruning's substitutions
-        problems, substituted = self._substitute_pruned(problems, epoch)
+        step, count = self.state.global_step, local * self.comm.world
+        plan = self._ahead.pop(step, None) or self._plan(step, count, epoch)
+        if plan.first_round is not None:  # prefetched: wait for it, then the engine is free for the sync
+            t0 = time.perf_counter()
+            plan.first_round.result()
+            self._timers["generate"] += time.perf_counter() - t0
+        self._first_round = plan.first_round
         self._sync_if_stale()
         ds = self.recipe.advantages.dynamic_sampling
         batch = collect_batch(
-            problems, n=n, generate=self._generate_groups, score=self._score_groups,
+            plan.problems, n=n, generate=self._generate_groups, score=self._score_groups,
             combine=self.scorer.combine, refill=self._take, dynamic_sampling=ds.enabled, eps=ds.eps,
             max_rounds=ds.max_rounds, oversample=ds.oversample,
         )  # fmt: skip
@@ -139,21 +157,40 @@ class GRPOHooks(_Host):
             for g in batch.observed:  # first round first: a prompt's own group, not a later refill's
                 seen.setdefault(g.problem.id, self._correct(g))
             rates = self.difficulty.tracker.rates
-            batch.stats["stream_pass_rate"] = stream_pass_rate(original, seen, rates)
+            batch.stats["stream_pass_rate"] = stream_pass_rate(plan.original, seen, rates)
             for g in batch.observed:
                 self.difficulty.observe(g.problem.id, self._correct(g), epoch)
-        batch.stats["substituted"] = float(substituted)
+        batch.stats["substituted"] = float(plan.substituted)
+        self._prefetch(step, count, epoch)
         self._pending = batch
         return self._rollout_output(batch, self._local_groups(local))
 
-    def _step_problems(self, count: int) -> list[Problem]:
-        """The step's first-round prompts: positions [s*count, (s+1)*count) of the order stream (module doc)."""
+    def _plan(self, step: int, count: int, epoch: int) -> StepPlan:
+        """Step ``step``'s first-round prompts: positions [s*count, (s+1)*count) of the order stream (module
+        doc), with pruned prompts swapped for fresh ones."""
         if count > len(self._order.problems):
             have = len(self._order.problems)
             raise ConfigError(f"data: a step needs {count} prompts but there are only {have} problems; raise "
                               "data.n or lower trainer.per_device_train_batch_size")  # fmt: skip
-        self._order.pos = self.state.global_step * count
-        return self._order.take(count)
+        self._order.pos = step * count
+        problems = self._order.take(count)
+        original = [p.id for p in problems]  # before pruning's substitutions
+        problems, substituted = self._substitute_pruned(problems, epoch)
+        return StepPlan(step, problems, original, substituted)
+
+    def _prefetch(self, step: int, count: int, epoch: int) -> None:
+        """Pipelined rollouts: plan steps step+1..step+async_steps and submit their first-round generation
+        (it runs while TRL updates on this step; ``reasoner.train.pipeline``)."""
+        last = min(step + self.recipe.rollout.async_steps, self.state.max_steps - 1)
+        for ahead in range(step + 1, last + 1):
+            if ahead in self._ahead:
+                continue
+            plan = self._plan(ahead, count, epoch)
+            ids = [self._prompt_ids(p) for p in plan.problems]
+            lo, hi = self._share(len(ids), generation=True)
+            spec = self._sample_spec(0, ahead)
+            plan.first_round = self.rollout.submit(ids[lo:hi], spec, entropies=self._want_entropies)
+            self._ahead[ahead] = plan
 
     def _local_groups(self, count: int) -> slice:
         """This rank's groups of the global batch: TRL's sampler hands rank r the r-th contiguous chunk."""
@@ -215,10 +252,11 @@ class GRPOHooks(_Host):
             )
         return self._prompt_cache[problem.id]
 
-    def _sample_spec(self, round_: int) -> SampleSpec:
-        """Rollout sampling: logprobs on, as TRL's importance ratios and the weight-sync check read them."""
-        a = self.args
-        seed = self.recipe.rollout.seed + 1_000_003 * self.state.global_step + 10_007 * round_
+    def _sample_spec(self, round_: int, step: int | None = None) -> SampleSpec:
+        """Rollout sampling for ``step`` (default: the current one): logprobs on, as the importance weights and
+        the weight-sync check read them."""
+        a, step = self.args, self.state.global_step if step is None else step
+        seed = self.recipe.rollout.seed + 1_000_003 * step + 10_007 * round_
         return SampleSpec(n=self.num_generations, max_tokens=a.max_completion_length,
                           temperature=a.temperature, top_p=a.top_p, top_k=a.top_k or 0, seed=seed,
                           logprobs=True)  # fmt: skip
@@ -230,13 +268,22 @@ class GRPOHooks(_Host):
         return shard_bounds(total, self.comm.world, self.comm.rank)
 
     def _generate_groups(self, problems: Sequence[Problem], round_: int):
-        """Every group's prompt ids and completions; this rank generates its share, the shares are gathered."""
+        """Every group's prompt ids, completions and weight version; this rank generates its share (or takes the
+        prefetched first round), the shares are gathered."""
         ids = [self._prompt_ids(p) for p in problems]
         lo, hi = self._share(len(problems), generation=True)
-        t0 = time.perf_counter()
-        mine = self.rollout.generate(ids[lo:hi], self._sample_spec(round_), entropies=self._want_entropies)
-        self._timers["generate"] += time.perf_counter() - t0
-        return ids, self.comm.concat(mine, "completions", self.state.global_step)
+        if round_ == 0 and self._first_round is not None:
+            mine, versions = self._first_round.result()
+            self._first_round = None
+        else:
+            t0 = time.perf_counter()
+            mine = self.rollout.generate(
+                ids[lo:hi], self._sample_spec(round_), entropies=self._want_entropies
+            )
+            versions = source_versions(self.rollout, len(mine))
+            self._timers["generate"] += time.perf_counter() - t0
+        both = self.comm.concat(list(zip(mine, versions, strict=True)), "completions", self.state.global_step)
+        return ids, [g for g, _ in both], [v for _, v in both]
 
     def _score_groups(self, problems, groups):
         """Rewards and reward columns of every group; this rank scores its share, the shares are gathered."""
@@ -328,7 +375,12 @@ class GRPOHooks(_Host):
         out["advantages"] = processed.advantages[local].to(device)
         out["tool_mask"] = processed.loss_mask[local, :width].to(device)  # our rollouts never set TRL's own
         out["num_items_in_batch"] = processed.loss_mask.sum().to(device)
-        self._check_sync(out, batch.groups[self._local_groups(rows // n)])
+        groups = batch.groups[self._local_groups(rows // n)]
+        versions = [g.version for g in groups for _ in g.completions]
+        learner = self._learner_logps(out) if self._is_mode is not None else None
+        self._check_sync(out, groups, versions, learner)
+        if self._is_mode is not None and learner is not None:
+            self._correct_off_policy(out, groups, learner)
         logged = self._logs["advantages"]
         for _ in range(min(len(processed.advantages), len(logged))):
             logged.pop()
@@ -339,26 +391,46 @@ class GRPOHooks(_Host):
             self._metrics["train"]["reasoner/d3s_rho"].append(rho)
         return out
 
-    def _check_sync(self, out: dict[str, Any], groups: Sequence[Group]) -> None:
+    def _learner_logps(self, out: dict[str, Any], rows: Sequence[int] | None = None) -> torch.Tensor:
+        """``(B, T)`` logprobs of the completion tokens of ``rows`` (default: all this rank's rows) under the
+        learner's current weights (no grad, raw logits), in chunks of ``per_device_train_batch_size`` rows."""
+        idx = list(range(len(out["completion_ids"]))) if rows is None else list(rows)
+        size, parts = max(self.args.per_device_train_batch_size, 1), []
+        for lo in range(0, len(idx), size):
+            sel = idx[lo : lo + size]
+            parts.append(token_logprobs(self.model, out["prompt_ids"][sel], out["prompt_mask"][sel],
+                                        out["completion_ids"][sel], out["completion_mask"][sel]).cpu())  # fmt: skip
+        return torch.cat(parts) if parts else torch.zeros(0, out["completion_ids"].shape[1])
+
+    def _check_sync(
+        self,
+        out: dict[str, Any],
+        groups: Sequence[Group],
+        versions: Sequence[int],
+        learner: torch.Tensor | None,
+    ) -> None:
         """Weight-sync check: the engine's logprobs of its sampled tokens against the learner's on the first
-        ``rollout.sync_check_rows`` rows of every rank; logs ``sync/logprob_gap_mean|max`` (nats) and raises
-        ``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap`` on on-policy rollouts."""
+        ``rollout.sync_check_rows`` rows of every rank sampled by the current weights (or, with pipelined
+        rollouts and none such, the first rows: one or a few updates old); logs ``sync/logprob_gap_mean|max``
+        (nats) and raises ``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap``, except on
+        rows a Ray pool's ``max_lag`` let go stale outside the pipeline."""
         cfg, step = self.recipe.rollout, self.state.global_step
-        k = min(cfg.sync_check_rows, len(out["completion_ids"]))
-        if k == 0:
+        fresh = [i for i, v in enumerate(versions) if v == step]
+        rows = (fresh or list(range(len(versions))))[: cfg.sync_check_rows]
+        if not rows:
             return
         t0 = time.perf_counter()
-        learner = token_logprobs(self.model, out["prompt_ids"][:k], out["prompt_mask"][:k],
-                                 out["completion_ids"][:k], out["completion_mask"][:k]).cpu()  # fmt: skip
-        engine = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions][:k]
-        parts = self.comm.all_gather(logprob_gap(learner, engine), "sync check", step)
+        mine = learner[rows] if learner is not None else self._learner_logps(out, rows)
+        engine_rows = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions]
+        engine = [engine_rows[i] for i in rows]
+        parts = self.comm.all_gather(logprob_gap(mine, engine), "sync check", step)
         count = sum(c for _, c, _ in parts)
         mean, worst = sum(t for t, _, _ in parts) / max(count, 1), max(m for _, _, m in parts)
         self._metrics["train"]["sync/logprob_gap_mean"].append(mean)
         self._metrics["train"]["sync/logprob_gap_max"].append(worst)
         self._timers["sync_check"] += time.perf_counter() - t0
-        on_policy = cfg.workers == 0 or self.recipe.ray.max_lag == 0
-        if cfg.max_logprob_gap is not None and on_policy and mean > cfg.max_logprob_gap:
+        enforced = self.comm.all_gather(bool(fresh) or cfg.async_steps > 0, "sync check", step)
+        if cfg.max_logprob_gap is not None and all(enforced) and mean > cfg.max_logprob_gap:
             raise WeightSyncError(
                 f"step {step}: the rollout engine's logprobs of its own sampled tokens differ from the learner's "
                 f"by {mean:.3g} nats per token on average (max {worst:.3g}; rollout.max_logprob_gap="
@@ -366,8 +438,41 @@ class GRPOHooks(_Host):
                 "not take effect?)"
             )
 
+    def _correct_off_policy(
+        self, out: dict[str, Any], groups: Sequence[Group], learner: torch.Tensor
+    ) -> None:
+        """Truncated importance weights of stale rollouts (``reasoner.offpolicy``), folded into per-token
+        advantages ``A_i * w_it``; logs them under TRL's ``sampling/*`` names."""
+        cfg, mask = self.recipe.rollout, out["completion_mask"] * out["tool_mask"]
+        behaviour = _pad_rows([c.logprobs or () for g in groups for c in g.completions], mask.shape, math.nan)
+        weights, stats = importance_weights(
+            learner, behaviour, mask.cpu(), mode=self._is_mode, cap=cfg.importance_sampling_cap,
+            cap_min=cfg.importance_sampling_cap_min,
+        )  # fmt: skip
+        out["advantages"] = out["advantages"].unsqueeze(1) * weights.to(out["advantages"].device)
+        parts = self.comm.all_gather(stats, "importance weights", self.state.global_step)
+        m = self._metrics["train"]
+        m["sampling/importance_sampling_ratio/min"].append(min(p["is_ratio_min"] for p in parts))
+        m["sampling/importance_sampling_ratio/max"].append(max(p["is_ratio_max"] for p in parts))
+        m["sampling/sampling_logp_difference/max"].append(max(p["logp_diff_max"] for p in parts))
+        for key, name in (("is_ratio_mean", "importance_sampling_ratio/mean"),
+                          ("logp_diff_mean", "sampling_logp_difference/mean"),
+                          ("truncated_frac", "importance_sampling_truncated_frac")):  # fmt: skip
+            m[f"sampling/{name}"].append(sum(p[key] for p in parts) / len(parts))
+
     def _log_batch(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]
+        lags = [self.state.global_step - g.version for g in batch.groups]
+        bound = max(
+            self.recipe.rollout.async_steps, self.recipe.ray.max_lag if self.recipe.rollout.workers else 0
+        )
+        if max(lags) > bound:  # the pipeline and the pool wait rather than let this happen
+            raise RuntimeError(f"step {self.state.global_step}: a rollout {max(lags)} versions old exceeds the "
+                               f"allowed lag {bound}")  # fmt: skip
+        m["async/staleness_mean"].append(sum(lags) / len(lags))
+        m["async/staleness_max"].append(float(max(lags)))
+        for lag, count in enumerate(staleness_counts(lags, bound + 1) if bound else ()):
+            m[f"async/staleness_hist/{lag}"].append(float(count))
         errors = error_count()  # verifier failures graded "error" while scoring (logged where they occur)
         m["verify/errors"].append(float(errors - self._verify_errors))
         self._verify_errors = errors
@@ -385,14 +490,23 @@ class GRPOHooks(_Host):
 
     def train(self, *args: Any, **kwargs: Any) -> Any:
         """TRL's ``train``; afterwards the rollout source holds the final weights (for evaluation)."""
-        out = super().train(*args, **kwargs)
+        try:
+            out = super().train(*args, **kwargs)
+        finally:
+            ahead, self._ahead = self._ahead, {}
+            if isinstance(self.rollout, OrderedRollout):  # batches prefetched past the last step are dropped
+                self.rollout.drain()
+                if ahead:
+                    log.info("dropped %d prefetched batch(es) past the last step", len(ahead))
         self._sync_if_stale()
         return out
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
+        folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        if self._ahead:  # every rank records its share of the in-flight batches
+            save_inflight(folder, [self._ahead[s] for s in sorted(self._ahead)], self.comm.rank)
         if self.args.should_save:
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
             state = {"global_step": self.state.global_step, "difficulty": self.difficulty.state_dict()}
             (folder / STATE_FILE).write_text(json.dumps(state))
 
@@ -402,11 +516,12 @@ class GRPOHooks(_Host):
         if path.exists():
             self.difficulty.load_state_dict(json.loads(path.read_text())["difficulty"])
             log.info("resumed difficulty state from %s", path)
+        self._ahead = load_inflight(Path(resume_from_checkpoint), self._order.problems, self.comm.rank)
         self.rollout.version = -1  # the engine still has the initial weights: sync before generating
 
 
-def _pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size) -> torch.Tensor:
-    out = torch.zeros(shape, dtype=torch.float32)
+def _pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size, fill: float = 0.0) -> torch.Tensor:
+    out = torch.full(shape, fill, dtype=torch.float32)
     for i, row in enumerate(rows):
         k = min(len(row), shape[1])
         if k:

@@ -33,6 +33,7 @@ from reasoner.config import ConfigError, RecipeConfig
 from reasoner.sections import LoraConfig
 from reasoner.speculation import speculative_or_none
 from reasoner.train.hooks import GRPOHooks
+from reasoner.train.pipeline import check_async
 from reasoner.train.rollout import PoolFollower, RolloutSource, make_rollout_source
 from reasoner.types import Problem
 
@@ -171,6 +172,7 @@ def grpo_config(recipe: RecipeConfig) -> Any:
     kwargs["remove_unused_columns"] = False
     kwargs["reward_weights"] = [r.weight for r in recipe.rewards]
     args = GRPOConfig(**kwargs)
+    check_async(recipe, args)
     k, n = recipe.advantages.d3s.sample_k, args.num_generations
     if recipe.advantages.d3s.enabled and k is not None and n is not None and k > n:
         raise ConfigError(
@@ -249,6 +251,8 @@ def build_trainer(
                 if r.workers > 0
                 else {}
             )
+            if pool:  # the pipeline's own lag (rollout.async_steps) counts against ray.max_lag
+                pool["max_lag"] -= r.async_steps
             rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed,
                                           workers=r.workers, max_model_len=r.max_model_len, pool=rollout_pool,
                                           speculative=speculative_or_none(r.speculative), **pool)  # fmt: skip

@@ -63,7 +63,7 @@ def run(problems, pool, source, *, dynamic=True, max_rounds=3, reward=None):
 
     def generate(probs, round_):
         ids = [render(tok, p.question) for p in probs]
-        return ids, source.generate(ids, SampleSpec(n=N, max_tokens=32, seed=round_))
+        return ids, source.generate(ids, SampleSpec(n=N, max_tokens=32, seed=round_)), [round_] * len(ids)
 
     batch = collect_batch(
         problems, n=N, generate=generate, score=scorer, combine=scorer.combine,

@@ -1,7 +1,7 @@
 """The layering of ../shared/DESIGN.md section 1, checked on the source: imports point downward only, counting
 imports inside functions (a lazy import is still an arrow), and no module imports itself back in a cycle.
 
-Layers: L0 types/config/sections/overrides/argtypes/clitools; L1 models, prompts, verify, advantages, length_caps,
+Layers: L0 types/config/sections/overrides/argtypes/clitools; L1 models, prompts, verify, advantages, offpolicy, length_caps,
 weights, and ``rewards/`` (which may import only L0-L1); L2 engines; L3 strategies; L4 train, organism, distill,
 and ``evals/`` (never train/dist); L5 dist; L6 the composition root (``reasoner/cli.py``, the subcommand CLI
 modules and ``reasoner/wiring.py``), which may import anything.
@@ -46,6 +46,7 @@ LAYERS = (
             "reasoner.prompts",
             "reasoner.verify",
             "reasoner.advantages",
+            "reasoner.offpolicy",
             "reasoner.length_caps",
             "reasoner.weights",
             "rewards",
