@@ -68,7 +68,9 @@ class RolloutConfig(Section):
     max_logprob_gap: float | None = Field(0.5, gt=0)
     """Stop the run, naming the step, when the mean sync-check gap exceeds this (nats per token): the engine
     serves stale or wrong weights. fp32 noise is ~1e-5, bf16 ~0.035 (measured, ``reasoner.train.sync``); with
-    fp32 engines ~1e-3 catches one missed sync. None: log only; off-policy pool rollouts are not checked."""
+    fp32 engines ~1e-3 catches one missed sync. None: log only. Only rows sampled by the current weights are
+    enforced (stale rows of a pool's ``max_lag`` or of ``async_steps`` are logged: their gap adds the updates
+    since; with ``async_steps`` the refill rounds and the first step are fresh)."""
     async_steps: int = Field(0, ge=0)
     """Pipelined (asynchronous) rollouts: while the learner updates on step s, the rollout source already
     generates the first-round batches of steps s+1..s+async_steps from the weights it holds, and new weights are

@@ -410,10 +410,10 @@ class GRPOHooks(_Host):
         learner: torch.Tensor | None,
     ) -> None:
         """Weight-sync check: the engine's logprobs of its sampled tokens against the learner's on the first
-        ``rollout.sync_check_rows`` rows of every rank sampled by the current weights (or, with pipelined
-        rollouts and none such, the first rows: one or a few updates old); logs ``sync/logprob_gap_mean|max``
-        (nats) and raises ``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap``, except on
-        rows a Ray pool's ``max_lag`` let go stale outside the pipeline."""
+        ``rollout.sync_check_rows`` rows of every rank sampled by the current weights (without such rows: the
+        first rows, stale, whose gap adds the updates since they were sampled); logs
+        ``sync/logprob_gap_mean|max`` (nats) and ``sync/checked_on_policy`` (1: every rank checked fresh rows),
+        and raises ``WeightSyncError`` when the mean on fresh rows exceeds ``rollout.max_logprob_gap``."""
         cfg, step = self.recipe.rollout, self.state.global_step
         fresh = [i for i, v in enumerate(versions) if v == step]
         rows = (fresh or list(range(len(versions))))[: cfg.sync_check_rows]
@@ -429,8 +429,9 @@ class GRPOHooks(_Host):
         self._metrics["train"]["sync/logprob_gap_mean"].append(mean)
         self._metrics["train"]["sync/logprob_gap_max"].append(worst)
         self._timers["sync_check"] += time.perf_counter() - t0
-        enforced = self.comm.all_gather(bool(fresh) or cfg.async_steps > 0, "sync check", step)
-        if cfg.max_logprob_gap is not None and all(enforced) and mean > cfg.max_logprob_gap:
+        on_policy = all(self.comm.all_gather(bool(fresh), "sync check", step))
+        self._metrics["train"]["sync/checked_on_policy"].append(float(on_policy))
+        if cfg.max_logprob_gap is not None and on_policy and mean > cfg.max_logprob_gap:
             raise WeightSyncError(
                 f"step {step}: the rollout engine's logprobs of its own sampled tokens differ from the learner's "
                 f"by {mean:.3g} nats per token on average (max {worst:.3g}; rollout.max_logprob_gap="

@@ -120,12 +120,27 @@ def StopAfter(step: int):  # noqa: N802 - a TrainerCallback instance (transforme
     return _Stop()
 
 
+def KillAfterSave(step: int):  # noqa: N802 - a TrainerCallback instance (transformers imported lazily)
+    """SIGKILL this process once the checkpoint of ``step`` is saved: a crash between steps."""
+    import signal
+
+    from transformers import TrainerCallback
+
+    class _Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return _Kill()
+
+
 def train_worker(
     recipe: str, per_device: int, out: str, script_options: dict, extra: list[str], resume: bool = False,
-    stop_after: int | None = None,
+    stop_after: int | None = None, kill_after: int | None = None,
 ) -> dict:  # fmt: skip
     """One learner process: train ``recipe`` on the scripted engine; return its step snapshots and weights.
-    ``stop_after``: end the run after that step (its checkpoint saved), as a crash between steps would."""
+    ``stop_after``: end the run after that step (its checkpoint saved), as a crash between steps would;
+    ``kill_after``: SIGKILL the process once that step's checkpoint is saved."""
     from transformers import AutoTokenizer
 
     from reasoner.engines.fake import FakeEngine
@@ -142,6 +157,8 @@ def train_worker(
     rollout = EngineRollout(FakeEngine(ArithScript(problems, **script_options), tokenizer))
     recorder = Recorder()
     callbacks = [recorder.callback] if stop_after is None else [recorder.callback, StopAfter(stop_after)]
+    if kill_after is not None:
+        callbacks.append(KillAfterSave(kill_after))
     trainer = build_trainer(config, reward_funcs=build_rewards(config.rewards), problems=problems,
                             rollout=rollout, callbacks=callbacks, quiet=True)  # fmt: skip
     recorder.trainer = trainer

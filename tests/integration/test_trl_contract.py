@@ -231,3 +231,30 @@ def test_dapo_normalises_by_our_num_items_in_batch(contract):
     scaled = {**batch, "num_items_in_batch": batch["num_items_in_batch"] * 4}
     assert trl_loss(trainer, scaled, "dapo").item() == pytest.approx(base / 4, rel=REL)
     assert_agree(trainer, scaled, trl_loss(trainer, scaled, "dapo"), logps)
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_per_token_advantages_equal_trls_own_importance_correction(contract, loss_type):
+    """Our off-policy correction (``reasoner.offpolicy``) hands TRL advantages ``A_i * w_it``; TRL's own
+    ``vllm_importance_sampling_correction`` multiplies each token's loss by ``w_it``. Same loss, same gradient."""
+    from reasoner.offpolicy import importance_weights
+
+    trainer, batch = contract
+    batch = masked(batch)
+    logps = our_logps(trainer, batch).detach()
+    g = torch.Generator().manual_seed(1)
+    behaviour = logps + 0.5 * torch.randn(logps.shape, generator=g)  # a stale policy's logprobs
+    mask = batch["completion_mask"] * batch["tool_mask"]
+    weights, stats = importance_weights(logps, behaviour, mask, mode="token_truncate", cap=2.0)
+    assert 0 < stats["truncated_frac"] < 1
+    ours = trl_loss(trainer, {**batch, "advantages": batch["advantages"].unsqueeze(1) * weights}, loss_type)
+    trainer.use_vllm, trainer.vllm_importance_sampling_correction = True, True  # TRL's own path, loss only
+    try:
+        theirs = trl_loss(trainer, {**batch, "importance_sampling_ratio": weights}, loss_type)
+    finally:
+        trainer.use_vllm, trainer.vllm_importance_sampling_correction = False, False
+    assert abs(ours.item() - theirs.item()) <= 1e-6 * max(1.0, abs(theirs.item()))
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    grads = [torch.autograd.grad(x, params) for x in (ours, theirs)]
+    diff = sum(((a - b) ** 2).sum() for a, b in zip(*grads, strict=True)).sqrt()
+    assert diff <= 1e-6 * sum((a**2).sum() for a in grads[1]).sqrt()

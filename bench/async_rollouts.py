@@ -1,0 +1,201 @@
+"""Pipelined rollouts (``rollout.async_steps``): step time synchronous vs pipelined, and DLER's effect with them.
+
+Three parts (``--parts``), each printing its table:
+
+- ``scripted``: the ideal. The rollout source is a scripted engine whose generation takes a fixed
+  ``--gen-s`` seconds (a sleep, so it uses no CPU); the learner is the real tiny Qwen2 (grpo recipe, its update
+  time measured). Synchronous step = generate + update + sync; pipelined, the ideal is
+  max(generate, update) + sync. Target: pipelined step <= 1.1x that ideal (issue [15]). Both runs alternate
+  ``--repeats`` times; the mean step time of steps 2.. (step 1 has nothing prefetched) is reported.
+- ``pool``: a 1-worker Ray pool serving smollm2-135m with vLLM, the learner in this process (2 cores shared by
+  learner, worker and Ray: report only).
+- ``dler``: ``recipes/dler_overthinker.yaml`` (100 steps on the organism) with async_steps 0 and 1, 2 seeds each;
+  held-out accuracy (avg@4) and mean length on ``--problems`` multistep test problems, and the importance-weight
+  and staleness statistics of the pipelined runs. Each run's result is cached under ``--out``.
+
+    .venv/bin/python bench/async_rollouts.py --parts scripted pool     # ~10 min, run alone
+    .venv/bin/python bench/async_rollouts.py --parts dler              # ~40 min on 2 cores (cached per run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import cpu_env, train_and_eval
+
+TINY = ["model.name=tiny-random-qwen2", "data.n=64", "data.levels=[1]", "trainer.num_generations=4",
+        "trainer.per_device_train_batch_size=16", "trainer.max_completion_length=48", "trainer.save_strategy=no",
+        "rollout.sync_check_rows=0"]  # fmt: skip
+
+
+class TimedScript:
+    """A scripted engine's answers: a short boxed answer whose correctness varies with the sample index."""
+
+    def __call__(self, text: str, j: int):
+        from reasoner.engines.fake import Trace
+
+        return Trace("so " * (j % 5) + f"\\boxed{{{j % 3}}}")
+
+
+def _fixed_time_source(gen_s: float):
+    from reasoner.engines.fake import FakeEngine
+    from reasoner.models import resolve
+    from reasoner.train.rollout import EngineRollout
+
+    class FixedTime(EngineRollout):
+        def generate(self, prompts, spec, *, entropies=False):
+            t0 = time.perf_counter()
+            out = super().generate(prompts, spec, entropies=entropies)
+            time.sleep(max(0.0, gen_s - (time.perf_counter() - t0)))
+            return out
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve("tiny-random-qwen2"))
+    return FixedTime(FakeEngine(TimedScript(), tok))
+
+
+def _step_times(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "step_time" in r and "reward" in r]
+
+
+def _train(recipe: str, overrides: list[str], out: Path, rollout=None) -> list[dict]:
+    from reasoner.train.cli import train_recipe
+
+    train_recipe(recipe, [*overrides, f"trainer.output_dir={out}"], rollout=rollout, quiet=True)
+    return _step_times(out)
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return statistics.mean(r.get(key, 0.0) for r in rows[1:])
+
+
+def scripted(args) -> list[str]:
+    lines = [f"(a) scripted engine, generation fixed at {args.gen_s:.2f} s; learner: tiny Qwen2, grpo recipe, "
+             f"{args.steps} steps x {args.repeats} alternating runs each"]  # fmt: skip
+    results: dict[int, list[list[dict]]] = {0: [], 1: []}
+    with tempfile.TemporaryDirectory(prefix="async-bench-") as tmp:
+        for rep in range(args.repeats):
+            for k in (0, 1):
+                over = [*TINY, f"trainer.max_steps={args.steps}", f"rollout.async_steps={k}",
+                        "rollout.engine=hf"]  # fmt: skip
+                rows = _train("grpo", over, Path(tmp) / f"s{k}-{rep}", rollout=_fixed_time_source(args.gen_s))
+                results[k].append(rows)
+    sync = [r for rows in results[0] for r in rows[1:]]
+    pipe = [r for rows in results[1] for r in rows[1:]]
+    gen, update = args.gen_s, statistics.mean(r["time/update"] for r in sync)
+    sync_s = statistics.mean(r["time/sync"] for r in sync)
+    t_sync, t_pipe = statistics.mean(r["step_time"] for r in sync), statistics.mean(r["step_time"] for r in pipe)
+    other = t_sync - gen - update - sync_s  # scoring, advantages, TRL's own work, measured in the sync run
+    ideal = max(gen, update) + sync_s + other
+    lines += [
+        f"  synchronous step {t_sync:.2f} s = generate {gen:.2f} + update {update:.2f} + sync {sync_s:.2f} "
+        f"+ other {other:.2f}",
+        f"  pipelined step   {t_pipe:.2f} s (waited for generation {statistics.mean(r['time/generate'] for r in pipe):.2f} s)",
+        f"  ideal max(generate, update) + sync + other = {ideal:.2f} s",
+        f"  pipelined / ideal = {t_pipe / ideal:.3f}  (target <= 1.1: {'met' if t_pipe / ideal <= 1.1 else 'MISSED'})"
+        f";  speed-up over synchronous {t_sync / t_pipe:.2f}x",
+    ]  # fmt: skip
+    return lines
+
+
+def pool(args) -> list[str]:
+    over = ["model.name=smollm2-135m", "rollout.engine=vllm", "rollout.workers=1", "ray.num_cpus=1",
+            "ray.max_lag=1", f"trainer.max_steps={args.pool_steps}", "trainer.per_device_train_batch_size=16",
+            "trainer.num_generations=4", "trainer.max_completion_length=128", "trainer.save_strategy=no",
+            "advantages.dynamic_sampling.enabled=false", "trainer.bf16=true"]  # fmt: skip
+    lines = [f"(b) 1-worker Ray pool, smollm2-135m on vLLM, dler recipe without refills, {args.pool_steps} steps, "
+             "16 rows x 128 tokens; learner in this process (2 shared cores)"]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="async-pool-") as tmp:
+        for k in (0, 1):
+            rows = _train("dler", [*over, f"rollout.async_steps={k}"], Path(tmp) / f"p{k}")
+            lines.append(
+                f"  async_steps={k}: step {_mean(rows, 'step_time'):.1f} s (generate/wait "
+                f"{_mean(rows, 'time/generate'):.1f}, update {_mean(rows, 'time/update'):.1f}, sync "
+                f"{_mean(rows, 'time/sync'):.1f}), steps 2..{len(rows)}"
+            )
+    return lines
+
+
+def dler(args) -> list[str]:
+    from evals.benchmarks import load_benchmark
+
+    problems = list(load_benchmark("multistep", split="test", n=args.problems, seed=0).problems)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = {}
+    for seed in args.seeds:
+        for k in (0, 1):
+            path = out / f"dler-async{k}-seed{seed}.json"
+            if not path.exists():
+                over = [f"rollout.async_steps={k}", f"trainer.seed={seed}", f"rollout.seed={seed}",
+                        "trainer.save_strategy=no"]  # fmt: skip
+                with tempfile.TemporaryDirectory(prefix="async-dler-") as tmp:
+                    result = train_and_eval("dler_overthinker", over, problems, tmp, samples=4, max_tokens=700,
+                                            temperature=1.0)  # fmt: skip
+                    rows = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+                result["steps_log"] = [{key: v for key, v in r.items() if key.startswith(("sampling/", "async/"))
+                                        or key in ("step", "step_time")} for r in rows if "reward" in r]  # fmt: skip
+                path.write_text(json.dumps(result))
+            table[(k, seed)] = json.loads(path.read_text())
+    lines = [f"(c) DLER on the organism (dler_overthinker, 100 steps), held-out {args.problems} multistep test "
+             "problems, avg@4, T=1.0", "  async  seed  accuracy  mean length  train s"]  # fmt: skip
+    for (k, seed), r in sorted(table.items()):
+        lines.append(f"  {k:5d}  {seed:4d}  {r['accuracy']:7.1%}  {r['mean_length']:11.1f}  {r['train_s']:7.0f}")
+    for k in (0, 1):
+        acc = [table[(k, s)]["accuracy"] for s in args.seeds]
+        ln = [table[(k, s)]["mean_length"] for s in args.seeds]
+        lines.append(f"  async {k} mean: accuracy {statistics.mean(acc):.1%}, length {statistics.mean(ln):.1f}")
+    for seed in args.seeds:
+        steps = table[(1, seed)]["steps_log"][1:]
+        if steps:
+            def avg(key: str) -> float:
+                return statistics.mean(r.get(key, 0.0) for r in steps)
+
+            lines.append(
+                f"  async 1 seed {seed}: staleness mean {avg('async/staleness_mean'):.2f}; IS ratio mean "
+                f"{avg('sampling/importance_sampling_ratio/mean'):.3f}, min {min(r['sampling/importance_sampling_ratio/min'] for r in steps):.3f}, "
+                f"max {max(r['sampling/importance_sampling_ratio/max'] for r in steps):.3f}; truncated "
+                f"{avg('sampling/importance_sampling_truncated_frac'):.2%} of tokens; |logp diff| mean "
+                f"{avg('sampling/sampling_logp_difference/mean'):.4f}"
+            )  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", choices=["scripted", "pool", "dler"], default=["scripted", "pool"],
+                    help="which parts to run. Default: scripted pool")  # fmt: skip
+    ap.add_argument("--gen-s", type=float, default=None,
+                    help="scripted generation time (s). Default: the measured update time")  # fmt: skip
+    ap.add_argument("--steps", type=int, default=6, help="steps per scripted run. Default: %(default)s")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating scripted runs. Default: %(default)s")
+    ap.add_argument("--pool-steps", type=int, default=4, help="steps per pool run. Default: %(default)s")
+    ap.add_argument("--problems", type=int, default=100, help="held-out problems (dler). Default: %(default)s")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="DLER seeds. Default: 0 1")
+    ap.add_argument("--out", default="runs/async", help="cache of the DLER runs. Default: %(default)s")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    cpu_env()
+    if args.gen_s is None and "scripted" in args.parts:
+        with tempfile.TemporaryDirectory(prefix="async-probe-") as tmp:
+            rows = _train("grpo", [*TINY, "trainer.max_steps=3", "rollout.engine=hf"], Path(tmp),
+                          rollout=_fixed_time_source(0.0))  # fmt: skip
+        args.gen_s = round(_mean(rows, "time/update"), 2)
+        logging.info("scripted generation time = measured update time %.2f s", args.gen_s)
+    lines: list[str] = []
+    for part in args.parts:
+        lines += {"scripted": scripted, "pool": pool, "dler": dler}[part](args)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

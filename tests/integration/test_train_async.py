@@ -1,0 +1,117 @@
+"""Pipelined rollouts (``rollout.async_steps``, ``reasoner.train.pipeline``) through the real trainer.
+
+With the scripted engine of ``test_train_distributed`` (its completions do not depend on the weights), a
+pipelined run without the off-policy correction must train exactly like the synchronous one: the same prompts
+(pruning's substitutions included), seeds, completions, refills, tracker and weights; only the version each
+group was sampled with differs. With the correction on it must still mean the same at 2 learner processes as
+at 1, and a run SIGKILLed between steps and resumed must train the same batches as one that never stopped
+(the in-flight batch is recorded in the checkpoint). On the real tiny model the engine's logprobs are the
+learner's, so the importance weights measure one update's drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_train_distributed import train_worker
+
+ASYNC = ["rollout.async_steps=1"]
+
+
+def _metrics(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _max_gap(a: dict, b: dict) -> float:
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def _train_pair(recipe: str, out: str) -> tuple[dict, dict]:
+    sync = train_worker(recipe, 16, f"{out}/sync", {}, ["trainer.max_steps=3"])
+    pipelined = train_worker(recipe, 16, f"{out}/async", {},
+                             ["trainer.max_steps=3", *ASYNC, "rollout.importance_sampling=off"])  # fmt: skip
+    return sync, pipelined
+
+
+@pytest.mark.parametrize("recipe", ["dler", "dler_da", "prune"])
+def test_pipelined_rollouts_without_correction_train_like_synchronous_ones(recipe, tmp_path):
+    from reasoner.train.launch import launch_local
+
+    [(sync, pipelined)] = launch_local(_train_pair, (recipe, str(tmp_path)), nproc=1)
+    assert sync["moved"] > 1e-3, "the weights did not move: the comparison would be vacuous"
+    assert len(sync["steps"]) == len(pipelined["steps"]) == 3
+    for a, b in zip(sync["steps"], pipelined["steps"], strict=True):
+        assert a == b
+    assert _max_gap(sync["weights"], pipelined["weights"]) <= 1e-6
+    lags = [r.get("async/staleness_max") for r in _metrics(tmp_path / "async") if "reward" in r]
+    assert lags == [0.0, 1.0, 1.0], "steps 2 and 3 should train on rollouts one version old"
+    assert all(r["async/staleness_max"] == 0.0 for r in _metrics(tmp_path / "sync") if "reward" in r)
+    assert not any(k.startswith("sampling/") for r in _metrics(tmp_path / "sync") for k in r)
+
+
+def test_two_processes_with_pipelined_corrected_rollouts_train_like_one(tmp_path):
+    from reasoner.train.launch import launch_local
+
+    extra = [*ASYNC, "trainer.max_steps=3"]
+    [one] = launch_local(train_worker, ("dler_da", 16, str(tmp_path / "one"), {}, extra), nproc=1)
+    two = launch_local(train_worker, ("dler_da", 8, str(tmp_path / "two"), {}, extra), nproc=2)
+    assert one["moved"] > 1e-4
+    for rank in two:
+        for a, b in zip(one["steps"], rank["steps"], strict=True):
+            for key in ("problems", "completions", "rewards", "keep", "loss_mask", "stats", "tracker"):
+                assert a[key] == b[key], key
+    assert _max_gap(one["weights"], two[0]["weights"]) <= 1e-5
+    steps = [r for r in _metrics(tmp_path / "one") if "reward" in r]
+    assert all("sampling/importance_sampling_ratio/mean" in r for r in steps)
+    assert steps[-1]["async/staleness_hist/1"] == 4.0  # all 4 groups of step 3 are one version old
+
+
+def test_a_run_killed_between_steps_resumes_its_in_flight_batch(tmp_path):
+    """dler_da, 2 processes, one-step-off: 3 steps straight vs a run SIGKILLed right after checkpoint-1 was
+    saved (the batch of step 2 was in flight), resumed. Same batches and weights; nothing generated twice."""
+    from reasoner.train.collective import RankFailedError
+    from reasoner.train.launch import launch_local
+
+    extra = [*ASYNC, "trainer.max_steps=3", "trainer.save_strategy=steps", "trainer.save_steps=1"]
+    straight = launch_local(train_worker, ("dler_da", 8, str(tmp_path / "a"), {}, extra), nproc=2)
+    with pytest.raises(RankFailedError, match="SIGKILL"):
+        launch_local(train_worker, ("dler_da", 8, str(tmp_path / "b"), {}, extra, False, None, 1), nproc=2)
+    checkpoint = tmp_path / "b" / "checkpoint-1"
+    for rank in (0, 1):
+        [entry] = json.loads((checkpoint / f"reasoner_inflight.{rank}.json").read_text())
+        assert entry["step"] == 1 and set(entry["versions"]) == {0} and len(entry["groups"]) == 2
+    assert not (tmp_path / "b" / "checkpoint-2").exists()
+    resumed = launch_local(train_worker, ("dler_da", 8, str(tmp_path / "b"), {}, extra, True), nproc=2)
+    for a, b in zip(straight, resumed, strict=True):
+        assert len(b["steps"]) == 2, "the resumed run should train steps 2 and 3"
+        assert a["steps"][1:] == b["steps"]
+        assert _max_gap(a["weights"], b["weights"]) <= 1e-6
+
+
+def test_pipelined_rollouts_on_the_real_model_log_one_update_of_drift(tmp_path, tiny_model):
+    """The hf engine's logprobs are the learner's: at step 1 the importance weights are 1 (same weights); from
+    step 2 on the rollouts are one update old, so the learner's logprobs have moved and the weights show it."""
+    from test_train_trainer import AlignedReward, hf_rollout, problems, tiny_recipe
+
+    from reasoner.train.trainer import build_trainer
+
+    recipe = tiny_recipe(tmp_path, *ASYNC, "trainer.max_steps=3", "trainer.learning_rate=0.05",
+                         "trainer.temperature=1.0")  # fmt: skip
+    trainer = build_trainer(recipe, reward_funcs=[AlignedReward(constant_even=False)], problems=problems(),
+                            rollout=hf_rollout(tiny_model), quiet=True)  # fmt: skip
+    trainer.train()
+    steps = [r for r in _metrics(tmp_path) if "reward" in r]
+    assert [r["async/staleness_max"] for r in steps] == [0.0, 1.0, 1.0]
+    assert steps[0]["sampling/sampling_logp_difference/max"] < 1e-4
+    assert steps[0]["sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-4)
+    assert steps[0]["sync/checked_on_policy"] == 1.0 and steps[0]["sync/logprob_gap_mean"] < 1e-4
+    for r in steps[1:]:
+        assert r["sampling/sampling_logp_difference/mean"] > 1e-4
+        assert r["sampling/importance_sampling_ratio/max"] <= 3.0
+        assert r["sync/checked_on_policy"] == 0.0  # stale rows: their gap (logged) adds one update's drift
+    assert trainer.rollout.version == 3 and not trainer._ahead
+    assert torch.equal(
+        trainer.rollout.source.engine.model.model.embed_tokens.weight, trainer.model.model.embed_tokens.weight
+    ), "after train() the engine holds the final weights"
