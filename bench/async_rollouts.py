@@ -93,7 +93,10 @@ def scripted(args) -> list[str]:
     pipe = [r for rows in results[1] for r in rows[1:]]
     gen, update = args.gen_s, statistics.mean(r["time/update"] for r in sync)
     sync_s = statistics.mean(r["time/sync"] for r in sync)
-    t_sync, t_pipe = statistics.mean(r["step_time"] for r in sync), statistics.mean(r["step_time"] for r in pipe)
+    t_sync, t_pipe = (
+        statistics.mean(r["step_time"] for r in sync),
+        statistics.mean(r["step_time"] for r in pipe),
+    )
     other = t_sync - gen - update - sync_s  # scoring, advantages, TRL's own work, measured in the sync run
     ideal = max(gen, update) + sync_s + other
     lines += [
@@ -141,7 +144,9 @@ def dler(args) -> list[str]:
                 with tempfile.TemporaryDirectory(prefix="async-dler-") as tmp:
                     result = train_and_eval("dler_overthinker", over, problems, tmp, samples=4, max_tokens=700,
                                             temperature=1.0)  # fmt: skip
-                    rows = [json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
+                    rows = [
+                        json.loads(line) for line in (Path(tmp) / "metrics.jsonl").read_text().splitlines()
+                    ]
                 result["steps_log"] = [{key: v for key, v in r.items() if key.startswith(("sampling/", "async/"))
                                         or key in ("step", "step_time")} for r in rows if "reward" in r]  # fmt: skip
                 path.write_text(json.dumps(result))
@@ -149,15 +154,20 @@ def dler(args) -> list[str]:
     lines = [f"(c) DLER on the organism (dler_overthinker, 100 steps), held-out {args.problems} multistep test "
              "problems, avg@4, T=1.0", "  async  seed  accuracy  mean length  train s"]  # fmt: skip
     for (k, seed), r in sorted(table.items()):
-        lines.append(f"  {k:5d}  {seed:4d}  {r['accuracy']:7.1%}  {r['mean_length']:11.1f}  {r['train_s']:7.0f}")
+        lines.append(
+            f"  {k:5d}  {seed:4d}  {r['accuracy']:7.1%}  {r['mean_length']:11.1f}  {r['train_s']:7.0f}"
+        )
     for k in (0, 1):
         acc = [table[(k, s)]["accuracy"] for s in args.seeds]
         ln = [table[(k, s)]["mean_length"] for s in args.seeds]
-        lines.append(f"  async {k} mean: accuracy {statistics.mean(acc):.1%}, length {statistics.mean(ln):.1f}")
+        lines.append(
+            f"  async {k} mean: accuracy {statistics.mean(acc):.1%}, length {statistics.mean(ln):.1f}"
+        )
     for seed in args.seeds:
         steps = table[(1, seed)]["steps_log"][1:]
         if steps:
-            def avg(key: str) -> float:
+
+            def avg(key: str, steps: list[dict] = steps) -> float:
                 return statistics.mean(r.get(key, 0.0) for r in steps)
 
             lines.append(
@@ -179,11 +189,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="steps per scripted run. Default: %(default)s")
     ap.add_argument("--repeats", type=int, default=2, help="alternating scripted runs. Default: %(default)s")
     ap.add_argument("--pool-steps", type=int, default=4, help="steps per pool run. Default: %(default)s")
-    ap.add_argument("--problems", type=int, default=100, help="held-out problems (dler). Default: %(default)s")
+    ap.add_argument(
+        "--problems", type=int, default=100, help="held-out problems (dler). Default: %(default)s"
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="DLER seeds. Default: 0 1")
     ap.add_argument("--out", default="runs/async", help="cache of the DLER runs. Default: %(default)s")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    from reasoner.wiring import wire
+
+    wire()  # the organism alias (overthinker) resolves here too
     cpu_env()
     if args.gen_s is None and "scripted" in args.parts:
         with tempfile.TemporaryDirectory(prefix="async-probe-") as tmp:

@@ -25,6 +25,13 @@ same deterministic code on the whole batch (pruning substitution, dynamic sampli
 pass-rate tracker, batch normalisation, D3S) before training on its own slice of whole groups. With a Ray
 rollout pool (``rollout.workers > 0``) rank 0 generates everything and syncs the pool's weights.
 
+Pipelined rollouts (``rollout.async_steps = k > 0``, ``reasoner.train.pipeline``): at the end of step s's
+rollout the hooks plan steps s+1..s+k (prompts and substitutions, in the order a synchronous run would) and
+submit their first-round generation, which runs while TRL updates on step s; step s+j takes it, syncs its
+weights, and generates its refill rounds on-policy. Every group carries the weight version that sampled it;
+stale rollouts are corrected with truncated importance weights (``reasoner.train.checks``), and checkpoints
+record the in-flight batches.
+
 After every weight sync the engine's logprobs of its sampled tokens are compared with the learner's
 (``reasoner.train.sync``: ``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops
 the run (stale or wrong weights). Runtime events that do not stop a run are logged and counted per step:
@@ -49,8 +56,8 @@ import torch
 
 from reasoner.advantages import rho_schedule
 from reasoner.config import ConfigError, RecipeConfig
-from reasoner.offpolicy import importance_weights, staleness_counts
 from reasoner.train.batch import Group, ProblemStream, RolloutBatch, Scorer, collect_batch
+from reasoner.train.checks import PolicyChecks, pad_rows
 from reasoner.train.collective import Collective, check_data_parallel, shard_bounds
 from reasoner.train.difficulty import (
     DifficultyState,
@@ -69,14 +76,9 @@ from reasoner.train.pipeline import (
 )
 from reasoner.train.postprocess import Processed, process_advantages
 from reasoner.train.rollout import RolloutSource
-from reasoner.train.sync import WeightSyncError, logprob_gap, merged_weights, token_logprobs
+from reasoner.train.sync import merged_weights
 from reasoner.types import Problem, SampleSpec
 from reasoner.verify import error_count
-
-_Host: Any = object
-"""The base of the mixin, typed Any: the attributes and methods it uses (``args``, ``state``, ``accelerator``,
-``_generate_and_score_completions``, ...) come from TRL's GRPOTrainer, which ``trainer_class()`` puts after it
-in the MRO; this module does not import trl, so the type checker sees them as Any."""
 
 log = logging.getLogger(__name__)
 STATE_FILE = "reasoner_state.json"
@@ -85,7 +87,7 @@ STATE_FILE = "reasoner_state.json"
 __all__ = ["STATE_FILE", "GRPOHooks"]
 
 
-class GRPOHooks(_Host):
+class GRPOHooks(PolicyChecks):
     """Our hooks on top of GRPOTrainer (see the module docstring). Mixed in by ``trainer_class()``."""
 
     def __init__(
@@ -362,9 +364,7 @@ class GRPOHooks(_Host):
         if self._want_entropies:
             total = d3s.schedule_steps or max(self.state.max_steps, 1)
             rho = rho_schedule(step, total, d3s.rho_start, d3s.rho_end, d3s.schedule)
-            entropies = _pad_rows(
-                [c.entropies or () for g in batch.groups for c in g.completions], full.shape
-            )
+            entropies = pad_rows([c.entropies or () for g in batch.groups for c in g.completions], full.shape)
         processed = process_advantages(
             self.scorer.combine(batch.rewards), full, n, keep_groups=batch.keep,
             normalize=adv.normalize, eps=adv.eps, token_weighted=adv.token_weighted,
@@ -391,89 +391,9 @@ class GRPOHooks(_Host):
             self._metrics["train"]["reasoner/d3s_rho"].append(rho)
         return out
 
-    def _learner_logps(self, out: dict[str, Any], rows: Sequence[int] | None = None) -> torch.Tensor:
-        """``(B, T)`` logprobs of the completion tokens of ``rows`` (default: all this rank's rows) under the
-        learner's current weights (no grad, raw logits), in chunks of ``per_device_train_batch_size`` rows."""
-        idx = list(range(len(out["completion_ids"]))) if rows is None else list(rows)
-        size, parts = max(self.args.per_device_train_batch_size, 1), []
-        for lo in range(0, len(idx), size):
-            sel = idx[lo : lo + size]
-            parts.append(token_logprobs(self.model, out["prompt_ids"][sel], out["prompt_mask"][sel],
-                                        out["completion_ids"][sel], out["completion_mask"][sel]).cpu())  # fmt: skip
-        return torch.cat(parts) if parts else torch.zeros(0, out["completion_ids"].shape[1])
-
-    def _check_sync(
-        self,
-        out: dict[str, Any],
-        groups: Sequence[Group],
-        versions: Sequence[int],
-        learner: torch.Tensor | None,
-    ) -> None:
-        """Weight-sync check: the engine's logprobs of its sampled tokens against the learner's on the first
-        ``rollout.sync_check_rows`` rows of every rank sampled by the current weights (without such rows: the
-        first rows, stale, whose gap adds the updates since they were sampled); logs
-        ``sync/logprob_gap_mean|max`` (nats) and ``sync/checked_on_policy`` (1: every rank checked fresh rows),
-        and raises ``WeightSyncError`` when the mean on fresh rows exceeds ``rollout.max_logprob_gap``."""
-        cfg, step = self.recipe.rollout, self.state.global_step
-        fresh = [i for i, v in enumerate(versions) if v == step]
-        rows = (fresh or list(range(len(versions))))[: cfg.sync_check_rows]
-        if not rows:
-            return
-        t0 = time.perf_counter()
-        mine = learner[rows] if learner is not None else self._learner_logps(out, rows)
-        engine_rows = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions]
-        engine = [engine_rows[i] for i in rows]
-        parts = self.comm.all_gather(logprob_gap(mine, engine), "sync check", step)
-        count = sum(c for _, c, _ in parts)
-        mean, worst = sum(t for t, _, _ in parts) / max(count, 1), max(m for _, _, m in parts)
-        self._metrics["train"]["sync/logprob_gap_mean"].append(mean)
-        self._metrics["train"]["sync/logprob_gap_max"].append(worst)
-        self._timers["sync_check"] += time.perf_counter() - t0
-        on_policy = all(self.comm.all_gather(bool(fresh), "sync check", step))
-        self._metrics["train"]["sync/checked_on_policy"].append(float(on_policy))
-        if cfg.max_logprob_gap is not None and on_policy and mean > cfg.max_logprob_gap:
-            raise WeightSyncError(
-                f"step {step}: the rollout engine's logprobs of its own sampled tokens differ from the learner's "
-                f"by {mean:.3g} nats per token on average (max {worst:.3g}; rollout.max_logprob_gap="
-                f"{cfg.max_logprob_gap}): the engine is serving stale or wrong weights (a weight sync that did "
-                "not take effect?)"
-            )
-
-    def _correct_off_policy(
-        self, out: dict[str, Any], groups: Sequence[Group], learner: torch.Tensor
-    ) -> None:
-        """Truncated importance weights of stale rollouts (``reasoner.offpolicy``), folded into per-token
-        advantages ``A_i * w_it``; logs them under TRL's ``sampling/*`` names."""
-        cfg, mask = self.recipe.rollout, out["completion_mask"] * out["tool_mask"]
-        behaviour = _pad_rows([c.logprobs or () for g in groups for c in g.completions], mask.shape, math.nan)
-        weights, stats = importance_weights(
-            learner, behaviour, mask.cpu(), mode=self._is_mode, cap=cfg.importance_sampling_cap,
-            cap_min=cfg.importance_sampling_cap_min,
-        )  # fmt: skip
-        out["advantages"] = out["advantages"].unsqueeze(1) * weights.to(out["advantages"].device)
-        parts = self.comm.all_gather(stats, "importance weights", self.state.global_step)
-        m = self._metrics["train"]
-        m["sampling/importance_sampling_ratio/min"].append(min(p["is_ratio_min"] for p in parts))
-        m["sampling/importance_sampling_ratio/max"].append(max(p["is_ratio_max"] for p in parts))
-        m["sampling/sampling_logp_difference/max"].append(max(p["logp_diff_max"] for p in parts))
-        for key, name in (("is_ratio_mean", "importance_sampling_ratio/mean"),
-                          ("logp_diff_mean", "sampling_logp_difference/mean"),
-                          ("truncated_frac", "importance_sampling_truncated_frac")):  # fmt: skip
-            m[f"sampling/{name}"].append(sum(p[key] for p in parts) / len(parts))
-
     def _log_batch(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]
-        lags = [self.state.global_step - g.version for g in batch.groups]
-        bound = max(
-            self.recipe.rollout.async_steps, self.recipe.ray.max_lag if self.recipe.rollout.workers else 0
-        )
-        if max(lags) > bound:  # the pipeline and the pool wait rather than let this happen
-            raise RuntimeError(f"step {self.state.global_step}: a rollout {max(lags)} versions old exceeds the "
-                               f"allowed lag {bound}")  # fmt: skip
-        m["async/staleness_mean"].append(sum(lags) / len(lags))
-        m["async/staleness_max"].append(float(max(lags)))
-        for lag, count in enumerate(staleness_counts(lags, bound + 1) if bound else ()):
-            m[f"async/staleness_hist/{lag}"].append(float(count))
+        self._log_staleness(batch)
         errors = error_count()  # verifier failures graded "error" while scoring (logged where they occur)
         m["verify/errors"].append(float(errors - self._verify_errors))
         self._verify_errors = errors
@@ -519,12 +439,3 @@ class GRPOHooks(_Host):
             log.info("resumed difficulty state from %s", path)
         self._ahead = load_inflight(Path(resume_from_checkpoint), self._order.problems, self.comm.rank)
         self.rollout.version = -1  # the engine still has the initial weights: sync before generating
-
-
-def _pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size, fill: float = 0.0) -> torch.Tensor:
-    out = torch.full(shape, fill, dtype=torch.float32)
-    for i, row in enumerate(rows):
-        k = min(len(row), shape[1])
-        if k:
-            out[i, :k] = torch.tensor(row[:k], dtype=torch.float32)
-    return out

@@ -115,3 +115,17 @@ def test_pipelined_rollouts_on_the_real_model_log_one_update_of_drift(tmp_path, 
     assert torch.equal(
         trainer.rollout.source.engine.model.model.embed_tokens.weight, trainer.model.model.embed_tokens.weight
     ), "after train() the engine holds the final weights"
+
+
+@pytest.mark.ray
+def test_a_one_worker_ray_pool_pipelines_within_max_lag(tmp_path):
+    from test_train_distributed import TINY_CLI
+
+    from reasoner.cli import main
+
+    out = tmp_path / "pool"
+    assert main(["train", "dler", *TINY_CLI, "trainer.max_steps=3", "rollout.workers=1", "ray.num_cpus=0.5",
+                 "ray.max_lag=1", *ASYNC, f"trainer.output_dir={out}"]) == 0  # fmt: skip
+    steps = [r for r in _metrics(out) if "reward" in r]
+    assert [r["async/staleness_max"] for r in steps] == [0.0, 1.0, 1.0]
+    assert all(r["sampling/importance_sampling_ratio/max"] <= 3.0 for r in steps)
