@@ -34,16 +34,19 @@ __all__ = ["PolicyChecks", "pad_rows"]
 class PolicyChecks(_Host):
     """Weight-sync check, off-policy correction and staleness of the GRPO hooks (see the module docstring)."""
 
-    def _learner_logps(self, out: dict[str, Any], rows: Sequence[int] | None = None) -> torch.Tensor:
-        """``(B, T)`` logprobs of the completion tokens of ``rows`` (default: all this rank's rows) under the
-        learner's current weights (no grad, raw logits), in chunks of ``per_device_train_batch_size`` rows."""
-        idx = list(range(len(out["completion_ids"]))) if rows is None else list(rows)
-        size, parts = max(self.args.per_device_train_batch_size, 1), []
-        for lo in range(0, len(idx), size):
-            sel = idx[lo : lo + size]
-            parts.append(token_logprobs(self.model, out["prompt_ids"][sel], out["prompt_mask"][sel],
-                                        out["completion_ids"][sel], out["completion_mask"][sel]).cpu())  # fmt: skip
-        return torch.cat(parts) if parts else torch.zeros(0, out["completion_ids"].shape[1])
+    def _learner_logps(self, out: dict[str, Any]) -> torch.Tensor:
+        """``(B, T)`` logprobs of this rank's completion tokens under the learner's current weights (no grad),
+        computed as TRL computes its old logprobs (``_get_per_token_logps_and_entropies``: in chunks of
+        ``per_device_train_batch_size`` rows, logits over the temperature, which the correction requires to be
+        1.0, so they are the raw logprobs the engines report)."""
+        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+        mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+        with torch.no_grad():
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, ids, mask, out["completion_ids"].shape[1],
+                batch_size=self.args.per_device_train_batch_size,
+            )  # fmt: skip
+        return logps.float().cpu()
 
     def _check_sync(
         self,
@@ -63,7 +66,11 @@ class PolicyChecks(_Host):
         if not rows:
             return
         t0 = time.perf_counter()
-        mine = learner[rows] if learner is not None else self._learner_logps(out, rows)
+        if learner is not None:
+            mine = learner[rows]
+        else:
+            mine = token_logprobs(self.model, out["prompt_ids"][rows], out["prompt_mask"][rows],
+                                  out["completion_ids"][rows], out["completion_mask"][rows]).cpu()  # fmt: skip
         engine_rows = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions]
         engine = [engine_rows[i] for i in rows]
         parts = self.comm.all_gather(logprob_gap(mine, engine), "sync check", step)

@@ -413,14 +413,28 @@ class GRPOHooks(PolicyChecks):
         """TRL's ``train``; afterwards the rollout source holds the final weights (for evaluation)."""
         try:
             out = super().train(*args, **kwargs)
-        finally:
-            ahead, self._ahead = self._ahead, {}
-            if isinstance(self.rollout, OrderedRollout):  # batches prefetched past the last step are dropped
-                self.rollout.drain()
-                if ahead:
-                    log.info("dropped %d prefetched batch(es) past the last step", len(ahead))
+        except BaseException:
+            self._drop_prefetched(failed=True)
+            raise
+        self._drop_prefetched(failed=False)
         self._sync_if_stale()
         return out
+
+    def _drop_prefetched(self, failed: bool) -> None:
+        """After ``train``: wait for the generations still in flight (a run stopped early by a callback leaves
+        them; a checkpoint has already recorded them) and drop them. After a failure their errors are logged,
+        not raised over the failure's own."""
+        ahead, self._ahead = self._ahead, {}
+        if not isinstance(self.rollout, OrderedRollout):
+            return
+        try:
+            self.rollout.drain()
+        except Exception:
+            if not failed:
+                raise
+            log.exception("a prefetched rollout failed too")
+        if ahead:
+            log.info("dropped %d prefetched batch(es) past the step the run stopped at", len(ahead))
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

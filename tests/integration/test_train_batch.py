@@ -77,6 +77,7 @@ def test_refill_replaces_constant_groups_and_keeps_gold_answers_aligned(source):
     pool = make_problems(12, constant={0, 2, 5, 6})
     batch, reward = run(pool[:4], pool, source)
     assert [g.problem.id for g in batch.groups][1::2] == ["p1", "p3"]  # signal groups stay in place
+    assert [g.version for g in batch.groups][1::2] == [0, 0] and max(g.version for g in batch.observed) >= 1
     assert all(g.keep for g in batch.groups)
     assert {g.problem.id for g in batch.groups[0::2]}.isdisjoint({"p0", "p2", "p5", "p6"})
     assert batch.stats["refill_rounds"] >= 1 and batch.stats["frac_zero_std_groups"] == 0.5

@@ -254,6 +254,8 @@ def test_per_token_advantages_equal_trls_own_importance_correction(contract, los
     finally:
         trainer.use_vllm, trainer.vllm_importance_sampling_correction = False, False
     assert abs(ours.item() - theirs.item()) <= 1e-6 * max(1.0, abs(theirs.item()))
+    plain = trl_loss(trainer, batch, loss_type).item()
+    assert abs(plain - theirs.item()) > 1e-4 * max(abs(plain), 1e-3), "the weights should change the loss"
     params = [p for p in trainer.model.parameters() if p.requires_grad]
     grads = [torch.autograd.grad(x, params) for x in (ours, theirs)]
     diff = sum(((a - b) ** 2).sum() for a, b in zip(*grads, strict=True)).sqrt()
