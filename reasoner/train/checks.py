@@ -1,5 +1,6 @@
-"""Checks on what the learner trains on, mixed into the GRPO hooks (``reasoner.train.hooks``): the weight-sync
-check, the off-policy correction of stale rollouts, and the staleness of every step's groups.
+"""Checks and per-step metrics of what the learner trains on, mixed into the GRPO hooks
+(``reasoner.train.hooks``): the weight-sync check, the off-policy correction of stale rollouts, the staleness
+of every step's groups, and the batch's counters (verifier errors, dynamic sampling, pass-rate histogram).
 
 - Weight-sync check (``reasoner.train.sync``): the engine's logprobs of its sampled tokens against the
   learner's; a mean gap above ``rollout.max_logprob_gap`` on rows sampled by the current weights stops the run.
@@ -22,7 +23,9 @@ import torch
 
 from reasoner.offpolicy import importance_weights, staleness_counts
 from reasoner.train.batch import Group, RolloutBatch
+from reasoner.train.difficulty import pass_rate_histogram
 from reasoner.train.sync import WeightSyncError, logprob_gap, token_logprobs
+from reasoner.verify import error_count
 
 _Host: Any = object
 """The base of the mixin, typed Any: ``args``, ``state``, ``comm``, ``model``, ``recipe``, ``_metrics`` and
@@ -33,6 +36,9 @@ __all__ = ["PolicyChecks", "pad_rows"]
 
 class PolicyChecks(_Host):
     """Weight-sync check, off-policy correction and staleness of the GRPO hooks (see the module docstring)."""
+
+    _verify_errors: int
+    """Verifier errors counted up to the previous step (``verify/errors`` logs the difference)."""
 
     def _learner_logps(self, out: dict[str, Any]) -> torch.Tensor:
         """``(B, T)`` logprobs of this rank's completion tokens under the learner's current weights (no grad),
@@ -110,6 +116,24 @@ class PolicyChecks(_Host):
                           ("logp_diff_mean", "sampling_logp_difference/mean"),
                           ("truncated_frac", "importance_sampling_truncated_frac")):  # fmt: skip
             m[f"sampling/{name}"].append(sum(p[key] for p in parts) / len(parts))
+
+    def _log_batch(self, batch: RolloutBatch) -> None:
+        m = self._metrics["train"]
+        self._log_staleness(batch)
+        errors = error_count()  # verifier failures graded "error" while scoring (logged where they occur)
+        m["verify/errors"].append(float(errors - self._verify_errors))
+        self._verify_errors = errors
+        for key, value in batch.stats.items():
+            if math.isfinite(value):
+                m[f"reasoner/{key}"].append(value)
+        tracker = self.difficulty.tracker
+        if self.recipe.difficulty.track:
+            bins = pass_rate_histogram(tracker.rates.values(), 5)
+            for i, count in enumerate(bins):
+                m[f"difficulty/pass_rate_hist/{i / 5:.1f}-{(i + 1) / 5:.1f}"].append(float(count))
+            m["difficulty/tracked_prompts"].append(float(len(tracker)))
+        if self.difficulty.pruner is not None:
+            m["difficulty/pruned_prompts"].append(float(len(self.difficulty.pruner.pruned)))
 
     def _log_staleness(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]

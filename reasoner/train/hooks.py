@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -63,11 +62,11 @@ from reasoner.train.difficulty import (
     DifficultyState,
     PassRateTracker,
     PromptPruner,
-    pass_rate_histogram,
     stream_pass_rate,
 )
 from reasoner.train.pipeline import (
     OrderedRollout,
+    PipelineHooks,
     StepPlan,
     importance_mode,
     load_inflight,
@@ -87,7 +86,7 @@ STATE_FILE = "reasoner_state.json"
 __all__ = ["STATE_FILE", "GRPOHooks"]
 
 
-class GRPOHooks(PolicyChecks):
+class GRPOHooks(PolicyChecks, PipelineHooks):
     """Our hooks on top of GRPOTrainer (see the module docstring). Mixed in by ``trainer_class()``."""
 
     def __init__(
@@ -96,8 +95,7 @@ class GRPOHooks(PolicyChecks):
     ):  # fmt: skip
         self.recipe = recipe
         self.rollout: Any = OrderedRollout(rollout) if recipe.rollout.async_steps > 0 else rollout
-        self._ahead: dict[int, StepPlan] = {}
-        """Steps planned ahead with their first-round generation in flight (``rollout.async_steps``)."""
+        self._ahead = {}
         self._first_round: Any = None
         self._is_mode = importance_mode(recipe)
         d = recipe.difficulty
@@ -179,20 +177,6 @@ class GRPOHooks(PolicyChecks):
         original = [p.id for p in problems]  # before pruning's substitutions
         problems, substituted = self._substitute_pruned(problems, epoch)
         return StepPlan(step, problems, original, substituted)
-
-    def _prefetch(self, step: int, count: int, epoch: int) -> None:
-        """Pipelined rollouts: plan steps step+1..step+async_steps and submit their first-round generation
-        (it runs while TRL updates on this step; ``reasoner.train.pipeline``)."""
-        last = min(step + self.recipe.rollout.async_steps, self.state.max_steps - 1)
-        for ahead in range(step + 1, last + 1):
-            if ahead in self._ahead:
-                continue
-            plan = self._plan(ahead, count, epoch)
-            ids = [self._prompt_ids(p) for p in plan.problems]
-            lo, hi = self._share(len(ids), generation=True)
-            spec = self._sample_spec(0, ahead)
-            plan.first_round = self.rollout.submit(ids[lo:hi], spec, entropies=self._want_entropies)
-            self._ahead[ahead] = plan
 
     def _local_groups(self, count: int) -> slice:
         """This rank's groups of the global batch: TRL's sampler hands rank r the r-th contiguous chunk."""
@@ -391,24 +375,6 @@ class GRPOHooks(PolicyChecks):
             self._metrics["train"]["reasoner/d3s_rho"].append(rho)
         return out
 
-    def _log_batch(self, batch: RolloutBatch) -> None:
-        m = self._metrics["train"]
-        self._log_staleness(batch)
-        errors = error_count()  # verifier failures graded "error" while scoring (logged where they occur)
-        m["verify/errors"].append(float(errors - self._verify_errors))
-        self._verify_errors = errors
-        for key, value in batch.stats.items():
-            if math.isfinite(value):
-                m[f"reasoner/{key}"].append(value)
-        tracker = self.difficulty.tracker
-        if self.recipe.difficulty.track:
-            bins = pass_rate_histogram(tracker.rates.values(), 5)
-            for i, count in enumerate(bins):
-                m[f"difficulty/pass_rate_hist/{i / 5:.1f}-{(i + 1) / 5:.1f}"].append(float(count))
-            m["difficulty/tracked_prompts"].append(float(len(tracker)))
-        if self.difficulty.pruner is not None:
-            m["difficulty/pruned_prompts"].append(float(len(self.difficulty.pruner.pruned)))
-
     def train(self, *args: Any, **kwargs: Any) -> Any:
         """TRL's ``train``; afterwards the rollout source holds the final weights (for evaluation)."""
         try:
@@ -419,22 +385,6 @@ class GRPOHooks(PolicyChecks):
         self._drop_prefetched(failed=False)
         self._sync_if_stale()
         return out
-
-    def _drop_prefetched(self, failed: bool) -> None:
-        """After ``train``: wait for the generations still in flight (a run stopped early by a callback leaves
-        them; a checkpoint has already recorded them) and drop them. After a failure their errors are logged,
-        not raised over the failure's own."""
-        ahead, self._ahead = self._ahead, {}
-        if not isinstance(self.rollout, OrderedRollout):
-            return
-        try:
-            self.rollout.drain()
-        except Exception:
-            if not failed:
-                raise
-            log.exception("a prefetched rollout failed too")
-        if ahead:
-            log.info("dropped %d prefetched batch(es) past the step the run stopped at", len(ahead))
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)

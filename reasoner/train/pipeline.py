@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "INFLIGHT_FILE",
     "OrderedRollout",
+    "PipelineHooks",
     "StepPlan",
     "check_async",
     "importance_mode",
@@ -164,6 +165,48 @@ class StepPlan:
     first_round: Future | None = None
     """The prefetched first-round generation (``(groups, versions)``, this rank's share); None: generate at
     the step."""
+
+
+_Host: Any = object
+"""The base of the mixin, typed Any: ``state``, ``recipe``, ``rollout``, ``_ahead``, ``_plan``, ``_share``,
+``_prompt_ids`` and ``_sample_spec`` come from the GRPO hooks it is mixed into (``reasoner.train.hooks``)."""
+
+
+class PipelineHooks(_Host):
+    """The GRPO hooks' part of pipelining: submit the steps ahead, drop what is left in flight at the end."""
+
+    _ahead: dict[int, StepPlan]
+    """Steps planned ahead with their first-round generation in flight (``rollout.async_steps``)."""
+
+    def _prefetch(self, step: int, count: int, epoch: int) -> None:
+        """Pipelined rollouts: plan steps step+1..step+async_steps and submit their first-round generation
+        (it runs while TRL updates on this step; ``reasoner.train.pipeline``)."""
+        last = min(step + self.recipe.rollout.async_steps, self.state.max_steps - 1)
+        for ahead in range(step + 1, last + 1):
+            if ahead in self._ahead:
+                continue
+            plan = self._plan(ahead, count, epoch)
+            ids = [self._prompt_ids(p) for p in plan.problems]
+            lo, hi = self._share(len(ids), generation=True)
+            spec = self._sample_spec(0, ahead)
+            plan.first_round = self.rollout.submit(ids[lo:hi], spec, entropies=self._want_entropies)
+            self._ahead[ahead] = plan
+
+    def _drop_prefetched(self, failed: bool) -> None:
+        """After ``train``: wait for the generations still in flight (a run stopped early by a callback leaves
+        them; a checkpoint has already recorded them) and drop them. After a failure their errors are logged,
+        not raised over the failure's own."""
+        ahead, self._ahead = self._ahead, {}
+        if not isinstance(self.rollout, OrderedRollout):
+            return
+        try:
+            self.rollout.drain()
+        except Exception:
+            if not failed:
+                raise
+            log.exception("a prefetched rollout failed too")
+        if ahead:
+            log.info("dropped %d prefetched batch(es) past the step the run stopped at", len(ahead))
 
 
 def importance_mode(recipe: RecipeConfig) -> ISMode | None:
