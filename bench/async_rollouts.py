@@ -5,8 +5,9 @@ Three parts (``--parts``), each printing its table:
 - ``scripted``: the ideal. The rollout source is a scripted engine whose generation takes a fixed
   ``--gen-s`` seconds (a sleep, so it uses no CPU); the learner is the real tiny Qwen2 (grpo recipe, its update
   time measured). Synchronous step = generate + update + sync; pipelined, the ideal is
-  max(generate, update) + sync. Target: pipelined step <= 1.1x that ideal (issue [15]). Both runs alternate
-  ``--repeats`` times; the mean step time of steps 2.. (step 1 has nothing prefetched) is reported.
+  max(generate, update) + sync. Target: pipelined step <= 1.1x that ideal (issue [15]). Three arms alternate
+  ``--repeats`` times: synchronous, pipelined, pipelined without the off-policy correction (whose extra
+  learner forward pass is serial); the mean step time of steps 2.. (step 1 has nothing prefetched).
 - ``pool``: a 1-worker Ray pool serving smollm2-135m with vLLM, the learner in this process (2 cores shared by
   learner, worker and Ray: report only).
 - ``dler``: ``recipes/dler_overthinker.yaml`` (100 steps on the organism) with async_steps 0 and 1, 2 seeds each;
@@ -78,35 +79,44 @@ def _mean(rows: list[dict], key: str) -> float:
     return statistics.mean(r.get(key, 0.0) for r in rows[1:])
 
 
+ARMS = {
+    "synchronous": ["rollout.async_steps=0"],
+    "pipelined": ["rollout.async_steps=1"],
+    "pipelined, no correction": ["rollout.async_steps=1", "rollout.importance_sampling=off"],
+}
+
+
 def scripted(args) -> list[str]:
-    lines = [f"(a) scripted engine, generation fixed at {args.gen_s:.2f} s; learner: tiny Qwen2, grpo recipe, "
-             f"{args.steps} steps x {args.repeats} alternating runs each"]  # fmt: skip
-    results: dict[int, list[list[dict]]] = {0: [], 1: []}
+    lines = [f"(a) scripted engine, generation fixed at {args.gen_s:.2f} s (a sleep); learner: tiny Qwen2, grpo "
+             f"recipe, 16 rows x 48 tokens; {args.steps} steps x {args.repeats} alternating runs per arm, steps "
+             "2.. averaged"]  # fmt: skip
+    rows: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory(prefix="async-bench-") as tmp:
         for rep in range(args.repeats):
-            for k in (0, 1):
-                over = [*TINY, f"trainer.max_steps={args.steps}", f"rollout.async_steps={k}",
-                        "rollout.engine=hf"]  # fmt: skip
-                rows = _train("grpo", over, Path(tmp) / f"s{k}-{rep}", rollout=_fixed_time_source(args.gen_s))
-                results[k].append(rows)
-    sync = [r for rows in results[0] for r in rows[1:]]
-    pipe = [r for rows in results[1] for r in rows[1:]]
-    gen, update = args.gen_s, statistics.mean(r["time/update"] for r in sync)
-    sync_s = statistics.mean(r["time/sync"] for r in sync)
-    t_sync, t_pipe = (
-        statistics.mean(r["step_time"] for r in sync),
-        statistics.mean(r["step_time"] for r in pipe),
-    )
-    other = t_sync - gen - update - sync_s  # scoring, advantages, TRL's own work, measured in the sync run
-    ideal = max(gen, update) + sync_s + other
-    lines += [
-        f"  synchronous step {t_sync:.2f} s = generate {gen:.2f} + update {update:.2f} + sync {sync_s:.2f} "
-        f"+ other {other:.2f}",
-        f"  pipelined step   {t_pipe:.2f} s (waited for generation {statistics.mean(r['time/generate'] for r in pipe):.2f} s)",
-        f"  ideal max(generate, update) + sync + other = {ideal:.2f} s",
-        f"  pipelined / ideal = {t_pipe / ideal:.3f}  (target <= 1.1: {'met' if t_pipe / ideal <= 1.1 else 'MISSED'})"
-        f";  speed-up over synchronous {t_sync / t_pipe:.2f}x",
-    ]  # fmt: skip
+            for i, (arm, extra) in enumerate(ARMS.items()):
+                over = [*TINY, f"trainer.max_steps={args.steps}", "rollout.engine=hf", *extra]
+                got = _train("grpo", over, Path(tmp) / f"{i}-{rep}", rollout=_fixed_time_source(args.gen_s))
+                rows[arm] += got[1:]
+
+    def mean(arm: str, key: str) -> float:
+        return statistics.mean(r[key] for r in rows[arm])
+
+    gen, update, sync_s = args.gen_s, mean("synchronous", "time/update"), mean("synchronous", "time/sync")
+    t_sync = mean("synchronous", "time/step")
+    other = t_sync - gen - update - sync_s  # scoring, advantages, TRL's bookkeeping: serial in both modes
+    ideal = max(gen, update) + sync_s
+    lines.append(f"  synchronous step {t_sync:.3f} s = generate {gen:.3f} + update {update:.3f} + sync "
+                 f"{sync_s:.3f} + other {other:.3f} (scoring, advantages, TRL's bookkeeping)")  # fmt: skip
+    lines.append(f"  ideal pipelined step = max(generate, update) + sync = {ideal:.3f} s; with the serial other "
+                 f"{ideal + other:.3f} s")  # fmt: skip
+    for arm in list(ARMS)[1:]:
+        t = mean(arm, "time/step")
+        lines.append(
+            f"  {arm}: step {t:.3f} s (waited for generation {mean(arm, 'time/generate'):.3f}, update "
+            f"{mean(arm, 'time/update'):.3f}, advantages + correction {mean(arm, 'time/advantages'):.3f}); "
+            f"/ ideal {t / ideal:.3f} (target <= 1.1: {'met' if t / ideal <= 1.1 else 'missed'}), / ideal with "
+            f"other {t / (ideal + other):.3f}; {t_sync / t:.2f}x faster than synchronous"
+        )
     return lines
 
 
@@ -186,7 +196,7 @@ def main() -> None:
                     help="which parts to run. Default: scripted pool")  # fmt: skip
     ap.add_argument("--gen-s", type=float, default=None,
                     help="scripted generation time (s). Default: the measured update time")  # fmt: skip
-    ap.add_argument("--steps", type=int, default=6, help="steps per scripted run. Default: %(default)s")
+    ap.add_argument("--steps", type=int, default=8, help="steps per scripted run. Default: %(default)s")
     ap.add_argument("--repeats", type=int, default=2, help="alternating scripted runs. Default: %(default)s")
     ap.add_argument("--pool-steps", type=int, default=4, help="steps per pool run. Default: %(default)s")
     ap.add_argument(
@@ -202,7 +212,7 @@ def main() -> None:
     cpu_env()
     if args.gen_s is None and "scripted" in args.parts:
         with tempfile.TemporaryDirectory(prefix="async-probe-") as tmp:
-            rows = _train("grpo", [*TINY, "trainer.max_steps=3", "rollout.engine=hf"], Path(tmp),
+            rows = _train("grpo", [*TINY, "trainer.max_steps=4", "rollout.engine=hf"], Path(tmp),
                           rollout=_fixed_time_source(0.0))  # fmt: skip
         args.gen_s = round(_mean(rows, "time/update"), 2)
         logging.info("scripted generation time = measured update time %.2f s", args.gen_s)
