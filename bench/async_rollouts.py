@@ -32,7 +32,7 @@ from pathlib import Path
 from common import cpu_env, train_and_eval
 
 TINY = ["model.name=tiny-random-qwen2", "data.n=64", "data.levels=[1]", "trainer.num_generations=4",
-        "trainer.per_device_train_batch_size=16", "trainer.max_completion_length=48", "trainer.save_strategy=no",
+        "trainer.per_device_train_batch_size=64", "trainer.max_completion_length=48", "trainer.save_strategy=no",
         "rollout.sync_check_rows=0"]  # fmt: skip
 
 
@@ -88,7 +88,7 @@ ARMS = {
 
 def scripted(args) -> list[str]:
     lines = [f"(a) scripted engine, generation fixed at {args.gen_s:.2f} s (a sleep); learner: tiny Qwen2, grpo "
-             f"recipe, 16 rows x 48 tokens; {args.steps} steps x {args.repeats} alternating runs per arm, steps "
+             f"recipe, 64 rows x 48 tokens; {args.steps} steps x {args.repeats} alternating runs per arm, steps "
              "2.. averaged"]  # fmt: skip
     rows: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory(prefix="async-bench-") as tmp:

@@ -49,7 +49,8 @@ def importance_weights(
     learner's current weights and under the engine that sampled them (NaN where unknown); ``mask``: ``(B, T)``
     loss mask (tokens outside it get weight 1 and are left out of the statistics). Statistics over the masked
     tokens (rows for sequence modes), TRL's metric names: ``is_ratio_min|mean|max`` (after truncation),
-    ``logp_diff_mean|max`` (``|lp_old - lp_mu|``), ``truncated_frac`` (share capped or masked)."""
+    ``logp_diff_mean|max`` (``|lp_old - lp_mu|``), ``truncated_frac`` (share capped or masked), and ``tokens``
+    (how many they cover, to weigh means across micro-batches)."""
     if learner_logps.shape != behaviour_logps.shape or learner_logps.shape != mask.shape:
         raise ValueError(
             f"learner_logps {tuple(learner_logps.shape)}, behaviour_logps {tuple(behaviour_logps.shape)} and "
@@ -85,6 +86,7 @@ def importance_weights(
         "logp_diff_mean": float(delta.mean()) if delta.numel() else 0.0,
         "logp_diff_max": float(delta.max()) if delta.numel() else 0.0,
         "truncated_frac": float(cut_picked.float().mean()) if cut_picked.numel() else 0.0,
+        "tokens": float(picked.numel()),
     }
     return weights, stats
 

@@ -39,27 +39,16 @@ class PolicyChecks(_Host):
 
     _verify_errors: int
     """Verifier errors counted up to the previous step (``verify/errors`` logs the difference)."""
-
-    def _learner_logps(self, out: dict[str, Any]) -> torch.Tensor:
-        """``(B, T)`` logprobs of this rank's completion tokens under the learner's current weights (no grad),
-        computed as TRL computes its old logprobs (``_get_per_token_logps_and_entropies``: in chunks of
-        ``per_device_train_batch_size`` rows, logits over the temperature, which the correction requires to be
-        1.0, so they are the raw logprobs the engines report)."""
-        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
-        mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
-        with torch.no_grad():
-            logps, _, _ = self._get_per_token_logps_and_entropies(
-                self.model, ids, mask, out["completion_ids"].shape[1],
-                batch_size=self.args.per_device_train_batch_size,
-            )  # fmt: skip
-        return logps.float().cpu()
+    _is_mode: Any
+    _loss_inputs: dict[str, Any] | None = None
+    """The micro-batch of the loss being computed, until TRL's forward pass has weighed its tokens."""
+    _is_stats: list[dict[str, float]] = []  # noqa: RUF012 - replaced per instance, never mutated here
 
     def _check_sync(
         self,
         out: dict[str, Any],
         groups: Sequence[Group],
         versions: Sequence[int],
-        learner: torch.Tensor | None,
     ) -> None:
         """Weight-sync check: the engine's logprobs of its sampled tokens against the learner's on the first
         ``rollout.sync_check_rows`` rows of every rank sampled by the current weights (without such rows: the
@@ -72,11 +61,8 @@ class PolicyChecks(_Host):
         if not rows:
             return
         t0 = time.perf_counter()
-        if learner is not None:
-            mine = learner[rows]
-        else:
-            mine = token_logprobs(self.model, out["prompt_ids"][rows], out["prompt_mask"][rows],
-                                  out["completion_ids"][rows], out["completion_mask"][rows]).cpu()  # fmt: skip
+        mine = token_logprobs(self.model, out["prompt_ids"][rows], out["prompt_mask"][rows],
+                              out["completion_ids"][rows], out["completion_mask"][rows]).cpu()  # fmt: skip
         engine_rows = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions]
         engine = [engine_rows[i] for i in rows]
         parts = self.comm.all_gather(logprob_gap(mine, engine), "sync check", step)
@@ -95,19 +81,54 @@ class PolicyChecks(_Host):
                 "not take effect?)"
             )
 
-    def _correct_off_policy(
-        self, out: dict[str, Any], groups: Sequence[Group], learner: torch.Tensor
-    ) -> None:
-        """Truncated importance weights of stale rollouts (``reasoner.offpolicy``), folded into per-token
-        advantages ``A_i * w_it``; logs them under TRL's ``sampling/*`` names."""
-        cfg, mask = self.recipe.rollout, out["completion_mask"] * out["tool_mask"]
-        behaviour = pad_rows([c.logprobs or () for g in groups for c in g.completions], mask.shape, math.nan)
+    # ---------------------------------------------------------------- off-policy correction, in TRL's loss
+
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
+        """TRL's loss on a micro-batch; with the correction on, the micro-batch's advantages become
+        ``A_i * w_it`` as soon as TRL's forward pass has given the learner's logprobs (``_weigh_tokens``), so
+        the weights cost no extra forward pass. A shallow copy: TRL's buffered batch keeps its advantages."""
+        if self._is_mode is None:
+            return super()._compute_loss(model, inputs)
+        self._loss_inputs = dict(inputs)
+        try:
+            return super()._compute_loss(model, self._loss_inputs)
+        finally:
+            self._loss_inputs = None
+
+    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
+        out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        inputs, self._loss_inputs = getattr(self, "_loss_inputs", None), None  # the loss's own (first) call
+        if inputs is not None:
+            self._weigh_tokens(inputs, out[0].detach())
+        return out
+
+    def _weigh_tokens(self, inputs: dict[str, Any], logps: torch.Tensor) -> None:
+        """Truncated importance weights ``w = pi_old / mu`` of the micro-batch's tokens (``reasoner.offpolicy``):
+        ``mu`` the engine's logprobs (TRL's ``sampling_per_token_logps``), ``pi_old`` TRL's old logprobs when it
+        computed them, else this forward's own (the weights have not moved since the step began: one update
+        per generation). Folded into per-token advantages; statistics kept for ``_log_importance``."""
+        if "sampling_per_token_logps" not in inputs:
+            raise RuntimeError("rollout.importance_sampling: TRL's batch has no sampling_per_token_logps")
+        cfg = self.recipe.rollout
+        old = inputs.get("old_per_token_logps")
+        mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
         weights, stats = importance_weights(
-            learner, behaviour, mask.cpu(), mode=self._is_mode, cap=cfg.importance_sampling_cap,
-            cap_min=cfg.importance_sampling_cap_min,
+            logps if old is None else old, inputs["sampling_per_token_logps"], mask,
+            mode=self._is_mode, cap=cfg.importance_sampling_cap, cap_min=cfg.importance_sampling_cap_min,
         )  # fmt: skip
-        out["advantages"] = out["advantages"].unsqueeze(1) * weights.to(out["advantages"].device)
-        parts = self.comm.all_gather(stats, "importance weights", self.state.global_step)
+        advantages = inputs["advantages"]
+        inputs["advantages"] = (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages) * weights
+        self._is_stats.append(stats)
+
+    def _log_importance(self) -> None:
+        """The step's importance-weight statistics over every micro-batch and rank, under TRL's names (called
+        at the end of the step, before TRL logs)."""
+        parts = [p for rank in self.comm.all_gather(self._is_stats, "importance weights", self.state.global_step)
+                 for p in rank]  # fmt: skip
+        self._is_stats = []
+        total = sum(p["tokens"] for p in parts)
+        if not parts or total == 0:
+            return
         m = self._metrics["train"]
         m["sampling/importance_sampling_ratio/min"].append(min(p["is_ratio_min"] for p in parts))
         m["sampling/importance_sampling_ratio/max"].append(max(p["is_ratio_max"] for p in parts))
@@ -115,7 +136,7 @@ class PolicyChecks(_Host):
         for key, name in (("is_ratio_mean", "importance_sampling_ratio/mean"),
                           ("logp_diff_mean", "sampling_logp_difference/mean"),
                           ("truncated_frac", "importance_sampling_truncated_frac")):  # fmt: skip
-            m[f"sampling/{name}"].append(sum(p[key] for p in parts) / len(parts))
+            m[f"sampling/{name}"].append(sum(p[key] * p["tokens"] for p in parts) / total)
 
     def _log_batch(self, batch: RolloutBatch) -> None:
         m = self._metrics["train"]

@@ -36,7 +36,7 @@ After every weight sync the engine's logprobs of its sampled tokens are compared
 (``reasoner.train.sync``: ``sync/logprob_gap_mean|max``); a mean gap above ``rollout.max_logprob_gap`` stops
 the run (stale or wrong weights). Runtime events that do not stop a run are logged and counted per step:
 ``verify/errors`` (verifier failures, graded ``error``) and ``reasoner/empty_completions`` (sent to TRL as a lone
-EOS with logprob 0.0, since TRL reads each completion's last token).
+EOS with logprob NaN, since TRL reads each completion's last token).
 
 Papers: DLER arXiv 2510.15110 (github NVlabs/DLER), D3S arXiv 2509.22115, DAPO arXiv 2503.14476.
 """
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ class GRPOHooks(PolicyChecks, PipelineHooks):
         self._ahead = {}
         self._first_round: Any = None
         self._is_mode = importance_mode(recipe)
+        self._is_stats = []
         d = recipe.difficulty
         pruner = PromptPruner(d.prune.skip_epochs, d.prune.min_seen) if d.prune.enabled else None
         self.difficulty = DifficultyState(PassRateTracker(d.momentum), pruner)
@@ -190,13 +192,13 @@ class GRPOHooks(PolicyChecks, PipelineHooks):
             for c in g.completions:
                 ids, lps = list(c.token_ids), list(c.require_logprobs("GRPO rollout logprobs"))
                 if not ids:  # TRL indexes ids[-1]: an empty completion becomes a lone EOS, counted and logged
-                    ids, lps, empty = [eos], [0.0], empty + 1
+                    ids, lps, empty = [eos], [math.nan], empty + 1  # NaN: no engine logprob (weight 1)
                 out["prompt_ids"].append(list(g.prompt_ids))
                 out["completion_ids"].append(ids)
                 out["logprobs"].append(lps)
         if empty:
             log.warning("step %d: %d empty completion(s) on this rank, each sent to TRL as a lone EOS with "
-                        "logprob 0.0 (metric reasoner/empty_completions)", self.state.global_step, empty)  # fmt: skip
+                        "logprob NaN (metric reasoner/empty_completions)", self.state.global_step, empty)  # fmt: skip
         batch.stats["empty_completions"] = float(empty)
         for key in groups[0].columns:
             out[key] = [v for g in groups for v in g.columns[key]]
@@ -360,11 +362,7 @@ class GRPOHooks(PolicyChecks, PipelineHooks):
         out["tool_mask"] = processed.loss_mask[local, :width].to(device)  # our rollouts never set TRL's own
         out["num_items_in_batch"] = processed.loss_mask.sum().to(device)
         groups = batch.groups[self._local_groups(rows // n)]
-        versions = [g.version for g in groups for _ in g.completions]
-        learner = self._learner_logps(out) if self._is_mode is not None else None
-        self._check_sync(out, groups, versions, learner)
-        if self._is_mode is not None and learner is not None:
-            self._correct_off_policy(out, groups, learner)
+        self._check_sync(out, groups, [g.version for g in groups for _ in g.completions])
         logged = self._logs["advantages"]
         for _ in range(min(len(processed.advantages), len(logged))):
             logged.pop()

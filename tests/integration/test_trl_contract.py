@@ -234,9 +234,11 @@ def test_dapo_normalises_by_our_num_items_in_batch(contract):
 
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)
-def test_per_token_advantages_equal_trls_own_importance_correction(contract, loss_type):
-    """Our off-policy correction (``reasoner.offpolicy``) hands TRL advantages ``A_i * w_it``; TRL's own
-    ``vllm_importance_sampling_correction`` multiplies each token's loss by ``w_it``. Same loss, same gradient."""
+def test_our_in_loss_correction_equals_trls_own_importance_correction(contract, loss_type):
+    """Our off-policy correction (``reasoner.train.checks``) weighs each token inside TRL's loss, from its own
+    forward pass: advantages ``A_i * w_it`` with ``w = min(pi / mu, cap)``. TRL's own
+    ``vllm_importance_sampling_correction`` multiplies each token's loss by a precomputed ``w_it``. Same loss,
+    same gradient; and the buffered batch keeps its plain advantages."""
     from reasoner.offpolicy import importance_weights
 
     trainer, batch = contract
@@ -247,7 +249,17 @@ def test_per_token_advantages_equal_trls_own_importance_correction(contract, los
     mask = batch["completion_mask"] * batch["tool_mask"]
     weights, stats = importance_weights(logps, behaviour, mask, mode="token_truncate", cap=2.0)
     assert 0 < stats["truncated_frac"] < 1
-    ours = trl_loss(trainer, {**batch, "advantages": batch["advantages"].unsqueeze(1) * weights}, loss_type)
+    ours_batch = {**batch, "sampling_per_token_logps": behaviour}
+    trainer._is_mode, trainer._is_stats = "token_truncate", []
+    cap = trainer.recipe.rollout.importance_sampling_cap
+    trainer.recipe.rollout.importance_sampling_cap = 2.0
+    try:
+        ours = trl_loss(trainer, ours_batch, loss_type)
+    finally:
+        trainer._is_mode, trainer.recipe.rollout.importance_sampling_cap = None, cap
+    assert torch.equal(ours_batch["advantages"], batch["advantages"]), "the buffered batch was modified"
+    [logged] = trainer._is_stats
+    assert logged["truncated_frac"] == pytest.approx(stats["truncated_frac"], abs=1e-6)
     trainer.use_vllm, trainer.vllm_importance_sampling_correction = True, True  # TRL's own path, loss only
     try:
         theirs = trl_loss(trainer, {**batch, "importance_sampling_ratio": weights}, loss_type)

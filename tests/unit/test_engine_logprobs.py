@@ -3,6 +3,7 @@ without them, the readers that must ask for them, and the clear error for a read
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -203,7 +204,8 @@ def test_grpo_rollout_output_counts_and_logs_empty_completions(caplog):
     )
     with caplog.at_level("WARNING", logger="reasoner.train.hooks"):
         out = GRPOHooks._rollout_output(hooks, batch, slice(0, 1))
-    assert out["completion_ids"] == [[5, 6], [0]] and out["logprobs"] == [[-0.5, -0.5], [0.0]]
+    assert out["completion_ids"] == [[5, 6], [0]] and out["logprobs"][0] == [-0.5, -0.5]
+    assert len(out["logprobs"][1]) == 1 and math.isnan(out["logprobs"][1][0])  # no engine logprob: weight 1
     assert batch.stats["empty_completions"] == 1.0
     assert "step 7: 1 empty completion" in caplog.text
 
