@@ -5,9 +5,10 @@ of every step's groups, and the batch's counters (verifier errors, dynamic sampl
 - Weight-sync check (``reasoner.train.sync``): the engine's logprobs of its sampled tokens against the
   learner's; a mean gap above ``rollout.max_logprob_gap`` on rows sampled by the current weights stops the run.
 - Off-policy correction (``rollout.importance_sampling``, ``reasoner.offpolicy``): truncated importance weights
-  ``w = pi_old / mu`` of the tokens, with the engine's logprobs as the behaviour policy ``mu``, handed to TRL
-  as per-token advantages ``A_i * w_it`` (the same loss as TRL's ``vllm_importance_sampling_correction``;
-  ``tests/integration/test_trl_contract.py`` checks it); logged under TRL's ``sampling/*`` names.
+  ``w = pi_old / mu`` of the tokens, with the engine's logprobs as the behaviour policy ``mu``, computed inside
+  TRL's loss from its own forward pass and folded into per-token advantages ``A_i * w_it`` (the same loss and
+  gradient as TRL's ``vllm_importance_sampling_correction``, without its extra forward pass;
+  ``tests/integration/test_trl_contract.py`` checks it); logged per step under TRL's ``sampling/*`` names.
 - Staleness: trainer step minus the weight version that sampled each group (``async/staleness_mean|max`` and a
   histogram); a lag above what the pipeline and the pool allow is an error (they wait rather than let it happen).
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from reasoner.offpolicy import importance_weights, staleness_counts
+from reasoner.offpolicy import ISMode, importance_weights, staleness_counts
 from reasoner.train.batch import Group, RolloutBatch
 from reasoner.train.difficulty import pass_rate_histogram
 from reasoner.train.sync import WeightSyncError, logprob_gap, token_logprobs
@@ -31,7 +32,7 @@ _Host: Any = object
 """The base of the mixin, typed Any: ``args``, ``state``, ``comm``, ``model``, ``recipe``, ``_metrics`` and
 ``_timers`` come from the trainer it is mixed into."""
 
-__all__ = ["PolicyChecks", "pad_rows"]
+__all__ = ["PolicyChecks"]
 
 
 class PolicyChecks(_Host):
@@ -39,10 +40,12 @@ class PolicyChecks(_Host):
 
     _verify_errors: int
     """Verifier errors counted up to the previous step (``verify/errors`` logs the difference)."""
-    _is_mode: Any
+    _is_mode: ISMode | None
+    """The off-policy correction's mode (``rollout.importance_sampling`` resolved); None: off."""
+    _is_stats: list[dict[str, float]]
+    """Importance-weight statistics of the step's micro-batches so far (``_log_importance`` empties it)."""
     _loss_inputs: dict[str, Any] | None = None
     """The micro-batch of the loss being computed, until TRL's forward pass has weighed its tokens."""
-    _is_stats: list[dict[str, float]] = []  # noqa: RUF012 - replaced per instance, never mutated here
 
     def _check_sync(
         self,
@@ -107,14 +110,17 @@ class PolicyChecks(_Host):
         ``mu`` the engine's logprobs (TRL's ``sampling_per_token_logps``), ``pi_old`` TRL's old logprobs when it
         computed them, else this forward's own (the weights have not moved since the step began: one update
         per generation). Folded into per-token advantages; statistics kept for ``_log_importance``."""
-        if "sampling_per_token_logps" not in inputs:
-            raise RuntimeError("rollout.importance_sampling: TRL's batch has no sampling_per_token_logps")
+        mode = self._is_mode
+        if mode is None or "sampling_per_token_logps" not in inputs:
+            raise RuntimeError(
+                "_weigh_tokens: the correction is off, or TRL's batch has no sampling logprobs"
+            )
         cfg = self.recipe.rollout
         old = inputs.get("old_per_token_logps")
         mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
         weights, stats = importance_weights(
             logps if old is None else old, inputs["sampling_per_token_logps"], mask,
-            mode=self._is_mode, cap=cfg.importance_sampling_cap, cap_min=cfg.importance_sampling_cap_min,
+            mode=mode, cap=cfg.importance_sampling_cap, cap_min=cfg.importance_sampling_cap_min,
         )  # fmt: skip
         advantages = inputs["advantages"]
         inputs["advantages"] = (advantages.unsqueeze(1) if advantages.dim() == 1 else advantages) * weights
@@ -169,13 +175,3 @@ class PolicyChecks(_Host):
         m["async/staleness_max"].append(float(max(lags)))
         for lag, count in enumerate(staleness_counts(lags, bound + 1) if bound else ()):
             m[f"async/staleness_hist/{lag}"].append(float(count))
-
-
-def pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size, fill: float = 0.0) -> torch.Tensor:
-    """``rows`` as a ``shape`` tensor, cut or padded on the right with ``fill``."""
-    out = torch.full(shape, fill, dtype=torch.float32)
-    for i, row in enumerate(rows):
-        k = min(len(row), shape[1])
-        if k:
-            out[i, :k] = torch.tensor(row[:k], dtype=torch.float32)
-    return out

@@ -57,7 +57,7 @@ import torch
 from reasoner.advantages import rho_schedule
 from reasoner.config import ConfigError, RecipeConfig
 from reasoner.train.batch import Group, ProblemStream, RolloutBatch, Scorer, collect_batch
-from reasoner.train.checks import PolicyChecks, pad_rows
+from reasoner.train.checks import PolicyChecks
 from reasoner.train.collective import Collective, check_data_parallel, shard_bounds
 from reasoner.train.difficulty import (
     DifficultyState,
@@ -350,7 +350,9 @@ class GRPOHooks(PolicyChecks, PipelineHooks):
         if self._want_entropies:
             total = d3s.schedule_steps or max(self.state.max_steps, 1)
             rho = rho_schedule(step, total, d3s.rho_start, d3s.rho_end, d3s.schedule)
-            entropies = pad_rows([c.entropies or () for g in batch.groups for c in g.completions], full.shape)
+            entropies = _pad_rows(
+                [c.entropies or () for g in batch.groups for c in g.completions], full.shape
+            )
         processed = process_advantages(
             self.scorer.combine(batch.rewards), full, n, keep_groups=batch.keep,
             normalize=adv.normalize, eps=adv.eps, token_weighted=adv.token_weighted,
@@ -401,3 +403,12 @@ class GRPOHooks(PolicyChecks, PipelineHooks):
             log.info("resumed difficulty state from %s", path)
         self._ahead = load_inflight(Path(resume_from_checkpoint), self._order.problems, self.comm.rank)
         self.rollout.version = -1  # the engine still has the initial weights: sync before generating
+
+
+def _pad_rows(rows: Sequence[Sequence[float]], shape: torch.Size) -> torch.Tensor:
+    out = torch.zeros(shape, dtype=torch.float32)
+    for i, row in enumerate(rows):
+        k = min(len(row), shape[1])
+        if k:
+            out[i, :k] = torch.tensor(row[:k], dtype=torch.float32)
+    return out

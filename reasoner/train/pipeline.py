@@ -74,21 +74,13 @@ class OrderedRollout:
 
     def __init__(self, source: RolloutSource):
         self.source, self.tokenizer = source, source.tokenizer
-        self._version = source.version
+        self.version: int = source.version
+        """The version the next submitted generation will use (the latest sync submitted)."""
         self.last_versions: list[int] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasoner-rollout")
         self._jobs: list[Future] = []
         self._lock = threading.Lock()
         self._failed: BaseException | None = None
-
-    @property
-    def version(self) -> int:
-        """The version the next submitted generation will use (the latest sync submitted)."""
-        return self._version
-
-    @version.setter
-    def version(self, value: int) -> None:
-        self._version = value
 
     def _run(self, fn: Any, *args: Any) -> Any:
         if self._failed is not None:  # a sync or generation before this one failed: do not go on past it
@@ -131,7 +123,7 @@ class OrderedRollout:
     def sync_weights(self, named_tensors: Iterable[tuple[str, Any]], version: int) -> None:
         """Queue a weight load; it runs now (the caller waits) when nothing is queued, else after the queued
         jobs, from a snapshot of the tensors."""
-        self._version = version
+        self.version = version
         if not self.busy():
             self._submit(self.source.sync_weights, list(named_tensors), version).result()
             return
