@@ -169,16 +169,8 @@ def _run_round(problems, round_, generate: Generate, score: Score, n: int) -> li
         if len(comps) != n:
             raise ValueError(f"rollout returned {len(comps)} completions for a prompt, expected {n}")
         rows = slice(i * n, (i + 1) * n)
-        groups.append(
-            Group(
-                p,
-                list(ids),
-                list(comps),
-                rewards[rows],
-                {k: v[rows] for k, v in columns.items()},
-                version=version,
-            )  # fmt: skip
-        )
+        cols = {k: v[rows] for k, v in columns.items()}
+        groups.append(Group(p, list(ids), list(comps), rewards[rows], cols, version=version))
     return groups
 
 

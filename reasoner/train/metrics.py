@@ -99,10 +99,8 @@ class StepTimer(TrainerCallback):
             parts = comm.all_gather(timers, "step timers", state.global_step)
             timers = {k: max(p.get(k, 0.0) for p in parts) for k in set().union(*parts)}
         metrics = self.trainer._metrics["train"]
-        if (
-            getattr(self.trainer, "_is_mode", None) is not None
-        ):  # importance weights of the step's micro-batches
-            self.trainer._log_importance()
+        if getattr(self.trainer, "_is_mode", None) is not None:
+            self.trainer._log_importance()  # the importance weights of the step's micro-batches
         for key in self.KEYS:
             metrics[f"time/{key}"].append(timers.get(key, 0.0))
         metrics["time/update"].append(timers["step"] - timers.get("rollout", 0.0))
