@@ -35,7 +35,7 @@ def _train_pair(recipe: str, out: str) -> tuple[dict, dict]:
     return sync, pipelined
 
 
-@pytest.mark.parametrize("recipe", ["dler", "dler_da", "prune"])
+@pytest.mark.parametrize("recipe", ["dler", "dler_da", "d3s", "prune"])
 def test_pipelined_rollouts_without_correction_train_like_synchronous_ones(recipe, tmp_path):
     from reasoner.train.launch import launch_local
 
