@@ -28,25 +28,31 @@ def _max_gap(a: dict, b: dict) -> float:
     return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
-def _train_pair(recipe: str, out: str) -> tuple[dict, dict]:
+def _train_pair(recipe: str, out: str, depth: int) -> tuple[dict, dict]:
     sync = train_worker(recipe, 16, f"{out}/sync", {}, ["trainer.max_steps=3"])
-    pipelined = train_worker(recipe, 16, f"{out}/async", {},
-                             ["trainer.max_steps=3", *ASYNC, "rollout.importance_sampling=off"])  # fmt: skip
+    pipelined = train_worker(recipe, 16, f"{out}/async", {}, ["trainer.max_steps=3", f"rollout.async_steps={depth}",
+                                                              "rollout.importance_sampling=off"])  # fmt: skip
     return sync, pipelined
 
 
-@pytest.mark.parametrize("recipe", ["dler", "dler_da", "d3s", "prune"])
-def test_pipelined_rollouts_without_correction_train_like_synchronous_ones(recipe, tmp_path):
+@pytest.mark.parametrize(
+    ("recipe", "depth"), [("dler", 1), ("dler_da", 1), ("d3s", 1), ("prune", 1), ("dler_da", 2)]
+)
+def test_pipelined_rollouts_without_correction_train_like_synchronous_ones(recipe, depth, tmp_path):
+    """At depth 2, step 3's batch is generated from the initial weights while two syncs queue behind it (each
+    loads a snapshot of the weights it was given)."""
     from reasoner.train.launch import launch_local
 
-    [(sync, pipelined)] = launch_local(_train_pair, (recipe, str(tmp_path)), nproc=1)
+    [(sync, pipelined)] = launch_local(_train_pair, (recipe, str(tmp_path), depth), nproc=1)
     assert sync["moved"] > 1e-3, "the weights did not move: the comparison would be vacuous"
     assert len(sync["steps"]) == len(pipelined["steps"]) == 3
     for a, b in zip(sync["steps"], pipelined["steps"], strict=True):
         assert a == b
     assert _max_gap(sync["weights"], pipelined["weights"]) <= 1e-6
     lags = [r.get("async/staleness_max") for r in _metrics(tmp_path / "async") if "reward" in r]
-    assert lags == [0.0, 1.0, 1.0], "steps 2 and 3 should train on rollouts one version old"
+    assert lags == ([0.0, 1.0, 1.0] if depth == 1 else [0.0, 1.0, 2.0]), (
+        "rollouts as old as the pipeline is deep"
+    )
     assert all(r["async/staleness_max"] == 0.0 for r in _metrics(tmp_path / "sync") if "reward" in r)
     assert not any(k.startswith("sampling/") for r in _metrics(tmp_path / "sync") for k in r)
 
