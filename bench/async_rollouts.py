@@ -186,10 +186,11 @@ def dler(args) -> list[str]:
             def avg(key: str, steps: list[dict] = steps) -> float:
                 return statistics.mean(r.get(key, 0.0) for r in steps)
 
+            low = min(r["sampling/importance_sampling_ratio/min"] for r in steps)
+            high = max(r["sampling/importance_sampling_ratio/max"] for r in steps)
             lines.append(
                 f"  async 1 seed {seed}: staleness mean {avg('async/staleness_mean'):.2f}; IS ratio mean "
-                f"{avg('sampling/importance_sampling_ratio/mean'):.3f}, min {min(r['sampling/importance_sampling_ratio/min'] for r in steps):.3f}, "
-                f"max {max(r['sampling/importance_sampling_ratio/max'] for r in steps):.3f}; truncated "
+                f"{avg('sampling/importance_sampling_ratio/mean'):.3f}, min {low:.3f}, max {high:.3f}; truncated "
                 f"{avg('sampling/importance_sampling_truncated_frac'):.2%} of tokens; |logp diff| mean "
                 f"{avg('sampling/sampling_logp_difference/mean'):.4f}"
             )  # fmt: skip

@@ -18,8 +18,8 @@ once (the caller waits, no copy); one queued behind work snapshots the weights f
 change them. A failed job fails every later job, so nothing generates from weights that did not load.
 
 Checkpoints record the in-flight batches (``INFLIGHT_FILE`` next to TRL's files, one per learner rank:
-prompts, that rank's share of the completions, versions), so a run killed between steps and resumed trains the same batches as one that never stopped:
-nothing generated is lost or used twice.
+prompts, that rank's share of the completions, versions), so a run killed between steps and resumed trains
+the same batches as one that never stopped: nothing generated is lost or used twice.
 """
 
 from __future__ import annotations
