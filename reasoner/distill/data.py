@@ -17,19 +17,25 @@ is a ``datasets`` dataset (``save_to_disk``) in TRL's conversational prompt-comp
      "id": ..., "question": ..., "answer": ..., "num_tokens": ...}
 
 plus ``stats.json``. Extra columns are dropped by the trainer (``remove_unused_columns``).
+
+``sample_and_record`` is the resumable sample-grade-record loop the sampling distillers (shortest-correct,
+TokenSkip) share; each passes the function that turns a graded batch into its records.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reasoner.prompts import ANSWER_INSTRUCTION, user_message
-from reasoner.types import Problem
+from reasoner.prompts import ANSWER_INSTRUCTION, render, user_message
+from reasoner.types import Completion, Problem, SampleSpec, Verdict
+
+if TYPE_CHECKING:
+    from reasoner.engines.base import Engine
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +201,57 @@ def write_dataset(out: str | Path, rows: Sequence[Mapping[str, Any]], stats: Map
         log.warning("no rows to write: %s holds no dataset (see %s)", out, STATS)
     (out / STATS).write_text(json.dumps(dict(stats), indent=2) + "\n", encoding="utf-8")
     return out
+
+
+MakeRecords = Callable[[Sequence[Problem], Sequence[Sequence[Completion]], Sequence[Sequence[Verdict]]], list]
+"""``make(problems, groups, verdicts) -> records``: one batch's records from its samples and their verdicts."""
+
+
+def sample_and_record(
+    name: str,
+    engine: Engine | None,
+    problems: Sequence[Problem],
+    spec: SampleSpec,
+    records: RecordLog,
+    make: MakeRecords,
+    *,
+    instruction: str | None = ANSWER_INSTRUCTION,
+    system: str | None = None,
+    batch_size: int = 8,
+    on_done: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The loop every sampling distiller runs over the problems not yet in ``records``, ``batch_size`` at a
+    time: render the prompts, generate ``spec.n`` samples each, grade them, turn the batch into records with
+    ``make`` and append them at once (an interrupted run resumes after the last batch), then ``on_done(k)``
+    (progress bars). Returns the records of ``problems``. ``engine`` may be None when nothing is left to do."""
+    from reasoner.verify import grade_many
+
+    done = records.done_ids()
+    todo = [p for p in problems if p.id not in done]
+    log.info("%s: %d problems to do, %d done", name, len(todo), len(problems) - len(todo))
+    if todo and engine is None:
+        raise ValueError(f"{name}: {len(todo)} problems left to do and no engine")
+    for lo in range(0, len(todo), batch_size):
+        batch = todo[lo : lo + batch_size]
+        groups = _generate(engine, batch, spec, instruction, system)
+        golds = [p.answer for p, g in zip(batch, groups, strict=True) for _ in g]
+        flat = iter(grade_many(golds, [c.text for g in groups for c in g]))
+        verdicts = [[next(flat) for _ in g] for g in groups]
+        records.append(make(batch, groups, verdicts))
+        if on_done is not None:
+            on_done(len(batch))
+    wanted = {p.id for p in problems}
+    return [r for r in records.read() if r["id"] in wanted]
+
+
+def _generate(
+    engine: Engine | None,
+    batch: Sequence[Problem],
+    spec: SampleSpec,
+    instruction: str | None,
+    system: str | None,
+) -> list[list[Completion]]:
+    if engine is None:  # sample_and_record has refused this already
+        raise ValueError("no engine to generate with")
+    prompts = [render(engine.tokenizer, p.question, instruction=instruction, system=system) for p in batch]
+    return engine.generate(prompts, spec)

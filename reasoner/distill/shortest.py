@@ -24,8 +24,8 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from reasoner.distill.data import RecordLog, sft_row
-from reasoner.prompts import ANSWER_INSTRUCTION, render
+from reasoner.distill.data import RecordLog, sample_and_record, sft_row
+from reasoner.prompts import ANSWER_INSTRUCTION
 from reasoner.types import Problem, SampleSpec
 
 if TYPE_CHECKING:
@@ -128,30 +128,15 @@ def distill_shortest(
     generate call (each batch is appended to ``records`` when graded, so an interrupted run resumes).
     ``on_done(k)`` is called after each batch with the number of problems it finished (progress bars).
     """
-    from reasoner.verify import grade_many
 
-    done = records.done_ids()
-    todo = [p for p in problems if p.id not in done]
-    log.info("shortest-correct: %d problems to do, %d done", len(todo), len(problems) - len(todo))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        if engine is None:
-            raise ValueError(f"distill_shortest: {len(todo)} problems left to do and no engine")
-        prompts = [
-            render(engine.tokenizer, p.question, instruction=instruction, system=system) for p in batch
+    def make(batch, groups, verdicts):
+        return [
+            select_record(p, g, list(v), select, seed)
+            for p, g, v in zip(batch, groups, verdicts, strict=True)
         ]
-        groups = engine.generate(prompts, spec)
-        golds = [p.answer for p, g in zip(batch, groups, strict=True) for _ in g]
-        verdicts = grade_many(golds, [c.text for g in groups for c in g])
-        out, i = [], 0
-        for problem, group in zip(batch, groups, strict=True):
-            out.append(select_record(problem, group, verdicts[i : i + len(group)], select, seed))
-            i += len(group)
-        records.append(out)
-        if on_done is not None:
-            on_done(len(batch))
-    wanted = {p.id for p in problems}
-    return [r for r in records.read() if r["id"] in wanted]
+
+    return sample_and_record("shortest-correct", engine, problems, spec, records, make, instruction=instruction,
+                             system=system, batch_size=batch_size, on_done=on_done)  # fmt: skip
 
 
 def shortest_rows(

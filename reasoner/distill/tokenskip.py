@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reasoner.distill.data import RecordLog, sft_row
+from reasoner.distill.data import RecordLog, sample_and_record, sft_row
 from reasoner.distill.scorers import self_information
 from reasoner.prompts import (
     ANSWER_INSTRUCTION,
@@ -48,7 +48,6 @@ from reasoner.prompts import (
     THINK_START,
     check_compression,
     compression_question,
-    render,
     user_message,
 )
 from reasoner.types import Completion, Problem, SampleSpec
@@ -214,36 +213,23 @@ def distill_tokenskip(
     """Sample ``spec.n`` traces per problem not yet in ``records`` (with logprobs), keep the correct finished
     ones that close a thinking span (``trace_record``; scored by ``scorer`` when given, which reads the user
     turn before the trace), append one record per problem; return all records."""
-    from reasoner.verify import grade_many
 
-    spec = dataclasses.replace(spec, logprobs=True)
-    done = records.done_ids()
-    todo = [p for p in problems if p.id not in done]
-    log.info("tokenskip: %d problems to do, %d done", len(todo), len(problems) - len(todo))
-    for lo in range(0, len(todo), batch_size):
-        batch = todo[lo : lo + batch_size]
-        if engine is None:
-            raise ValueError(f"distill_tokenskip: {len(todo)} problems left to do and no engine")
-        prompts = [render(engine.tokenizer, p.question, instruction=config.instruction, system=config.system)
-                   for p in batch]  # fmt: skip
-        groups = engine.generate(prompts, spec)
-        golds = [p.answer for p, g in zip(batch, groups, strict=True) for _ in g]
-        verdicts = iter(grade_many(golds, [c.text for g in groups for c in g]))
-        out = []
-        for problem, group in zip(batch, groups, strict=True):
-            correct = [bool(next(verdicts).correct) for _ in group]
+    def make(batch, groups, verdicts):
+        tokenizer, out = engine.tokenizer if engine is not None else None, []
+        for problem, group, graded in zip(batch, groups, verdicts, strict=True):
+            correct = [bool(v.correct) for v in graded]
             finished = [c.finish_reason == "stop" for c in group]
             context = user_message(problem.question, config.instruction) + "\n"
-            traces = [trace_record(c, engine.tokenizer, scorer, context)
+            traces = [trace_record(c, tokenizer, scorer, context)
                       for c, ok, f in zip(group, correct, finished, strict=True) if ok and f]  # fmt: skip
             out.append({"id": problem.id, "question": problem.question, "answer": problem.answer,
                         "traces": [t for t in traces if t is not None], "sample_tokens": [c.num_tokens for c in group],
                         "sample_correct": correct, "sample_finished": finished})  # fmt: skip
-        records.append(out)
-        if on_done is not None:
-            on_done(len(batch))
-    wanted = {p.id for p in problems}
-    return [r for r in records.read() if r["id"] in wanted]
+        return out
+
+    spec = dataclasses.replace(spec, logprobs=True)
+    return sample_and_record("tokenskip", engine, problems, spec, records, make, instruction=config.instruction,
+                             system=config.system, batch_size=batch_size, on_done=on_done)  # fmt: skip
 
 
 def tokenskip_rows(
