@@ -100,7 +100,7 @@ class PolicyChecks(_Host):
 
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any) -> Any:
         out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        inputs, self._loss_inputs = getattr(self, "_loss_inputs", None), None  # the loss's own (first) call
+        inputs, self._loss_inputs = self._loss_inputs, None  # the loss's own (first) call
         if inputs is not None:
             self._weigh_tokens(inputs, out[0].detach())
         return out

@@ -68,7 +68,6 @@ from reasoner.train.difficulty import (
 from reasoner.train.pipeline import (
     OrderedRollout,
     PipelineHooks,
-    StepPlan,
     importance_mode,
     load_inflight,
     save_inflight,
@@ -166,19 +165,6 @@ class GRPOHooks(PolicyChecks, PipelineHooks):
         self._prefetch(step, count, epoch)
         self._pending = batch
         return self._rollout_output(batch, self._local_groups(local))
-
-    def _plan(self, step: int, count: int, epoch: int) -> StepPlan:
-        """Step ``step``'s first-round prompts: positions [s*count, (s+1)*count) of the order stream (module
-        doc), with pruned prompts swapped for fresh ones."""
-        if count > len(self._order.problems):
-            have = len(self._order.problems)
-            raise ConfigError(f"data: a step needs {count} prompts but there are only {have} problems; raise "
-                              "data.n or lower trainer.per_device_train_batch_size")  # fmt: skip
-        self._order.pos = step * count
-        problems = self._order.take(count)
-        original = [p.id for p in problems]  # before pruning's substitutions
-        problems, substituted = self._substitute_pruned(problems, epoch)
-        return StepPlan(step, problems, original, substituted)
 
     def _local_groups(self, count: int) -> slice:
         """This rank's groups of the global batch: TRL's sampler hands rank r the r-th contiguous chunk."""

@@ -160,15 +160,30 @@ class StepPlan:
 
 
 _Host: Any = object
-"""The base of the mixin, typed Any: ``state``, ``recipe``, ``rollout``, ``_ahead``, ``_plan``, ``_share``,
-``_prompt_ids`` and ``_sample_spec`` come from the GRPO hooks it is mixed into (``reasoner.train.hooks``)."""
+"""The base of the mixin, typed Any: ``state``, ``recipe``, ``rollout``, ``_order``, ``_substitute_pruned``,
+``_share``, ``_prompt_ids`` and ``_sample_spec`` come from the GRPO hooks it is mixed into
+(``reasoner.train.hooks``)."""
 
 
 class PipelineHooks(_Host):
-    """The GRPO hooks' part of pipelining: submit the steps ahead, drop what is left in flight at the end."""
+    """The GRPO hooks' step planning (a step's prompts, at the step or ahead of it) and pipelining: submit the
+    steps ahead, drop what is left in flight at the end."""
 
     _ahead: dict[int, StepPlan]
     """Steps planned ahead with their first-round generation in flight (``rollout.async_steps``)."""
+
+    def _plan(self, step: int, count: int, epoch: int) -> StepPlan:
+        """Step ``step``'s first-round prompts: positions [s*count, (s+1)*count) of the order stream
+        (``reasoner.train.hooks`` docstring), with pruned prompts swapped for fresh ones."""
+        if count > len(self._order.problems):
+            have = len(self._order.problems)
+            raise ConfigError(f"data: a step needs {count} prompts but there are only {have} problems; raise "
+                              "data.n or lower trainer.per_device_train_batch_size")  # fmt: skip
+        self._order.pos = step * count
+        problems = self._order.take(count)
+        original = [p.id for p in problems]  # before pruning's substitutions
+        problems, substituted = self._substitute_pruned(problems, epoch)
+        return StepPlan(step, problems, original, substituted)
 
     def _prefetch(self, step: int, count: int, epoch: int) -> None:
         """Pipelined rollouts: plan steps step+1..step+async_steps and submit their first-round generation
