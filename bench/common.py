@@ -66,12 +66,13 @@ def train_and_eval(
     """Train ``recipe`` (with ``overrides``, output in ``out_dir``) and evaluate the trainer's rollout engine,
     which holds the final weights, on ``problems``; the dict adds train_s and steps."""
     from reasoner.train.cli import resolved_recipe, train_recipe
+    from reasoner.train.pipeline import engine_logprobs_mode
     from reasoner.train.rollout import make_rollout_source
 
     config = resolved_recipe(recipe, [*overrides, f"trainer.output_dir={out_dir}"])
     r = config.rollout
     source = make_rollout_source(r.engine, config.model.name, dtype=config.model.dtype, seed=r.seed,
-                                 max_model_len=r.max_model_len)  # fmt: skip
+                                 max_model_len=r.max_model_len, logprobs_mode=engine_logprobs_mode(config))  # fmt: skip
     try:
         t0 = time.perf_counter()
         trainer = train_recipe(config, rollout=source, quiet=False)

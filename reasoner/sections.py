@@ -84,8 +84,9 @@ class RolloutConfig(Section):
     """Off-policy correction with the engine's logprobs as the behaviour policy (``reasoner.offpolicy``; TRL's
     ``vllm_importance_sampling_mode`` names): token_truncate = min(pi_old / mu, cap) per token (truncated IS),
     *_mask zeroes ratios outside [cap_min, cap], sequence_* uses one ratio per completion. auto: token_truncate
-    when rollouts can be stale (``async_steps`` > 0 or ``ray.max_lag`` > 0), off otherwise. Needs
-    ``trainer.temperature`` 1.0 (engines report raw logprobs). Default auto."""
+    when rollouts can be stale (``async_steps`` > 0 or ``ray.max_lag`` > 0), off otherwise. When on, the rollout
+    engines report the logprobs of the distribution they sample from (``logprobs_mode="processed"``:
+    ``trainer.temperature``, top-k, top-p applied), so any temperature works. Default auto."""
     importance_sampling_cap: float = Field(3.0, gt=0)
     """Upper bound C of the importance weights (TRL's ``vllm_importance_sampling_clip_max``). Default 3.0."""
     importance_sampling_cap_min: float | None = Field(None, ge=0)

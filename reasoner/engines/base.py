@@ -146,10 +146,26 @@ class Stream(Iterator[StreamEvent]):
         self.close()
 
 
+LOGPROBS_MODES = ("raw", "processed")
+"""Values of an engine's ``logprobs_mode`` (vLLM's ``raw_logprobs`` / ``processed_logprobs``)."""
+
+
+def check_logprobs_mode(mode: str) -> str:
+    """``mode`` if it is one of ``LOGPROBS_MODES``, else a ValueError naming it."""
+    if mode not in LOGPROBS_MODES:
+        raise ValueError(f"logprobs_mode must be one of {', '.join(LOGPROBS_MODES)}, got {mode!r}")
+    return mode
+
+
 class Engine(ABC):
     """A text generator over token-id prompts. See the module docstring for the contract."""
 
     name: str = "base"
+    logprobs_mode: str = "raw"
+    """What the reported logprobs (sampled token, top-k, entropies) are of: ``raw``, the model's own
+    distribution ``log_softmax(logits)`` (vLLM's default ``raw_logprobs``; what decoding strategies read), or
+    ``processed``, the distribution the engine samples from, temperature, top-k and top-p applied (vLLM's
+    ``processed_logprobs``; the behaviour policy of RL's importance weights). Greedy requests report raw."""
     model_name: str = ""
     tokenizer: Any = None
     device: str = "cpu"

@@ -3,8 +3,9 @@
 A batched decode loop over a ``DynamicCache``: left-padded prefill, then one token per live request per
 ``step``. Finished and aborted requests leave the batch at once (``batch_select_indices``), so aborting
 really saves compute. Logprobs are ``log_softmax`` of the raw logits (before temperature, as vLLM's default
-``raw_logprobs``), computed only when ``spec.logprobs`` or entropies ask, and entropies are exact over the full
-vocabulary: H = -sum_v p_v log p_v.
+``raw_logprobs``), or with ``logprobs_mode="processed"`` of the logits the engine samples from (temperature, top-k,
+top-p: vLLM's ``processed_logprobs``), computed only when ``spec.logprobs`` or entropies ask; entropies are exact
+over the full vocabulary of the same distribution: H = -sum_v p_v log p_v.
 
 Sampling follows vLLM's order: temperature, then top-k, then top-p; each sample has its own
 ``torch.Generator`` seeded with ``sample_seed(spec, j, prompt)``, so a sample does not depend on what else is in
@@ -28,6 +29,7 @@ from reasoner.engines.base import (
     Session,
     StreamEvent,
     _Partial,
+    check_logprobs_mode,
     cut_at_stop,
     engine_dtype,
     finalize,
@@ -44,19 +46,26 @@ _DTYPES = {"auto": "auto", "float32": torch.float32, "float": torch.float32, "bf
 
 
 def process_logits(logits: torch.Tensor, spec: SampleSpec) -> torch.Tensor:
-    """Temperature, top-k, top-p (vLLM's order) applied to a [B, V] logits tensor; masked entries -inf."""
+    """Temperature, top-k, top-p (vLLM's order) applied to a [..., V] logits tensor; masked entries -inf."""
     x = logits / spec.temperature
     if spec.top_k > 0 and spec.top_k < x.shape[-1]:
-        kth = torch.topk(x, spec.top_k, dim=-1).values[:, -1:]
+        kth = torch.topk(x, spec.top_k, dim=-1).values[..., -1:]
         x = x.masked_fill(x < kth, float("-inf"))
     if spec.top_p < 1.0:
         sorted_x, order = torch.sort(x, dim=-1, descending=False)
         cum = sorted_x.softmax(-1).cumsum(-1)
         drop_sorted = cum <= 1 - spec.top_p
-        drop_sorted[:, -1] = False
+        drop_sorted[..., -1] = False
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         x = x.masked_fill(drop, float("-inf"))
     return x
+
+
+def reported_logprobs(logits: torch.Tensor, spec: SampleSpec, mode: str) -> torch.Tensor:
+    """The [..., V] logprobs an engine in ``mode`` (``Engine.logprobs_mode``) reports for ``logits``: of the
+    raw logits, or (``processed``, not greedy) of ``process_logits``' output, -inf where it masks."""
+    processed = mode == "processed" and not spec.greedy
+    return torch.log_softmax(process_logits(logits, spec) if processed else logits, -1)
 
 
 class HFSession(Session):
@@ -126,7 +135,7 @@ class HFSession(Session):
         logits = self._forward()
         tokens = self._sample(logits)
         need_logp = self.want_lp or self.want_entropy
-        logp = torch.log_softmax(logits, -1) if need_logp else None
+        logp = reported_logprobs(logits, self.spec, self.e.logprobs_mode) if need_logp else None
         # logp is not None whenever one of these asks for it (want_top implies want_lp: SampleSpec checks it)
         picked = (
             logp.gather(-1, tokens.view(-1, 1)).view(-1).tolist()
@@ -204,11 +213,15 @@ class HFEngine(Engine):
 
     name = "hf"
 
-    def __init__(self, model: str, *, dtype: str = "auto", device: str | None = None, seed: int = 0):
+    def __init__(
+        self, model: str, *, dtype: str = "auto", device: str | None = None, seed: int = 0,
+        logprobs_mode: str = "raw",
+    ):  # fmt: skip
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.logprobs_mode = check_logprobs_mode(logprobs_mode)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model_name = model
         self.tokenizer = AutoTokenizer.from_pretrained(model)

@@ -21,7 +21,7 @@ cropping: ``DynamicCache.crop`` cuts every row to one length, so rows that accep
 again; masking costs only the dead columns' attention (at most ``k`` per step, cheap next to the MLPs at
 these context lengths) and no extra forward pass.
 
-Bookkeeping per generated token (logprobs of the raw distribution, top-k, exact entropies) comes from the
+Bookkeeping per generated token (logprobs in the engine's ``logprobs_mode``, top-k, exact entropies) comes from the
 same position's logits as in plain decoding; a ``StreamEvent`` carries every token a row emitted this step,
 and stop checks (EOS, stop strings, ``max_tokens``) run token by token, so a finish inside an accepted run
 drops the rest, as plain decoding would never have produced it.
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from reasoner.engines.base import Session, StreamEvent
-from reasoner.engines.hf import HFEngine, HFSession, process_logits
+from reasoner.engines.hf import HFEngine, HFSession, process_logits, reported_logprobs
 
 if TYPE_CHECKING:
     from reasoner.speculation import Speculative
@@ -190,7 +190,7 @@ class SpeculativeHFSession(HFSession):
     def _emit(self, logits: torch.Tensor, emitted: list[list[int]]) -> list[StreamEvent]:
         """Append each row's tokens one by one (with logprobs, top-k, entropies), stopping at a finish."""
         need = self.want_lp or self.want_entropy
-        logp = torch.log_softmax(logits, -1) if need else None
+        logp = reported_logprobs(logits, self.spec, self.e.logprobs_mode) if need else None
         tops = torch.topk(logp, self.spec.logprobs_k, dim=-1) if logp is not None and self.want_top else None
         ents = -(logp.exp() * logp).nan_to_num().sum(-1) if logp is not None and self.want_entropy else None
         events, keep, last = [], [], []

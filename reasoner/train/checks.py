@@ -25,6 +25,7 @@ import torch
 from reasoner.offpolicy import ISMode, importance_weights, staleness_counts
 from reasoner.train.batch import Group, RolloutBatch
 from reasoner.train.difficulty import pass_rate_histogram
+from reasoner.train.pipeline import engine_logprobs_mode
 from reasoner.train.sync import WeightSyncError, logprob_gap, token_logprobs
 from reasoner.verify import error_count
 
@@ -64,8 +65,9 @@ class PolicyChecks(_Host):
         if not rows:
             return
         t0 = time.perf_counter()
+        processed = self._sample_spec(0) if engine_logprobs_mode(self.recipe) == "processed" else None
         mine = token_logprobs(self.model, out["prompt_ids"][rows], out["prompt_mask"][rows],
-                              out["completion_ids"][rows], out["completion_mask"][rows]).cpu()  # fmt: skip
+                              out["completion_ids"][rows], out["completion_mask"][rows], processed).cpu()  # fmt: skip
         engine_rows = [c.require_logprobs("weight-sync check") for g in groups for c in g.completions]
         engine = [engine_rows[i] for i in rows]
         parts = self.comm.all_gather(logprob_gap(mine, engine), "sync check", step)

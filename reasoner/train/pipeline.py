@@ -47,6 +47,7 @@ __all__ = [
     "PipelineHooks",
     "StepPlan",
     "check_async",
+    "engine_logprobs_mode",
     "importance_mode",
     "load_inflight",
     "save_inflight",
@@ -226,6 +227,13 @@ def importance_mode(recipe: RecipeConfig) -> ISMode | None:
     return None if mode == "off" else mode
 
 
+def engine_logprobs_mode(recipe: RecipeConfig) -> str:
+    """What the rollout engines' logprobs must be of (``Engine.logprobs_mode``): with the correction on, the
+    distribution they sample from (``processed``: temperature, top-k, top-p applied), as the importance weights'
+    behaviour policy ``mu`` must be; otherwise the model's raw one (what ``raw`` engines report)."""
+    return "raw" if importance_mode(recipe) is None else "processed"
+
+
 def check_async(recipe: RecipeConfig, args: Any) -> None:
     """Settings that contradict pipelined rollouts or their correction: a ConfigError naming them."""
     r = recipe.rollout
@@ -234,15 +242,7 @@ def check_async(recipe: RecipeConfig, args: Any) -> None:
             f"rollout.async_steps={r.async_steps} makes rollouts up to {r.async_steps} versions old, but the Ray "
             f"pool allows ray.max_lag={recipe.ray.max_lag}: set ray.max_lag >= {r.async_steps}"
         )
-    if importance_mode(recipe) is None:
-        return
-    if args.temperature != 1.0:
-        raise ConfigError(
-            f"rollout.importance_sampling ({importance_mode(recipe)}) needs trainer.temperature=1.0 (got "
-            f"{args.temperature}): the engines report logprobs of the raw distribution, not of the tempered "
-            "one they sample from; set rollout.importance_sampling=off to train without the correction"
-        )
-    if args.loss_type == "vespo":
+    if importance_mode(recipe) is not None and args.loss_type == "vespo":
         raise ConfigError(
             "rollout.importance_sampling does not combine with trainer.loss_type='vespo' (VESPO folds its own "
             "importance weights into the loss); set rollout.importance_sampling=off"

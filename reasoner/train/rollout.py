@@ -108,6 +108,7 @@ def make_rollout_source(
     address: str | None = None,
     pool: Callable[..., RolloutSource] | None = None,
     speculative: Speculative | None = None,
+    logprobs_mode: str = "raw",
     **pool_options: Any,
 ) -> RolloutSource:
     """Build the rollout source a recipe's ``rollout`` section asks for: one in-process engine
@@ -115,8 +116,10 @@ def make_rollout_source(
     (pass ``reasoner.dist.RolloutPool``: Ray actors, on the cluster at ``address`` / ``$RAY_ADDRESS`` or a
     local one; ``reasoner.train`` does not import ``reasoner.dist`` itself). ``pool_options`` go to ``pool``
     (num_cpus, num_gpus, placement, max_lag, sync_timeout_s, ...). ``speculative``: lossless speculative decoding
-    on every rollout engine (``rollout.speculative``)."""
+    on every rollout engine (``rollout.speculative``). ``logprobs_mode``: what the engines' logprobs are of
+    (``Engine.logprobs_mode``; ``processed`` when importance weights read them as the behaviour policy)."""
     kwargs: dict[str, Any] = {"max_model_len": max_model_len} if engine == "vllm" else {}
+    kwargs["logprobs_mode"] = logprobs_mode
     if speculative is not None:
         kwargs["speculative"] = speculative
     if workers > 0:

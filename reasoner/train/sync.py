@@ -7,8 +7,9 @@ enter together.
 
 The sync check (trl #5312: a sync that silently did not happen left the importance ratio at ~1e-7): after a
 sync the engine's logprobs of the tokens it sampled are compared with the learner's logprobs of the same
-tokens, ``gap = |log p_engine(y_t) - log p_learner(y_t)|`` per token, from raw logits (no temperature, as both
-engines report). The trainer logs the mean and max gap (``sync/logprob_gap_mean|max``) and raises
+tokens, ``gap = |log p_engine(y_t) - log p_learner(y_t)|`` per token, of the distribution the engine reports
+(``Engine.logprobs_mode``): the raw logits, or with the off-policy correction on the processed ones (temperature,
+top-k, top-p applied to the learner's logits as the engine applies them). The trainer logs the mean and max gap (``sync/logprob_gap_mean|max``) and raises
 ``WeightSyncError`` when the mean exceeds ``rollout.max_logprob_gap`` (default 0.5).
 
 Measured on smollm2-135m (T=1, 64 tokens): vLLM fp32 vs the fp32 learner 7e-6 mean (max 4e-5); bf16 on either
@@ -25,6 +26,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+
+from reasoner.engines.hf import reported_logprobs
+from reasoner.types import SampleSpec
 
 __all__ = ["WeightSyncError", "logprob_gap", "merged_weights", "named_weights", "token_logprobs"]
 
@@ -84,10 +88,11 @@ def _zero3_gathered(model: Any) -> contextlib.AbstractContextManager:
 
 def token_logprobs(
     model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
+    completion_mask: torch.Tensor, processed: SampleSpec | None = None,
 ) -> torch.Tensor:  # fmt: skip
-    """``(B, T)`` log-probabilities of the completion tokens under ``model`` (raw logits, no temperature: what
-    both engines report), from one no-grad forward pass over prompt + completion."""
+    """``(B, T)`` log-probabilities of the completion tokens under ``model``, from one no-grad forward pass over
+    prompt + completion: of the raw logits, or with ``processed`` (the rollouts' sampling) of the logits an engine
+    in ``logprobs_mode="processed"`` reports (``reasoner.engines.hf.reported_logprobs``)."""
     width = completion_ids.shape[1]
     with torch.no_grad():
         logits = (
@@ -99,7 +104,12 @@ def token_logprobs(
             .logits[:, :-1]
             .float()
         )
-    return torch.log_softmax(logits, -1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    logp = (
+        torch.log_softmax(logits, -1)
+        if processed is None
+        else reported_logprobs(logits, processed, "processed")
+    )
+    return logp.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
 
 
 def logprob_gap(learner: torch.Tensor, engine: Sequence[Sequence[float]]) -> tuple[float, int, float]:

@@ -33,7 +33,7 @@ from reasoner.config import ConfigError, RecipeConfig
 from reasoner.sections import LoraConfig
 from reasoner.speculation import speculative_or_none
 from reasoner.train.hooks import GRPOHooks
-from reasoner.train.pipeline import check_async
+from reasoner.train.pipeline import check_async, engine_logprobs_mode
 from reasoner.train.rollout import PoolFollower, RolloutSource, make_rollout_source
 from reasoner.types import Problem
 
@@ -255,7 +255,8 @@ def build_trainer(
                 pool["max_lag"] -= r.async_steps
             rollout = make_rollout_source(r.engine, path, dtype=recipe.model.dtype, seed=r.seed,
                                           workers=r.workers, max_model_len=r.max_model_len, pool=rollout_pool,
-                                          speculative=speculative_or_none(r.speculative), **pool)  # fmt: skip
+                                          speculative=speculative_or_none(r.speculative),
+                                          logprobs_mode=engine_logprobs_mode(recipe), **pool)  # fmt: skip
     rows = [{"prompt": p.question, "problem_id": p.id, "answer": p.answer} for p in problems]
     metrics = MetricsLogger(Path(args.output_dir) / "metrics.jsonl", quiet=quiet)
     trainer = trainer_class()(

@@ -166,6 +166,53 @@ def test_sampled_logprobs_without_top_k(engines, kind):
         assert c.top_logprobs is None
 
 
+@pytest.fixture(scope="module")
+def processed_engines(tiny_model):
+    """Both engines on the tiny model with ``logprobs_mode="processed"`` (vLLM's ``processed_logprobs``)."""
+    from reasoner.engines import load_engine, vllm_available
+
+    if not vllm_available()[0]:
+        pytest.skip(vllm_available()[1])
+    built = {k: load_engine(k, tiny_model, dtype="float32", logprobs_mode="processed", **kw)
+             for k, kw in (("hf", {}), ("vllm", {"max_model_len": 512}))}  # fmt: skip
+    yield built
+    for engine in built.values():
+        engine.close()
+
+
+PROCESSED = [
+    SampleSpec(n=2, max_tokens=16, temperature=0.7, seed=5, logprobs=True),
+    SampleSpec(n=2, max_tokens=16, temperature=1.3, top_k=8, seed=5, logprobs=True),
+    SampleSpec(n=2, max_tokens=16, temperature=0.7, top_p=0.9, seed=5, logprobs=True),
+]
+
+
+@pytest.mark.parametrize("kind", ["hf", "vllm"])
+@pytest.mark.parametrize("spec", PROCESSED, ids=["T0.7", "T1.3-topk8", "T0.7-topp0.9"])
+def test_logprobs_modes_report_the_raw_or_the_sampled_distribution(engines, processed_engines, hf_engine,
+                                                                   kind, spec):  # fmt: skip
+    """Each engine's sampled-token logprobs, teacher-forced by the learner's scorer (``train.sync``): ``raw``
+    mode reports log_softmax(logits), ``processed`` mode the distribution it samples from (temperature, top-k,
+    top-p), which is what the off-policy correction needs as its behaviour policy; the two differ at T != 1."""
+    from reasoner.train.sync import token_logprobs
+
+    prompts = _prompts(hf_engine)[:2]
+    for mode, engine, scoring in (("raw", engines[kind], None), ("processed", processed_engines[kind], spec)):
+        assert engine.logprobs_mode == mode
+        gaps, raw_gaps = [], []
+        for prompt, row in zip(prompts, engine.generate(prompts, spec), strict=True):
+            for c in row:
+                ids = torch.tensor([list(c.token_ids)])
+                args = (hf_engine.model, torch.tensor([prompt]), torch.ones(1, len(prompt), dtype=torch.long),
+                        ids, torch.ones_like(ids))  # fmt: skip
+                got = torch.tensor(c.logprobs)
+                gaps.append((token_logprobs(*args, scoring)[0] - got).abs().max().item())
+                raw_gaps.append((token_logprobs(*args)[0] - got).abs().max().item())
+        assert max(gaps) < 2e-3, (mode, gaps)
+        if mode == "processed":
+            assert max(raw_gaps) > 0.05, "processed logprobs should differ from the raw distribution's"
+
+
 def test_stop_string_is_cut_from_the_text_on_both_engines(engines):
     prompt = _prompts(engines["hf"])[1]
     (full,) = engines["hf"].generate([prompt], SampleSpec(max_tokens=24, temperature=0.0))[0]

@@ -96,17 +96,19 @@ def test_a_run_killed_between_steps_resumes_its_in_flight_batch(tmp_path):
         assert _max_gap(a["weights"], b["weights"]) <= 1e-6
 
 
-def test_pipelined_rollouts_on_the_real_model_log_one_update_of_drift(tmp_path, tiny_model):
-    """The hf engine's logprobs are the learner's: at step 1 the importance weights are 1 (same weights); from
-    step 2 on the rollouts are one update old, so the learner's logprobs have moved and the weights show it."""
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_pipelined_rollouts_on_the_real_model_log_one_update_of_drift(tmp_path, tiny_model, temperature):
+    """The hf engine's (processed) logprobs are the learner's at the sampling temperature: at step 1 the
+    importance weights are 1 (same weights); from step 2 on the rollouts are one update old, so the learner's
+    logprobs have moved and the weights show it."""
     from test_train_trainer import AlignedReward, hf_rollout, problems, tiny_recipe
 
     from reasoner.train.trainer import build_trainer
 
     recipe = tiny_recipe(tmp_path, *ASYNC, "trainer.max_steps=3", "trainer.learning_rate=0.05",
-                         "trainer.temperature=1.0")  # fmt: skip
+                         f"trainer.temperature={temperature}")  # fmt: skip
     trainer = build_trainer(recipe, reward_funcs=[AlignedReward(constant_even=False)], problems=problems(),
-                            rollout=hf_rollout(tiny_model), quiet=True)  # fmt: skip
+                            rollout=hf_rollout(tiny_model, "processed"), quiet=True)  # fmt: skip
     trainer.train()
     steps = [r for r in _metrics(tmp_path) if "reward" in r]
     assert [r["async/staleness_max"] for r in steps] == [0.0, 1.0, 1.0]
@@ -121,6 +123,22 @@ def test_pipelined_rollouts_on_the_real_model_log_one_update_of_drift(tmp_path, 
     assert torch.equal(
         trainer.rollout.source.engine.model.model.embed_tokens.weight, trainer.model.model.embed_tokens.weight
     ), "after train() the engine holds the final weights"
+
+
+def test_an_engine_reporting_raw_logprobs_under_the_correction_fails_the_sync_check(tmp_path, tiny_model):
+    """At T=0.7 the raw distribution is not the one sampled from: the sync check, scoring the learner's tokens
+    as a processed-mode engine would, sees the gap on fresh rows and stops the run at step 0."""
+    from test_train_trainer import AlignedReward, hf_rollout, problems, tiny_recipe
+
+    from reasoner.train.sync import WeightSyncError
+    from reasoner.train.trainer import build_trainer
+
+    recipe = tiny_recipe(tmp_path, *ASYNC, "trainer.max_steps=1", "trainer.temperature=0.7",
+                         "rollout.max_logprob_gap=0.001")  # fmt: skip
+    trainer = build_trainer(recipe, reward_funcs=[AlignedReward(constant_even=False)], problems=problems(),
+                            rollout=hf_rollout(tiny_model, "raw"), quiet=True)  # fmt: skip
+    with pytest.raises(WeightSyncError, match=r"step 0: .* differ from the learner's"):
+        trainer.train()
 
 
 @pytest.mark.ray

@@ -68,11 +68,11 @@ def tiny_recipe(tmp_path: Path, *extra: str):
     )
 
 
-def hf_rollout(tiny_model):
+def hf_rollout(tiny_model, logprobs_mode: str = "raw"):
     from reasoner.engines.hf import HFEngine
     from reasoner.train.rollout import EngineRollout
 
-    return EngineRollout(HFEngine(tiny_model, dtype="float32"))
+    return EngineRollout(HFEngine(tiny_model, dtype="float32", logprobs_mode=logprobs_mode))
 
 
 def greedy(source, tokenizer, question="What is 3 + 4?"):

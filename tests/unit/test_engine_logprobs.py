@@ -218,3 +218,16 @@ def test_vllm_unknown_finish_reason_is_an_error_naming_it():
     for bad in ("error", None, "timeout"):
         with pytest.raises(EngineError, match=rf"request r7 finished with finish_reason={bad!r}"):
             finish_reason(bad, "r7")
+
+
+@pytest.mark.parametrize(
+    ("mode", "ok"), [("raw", True), ("processed", True), ("raw_logprobs", False), ("", False)]
+)
+def test_an_engines_logprobs_mode_is_raw_or_processed(mode, ok):
+    from reasoner.engines.base import check_logprobs_mode
+
+    if ok:
+        assert check_logprobs_mode(mode) == mode
+    else:
+        with pytest.raises(ValueError, match=rf"logprobs_mode must be one of raw, processed, got {mode!r}"):
+            check_logprobs_mode(mode)

@@ -11,7 +11,13 @@ import torch
 
 from reasoner.config import ConfigError
 from reasoner.engines.fake import FakeEngine, Trace
-from reasoner.train.pipeline import OrderedRollout, check_async, importance_mode, source_versions
+from reasoner.train.pipeline import (
+    OrderedRollout,
+    check_async,
+    engine_logprobs_mode,
+    importance_mode,
+    source_versions,
+)
 from reasoner.train.rollout import EngineRollout
 from reasoner.types import SampleSpec
 
@@ -99,7 +105,9 @@ def _recipe(*overrides):
     ],
 )
 def test_the_correction_is_on_where_rollouts_can_be_stale(overrides, mode):
+    """...and then the engines report the sampled (processed) distribution, its behaviour policy."""
     assert importance_mode(_recipe(*overrides)) == mode
+    assert engine_logprobs_mode(_recipe(*overrides)) == ("raw" if mode is None else "processed")
 
 
 class _Args:
@@ -110,7 +118,6 @@ class _Args:
     ("overrides", "args", "message"),
     [
         (["rollout.workers=1", "rollout.async_steps=2", "ray.max_lag=1"], {}, "ray.max_lag >= 2"),
-        (["rollout.async_steps=1"], {"temperature": 0.7}, "trainer.temperature=1.0"),
         (["rollout.async_steps=1"], {"loss_type": "vespo"}, "vespo"),
     ],
 )

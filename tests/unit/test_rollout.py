@@ -16,10 +16,12 @@ def test_a_pool_is_built_by_the_injected_class_and_is_required_for_workers():
             seen.update(engine=engine, model=model, **kwargs)
 
     source = make_rollout_source("vllm", "some/model", dtype="float32", seed=3, workers=2, max_model_len=512,
-                                 address="ray://head:10001", pool=Pool, num_cpus=0.5)  # fmt: skip
+                                 address="ray://head:10001", pool=Pool, num_cpus=0.5,
+                                 logprobs_mode="processed")  # fmt: skip
     assert isinstance(source, Pool)
     assert seen == {"engine": "vllm", "model": "some/model", "workers": 2, "dtype": "float32", "seed": 3,
-                    "engine_kwargs": {"max_model_len": 512}, "address": "ray://head:10001", "num_cpus": 0.5}  # fmt: skip
+                    "engine_kwargs": {"max_model_len": 512, "logprobs_mode": "processed"},
+                    "address": "ray://head:10001", "num_cpus": 0.5}  # fmt: skip
     with pytest.raises(
         ValueError, match=r"rollout.workers=2 needs a rollout pool: pass pool=reasoner.dist.RolloutPool"
     ):
