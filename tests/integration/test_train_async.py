@@ -11,6 +11,7 @@ learner's, so the importance weights measure one update's drift."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,73 @@ def test_pipelined_rollouts_on_the_real_model_log_one_update_of_drift(tmp_path, 
     assert torch.equal(
         trainer.rollout.source.engine.model.model.embed_tokens.weight, trainer.model.model.embed_tokens.weight
     ), "after train() the engine holds the final weights"
+
+
+def test_two_steps_ahead_every_rollout_is_sampled_by_the_weights_of_its_version(
+    tmp_path, tiny_model, monkeypatch
+):
+    """``async_steps=2`` on the real model: weight syncs queued behind generations (each made to take 0.3 s)
+    run from snapshots taken when the update finished. Every completion, re-scored by the learner's weights of
+    the version it is labelled with (kept per step by a callback), has the engine's logprobs; the next
+    version's weights do not."""
+    from test_train_trainer import AlignedReward, problems, tiny_recipe
+    from transformers import AutoModelForCausalLM, TrainerCallback
+
+    from reasoner.engines.hf import HFEngine
+    from reasoner.train.pipeline import OrderedRollout
+    from reasoner.train.rollout import EngineRollout
+    from reasoner.train.sync import token_logprobs
+    from reasoner.train.trainer import build_trainer
+    from reasoner.types import SampleSpec
+
+    class Recording(EngineRollout):
+        records: list = []
+
+        def generate(self, prompts, spec, *, entropies=False):
+            time.sleep(0.3)
+            out = super().generate(prompts, spec, entropies=entropies)
+            self.records += [(self.version, p, c) for p, row in zip(prompts, out, strict=True) for c in row]
+            return out
+
+    versions: dict[int, dict] = {}
+
+    class KeepWeights(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            versions[0] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            versions[state.global_step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    busy_at_sync: list[bool] = []
+    sync = OrderedRollout.sync_weights
+
+    def spy(self, named_tensors, version):
+        busy_at_sync.append(self.busy())
+        sync(self, named_tensors, version)
+
+    monkeypatch.setattr(OrderedRollout, "sync_weights", spy)
+    recipe = tiny_recipe(tmp_path, "rollout.async_steps=2", "trainer.max_steps=4", "trainer.learning_rate=0.05",
+                         "trainer.temperature=0.7")  # fmt: skip
+    rollout = Recording(HFEngine(tiny_model, dtype="float32", logprobs_mode="processed"))
+    trainer = build_trainer(recipe, reward_funcs=[AlignedReward(constant_even=False)], problems=problems(),
+                            rollout=rollout, callbacks=[KeepWeights()], quiet=True)  # fmt: skip
+    trainer.train()
+    steps = [r for r in _metrics(tmp_path) if "reward" in r]
+    assert [r["async/staleness_max"] for r in steps] == [0.0, 1.0, 2.0, 2.0]
+    assert sorted({v for v, _, _ in rollout.records}) == [0, 1]  # steps 0-2 from v0 (two ahead), 3 from v1
+    assert any(busy_at_sync), "no sync was queued behind a generation: the snapshot path did not run"
+    scorer = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    spec = SampleSpec(temperature=0.7, logprobs=True)
+    gaps: dict[str, list[float]] = {"own": [], "next": []}
+    for version, prompt, c in rollout.records:
+        ids = torch.tensor([list(c.token_ids)])
+        for key, v in (("own", version), ("next", version + 1)):
+            scorer.load_state_dict(versions[v])
+            mine = token_logprobs(scorer, torch.tensor([list(prompt)]), torch.ones(1, len(prompt), dtype=torch.long),
+                                  ids, torch.ones_like(ids), spec)[0]  # fmt: skip
+            gaps[key].append((mine - torch.tensor(c.logprobs)).abs().max().item())
+    assert max(gaps["own"]) < 1e-4, gaps["own"]
+    assert min(gaps["next"]) > 1e-3, "the test needs updates large enough to tell versions apart"
 
 
 def test_an_engine_reporting_raw_logprobs_under_the_correction_fails_the_sync_check(tmp_path, tiny_model):
