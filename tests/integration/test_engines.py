@@ -166,46 +166,81 @@ def test_sampled_logprobs_without_top_k(engines, kind):
         assert c.top_logprobs is None
 
 
+PROCESSED = {
+    "T0.7": {"temperature": 0.7},
+    "T1.3-topk8": {"temperature": 1.3, "top_k": 8},
+    "T0.7-topp0.9": {"temperature": 0.7, "top_p": 0.9},
+}
+"""Sampling settings of the logprobs-mode test (with n=2, 16 tokens, seed 5, logprobs on)."""
+
+_VLLM_PROCESSED = """
+import json, sys
+from reasoner.engines import load_engine
+from reasoner.types import SampleSpec
+model, prompts, specs, out = json.loads(sys.argv[1])
+engine = load_engine("vllm", model, dtype="float32", logprobs_mode="processed", max_model_len=512)
+assert engine.logprobs_mode == "processed"
+rows = {key: [[[list(c.token_ids), list(c.logprobs)] for c in row]
+              for row in engine.generate(prompts, SampleSpec(**spec))] for key, spec in specs.items()}
+json.dump(rows, open(out, "w"))
+"""
+
+
+def _spec(key: str) -> SampleSpec:
+    return SampleSpec(n=2, max_tokens=16, seed=5, logprobs=True, **PROCESSED[key])
+
+
 @pytest.fixture(scope="module")
-def processed_engines(tiny_model):
-    """Both engines on the tiny model with ``logprobs_mode="processed"`` (vLLM's ``processed_logprobs``)."""
-    from reasoner.engines import load_engine, vllm_available
+def processed_rows(tiny_model, hf_engine, vllm_engine, tmp_path_factory):
+    """``kind -> spec key -> rows of (token ids, logprobs)`` from engines in ``logprobs_mode="processed"``.
+    The vLLM one runs in a subprocess: vLLM keeps its parallel state per process, and closing a second engine
+    here would tear down the session's ``vllm_engine`` with it."""
+    import json
+    import subprocess
+    import sys
 
-    if not vllm_available()[0]:
-        pytest.skip(vllm_available()[1])
-    built = {k: load_engine(k, tiny_model, dtype="float32", logprobs_mode="processed", **kw)
-             for k, kw in (("hf", {}), ("vllm", {"max_model_len": 512}))}  # fmt: skip
-    yield built
-    for engine in built.values():
-        engine.close()
+    from reasoner.engines.hf import HFEngine
 
-
-PROCESSED = [
-    SampleSpec(n=2, max_tokens=16, temperature=0.7, seed=5, logprobs=True),
-    SampleSpec(n=2, max_tokens=16, temperature=1.3, top_k=8, seed=5, logprobs=True),
-    SampleSpec(n=2, max_tokens=16, temperature=0.7, top_p=0.9, seed=5, logprobs=True),
-]
+    prompts = _prompts(hf_engine)[:2]
+    specs = {
+        key: {"n": 2, "max_tokens": 16, "seed": 5, "logprobs": True, **kw} for key, kw in PROCESSED.items()
+    }
+    out = tmp_path_factory.mktemp("processed") / "vllm.json"
+    proc = subprocess.run([sys.executable, "-c", _VLLM_PROCESSED, json.dumps([tiny_model, prompts, specs, str(out)])],
+                          timeout=300, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    hf = HFEngine(tiny_model, dtype="float32", logprobs_mode="processed")
+    assert hf.logprobs_mode == "processed"
+    return {
+        "vllm": json.loads(out.read_text()),
+        "hf": {key: [[[list(c.token_ids), list(c.logprobs)] for c in row] for row in hf.generate(prompts, _spec(key))]
+               for key in PROCESSED},
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["hf", "vllm"])
-@pytest.mark.parametrize("spec", PROCESSED, ids=["T0.7", "T1.3-topk8", "T0.7-topp0.9"])
-def test_logprobs_modes_report_the_raw_or_the_sampled_distribution(engines, processed_engines, hf_engine,
-                                                                   kind, spec):  # fmt: skip
+@pytest.mark.parametrize("key", list(PROCESSED))
+def test_logprobs_modes_report_the_raw_or_the_sampled_distribution(
+    engines, processed_rows, hf_engine, kind, key
+):
     """Each engine's sampled-token logprobs, teacher-forced by the learner's scorer (``train.sync``): ``raw``
     mode reports log_softmax(logits), ``processed`` mode the distribution it samples from (temperature, top-k,
     top-p), which is what the off-policy correction needs as its behaviour policy; the two differ at T != 1."""
     from reasoner.train.sync import token_logprobs
 
-    prompts = _prompts(hf_engine)[:2]
-    for mode, engine, scoring in (("raw", engines[kind], None), ("processed", processed_engines[kind], spec)):
-        assert engine.logprobs_mode == mode
+    spec, prompts = _spec(key), _prompts(hf_engine)[:2]
+    assert engines[kind].logprobs_mode == "raw"
+    raw = [
+        [[list(c.token_ids), list(c.logprobs)] for c in row] for row in engines[kind].generate(prompts, spec)
+    ]
+    for mode, rows, scoring in (("raw", raw, None), ("processed", processed_rows[kind][key], spec)):
         gaps, raw_gaps = [], []
-        for prompt, row in zip(prompts, engine.generate(prompts, spec), strict=True):
-            for c in row:
-                ids = torch.tensor([list(c.token_ids)])
+        for prompt, row in zip(prompts, rows, strict=True):
+            for token_ids, logprobs in row:
+                ids = torch.tensor([token_ids])
                 args = (hf_engine.model, torch.tensor([prompt]), torch.ones(1, len(prompt), dtype=torch.long),
                         ids, torch.ones_like(ids))  # fmt: skip
-                got = torch.tensor(c.logprobs)
+                got = torch.tensor(logprobs)
                 gaps.append((token_logprobs(*args, scoring)[0] - got).abs().max().item())
                 raw_gaps.append((token_logprobs(*args)[0] - got).abs().max().item())
         assert max(gaps) < 2e-3, (mode, gaps)
