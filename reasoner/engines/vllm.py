@@ -244,6 +244,8 @@ class VLLMEngine(Engine):
         log.debug("vllm: reloaded %d tensors", len(weights))
 
     def close(self) -> None:
+        """Release the engine. vLLM keeps its parallel state per process: closing one engine tears it down for
+        every other engine of the process too (measured with two in-process engines), so keep one per process."""
         llm = getattr(self, "llm", None)
         if llm is not None:
             del self.llm
