@@ -6,7 +6,8 @@ pipelined run without the off-policy correction must train exactly like the sync
 group was sampled with differs. With the correction on it must still mean the same at 2 learner processes as
 at 1, and a run SIGKILLed between steps and resumed must train the same batches as one that never stopped
 (the in-flight batch is recorded in the checkpoint). On the real tiny model the engine's logprobs are the
-learner's, so the importance weights measure one update's drift."""
+learner's, so the importance weights measure one update's drift, and two steps ahead every rollout carries
+the logprobs of the weights of the version it is labelled with."""
 
 from __future__ import annotations
 
@@ -144,7 +145,9 @@ def test_two_steps_ahead_every_rollout_is_sampled_by_the_weights_of_its_version(
     from reasoner.types import SampleSpec
 
     class Recording(EngineRollout):
-        records: list = []
+        def __init__(self, engine):
+            super().__init__(engine)
+            self.records: list = []  # (version, prompt ids, completion) of every sample
 
         def generate(self, prompts, spec, *, entropies=False):
             time.sleep(0.3)
