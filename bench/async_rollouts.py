@@ -17,6 +17,7 @@ Three parts (``--parts``), each printing its table:
     .venv/bin/python bench/async_rollouts.py --parts scripted         # ~2 min, run alone
     .venv/bin/python bench/async_rollouts.py --parts pool             # ~8 min, run alone
     .venv/bin/python bench/async_rollouts.py --parts dler --seeds 0 1 2 3 4   # ~4 min per run, cached per run
+    .venv/bin/python bench/async_rollouts.py --parts dler --train-temperature 0.7   # the correction at T != 1
 
 Measured on the 2-core CPU (issue [15]'s closing note has the tables):
 - scripted: generation 0.25 s, update 0.23 s: synchronous 0.495 s, pipelined 0.261 s = 1.04x the ideal
@@ -153,10 +154,11 @@ def dler(args) -> list[str]:
     table = {}
     for seed in args.seeds:
         for k in (0, 1):
-            path = out / f"dler-async{k}-seed{seed}.json"
+            tag = "" if args.train_temperature == 1.0 else f"-T{args.train_temperature:g}"
+            path = out / f"dler-async{k}-seed{seed}{tag}.json"
             if not path.exists():
                 over = [f"rollout.async_steps={k}", f"trainer.seed={seed}", f"rollout.seed={seed}",
-                        "trainer.save_strategy=no"]  # fmt: skip
+                        "trainer.save_strategy=no", f"trainer.temperature={args.train_temperature}"]  # fmt: skip
                 with tempfile.TemporaryDirectory(prefix="async-dler-") as tmp:
                     result = train_and_eval("dler_overthinker", over, problems, tmp, samples=4, max_tokens=700,
                                             temperature=1.0)  # fmt: skip
@@ -167,8 +169,9 @@ def dler(args) -> list[str]:
                                         or key in ("step", "step_time")} for r in rows if "reward" in r]  # fmt: skip
                 path.write_text(json.dumps(result))
             table[(k, seed)] = json.loads(path.read_text())
-    lines = [f"(c) DLER on the organism (dler_overthinker, 100 steps), held-out {args.problems} multistep test "
-             "problems, avg@4, T=1.0", "  async  seed  accuracy  mean length  train s"]  # fmt: skip
+    lines = [f"(c) DLER on the organism (dler_overthinker, 100 steps, trained at T={args.train_temperature:g}), "
+             f"held-out {args.problems} multistep test problems, avg@4, T=1.0",
+             "  async  seed  accuracy  mean length  train s"]  # fmt: skip
     for (k, seed), r in sorted(table.items()):
         lines.append(
             f"  {k:5d}  {seed:4d}  {r['accuracy']:7.1%}  {r['mean_length']:11.1f}  {r['train_s']:7.0f}"
@@ -180,7 +183,9 @@ def dler(args) -> list[str]:
             f"  async {k} mean: accuracy {statistics.mean(acc):.1%}, length {statistics.mean(ln):.1f}"
         )
     for seed in args.seeds:
-        steps = table[(1, seed)]["steps_log"][1:]
+        logged = table[(1, seed)]["steps_log"][1:]
+        # a step whose every group dynamic sampling dropped trains no token, so it logs no importance weights
+        steps = [r for r in logged if "sampling/importance_sampling_ratio/min" in r]
         if steps:
 
             def avg(key: str, steps: list[dict] = steps) -> float:
@@ -192,7 +197,8 @@ def dler(args) -> list[str]:
                 f"  async 1 seed {seed}: staleness mean {avg('async/staleness_mean'):.2f}; IS ratio mean "
                 f"{avg('sampling/importance_sampling_ratio/mean'):.3f}, min {low:.3f}, max {high:.3f}; truncated "
                 f"{avg('sampling/importance_sampling_truncated_frac'):.2%} of tokens; |logp diff| mean "
-                f"{avg('sampling/sampling_logp_difference/mean'):.4f}"
+                f"{avg('sampling/sampling_logp_difference/mean'):.4f}; {len(logged) - len(steps)} of {len(logged)} "
+                "steps trained no token"
             )  # fmt: skip
     return lines
 
@@ -210,6 +216,9 @@ def main() -> None:
         "--problems", type=int, default=100, help="held-out problems (dler). Default: %(default)s"
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="DLER seeds. Default: 0 1")
+    ap.add_argument("--train-temperature", type=float, default=1.0,
+                    help="DLER's sampling temperature in training (the held-out eval stays at T=1.0; the "
+                         "correction then reads processed logprobs). Default: %(default)s")  # fmt: skip
     ap.add_argument("--out", default="runs/async", help="cache of the DLER runs. Default: %(default)s")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
