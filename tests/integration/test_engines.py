@@ -171,7 +171,8 @@ PROCESSED = {
     "T1.3-topk8": {"temperature": 1.3, "top_k": 8},
     "T0.7-topp0.9": {"temperature": 0.7, "top_p": 0.9},
 }
-"""Sampling settings of the logprobs-mode test (with n=2, 16 tokens, seed 5, logprobs on)."""
+"""Sampling settings of the logprobs-mode test, on top of ``_BASE``."""
+_BASE = {"n": 2, "max_tokens": 16, "seed": 5, "logprobs": True}
 
 _VLLM_PROCESSED = """
 import json, sys
@@ -187,7 +188,12 @@ json.dump(rows, open(out, "w"))
 
 
 def _spec(key: str) -> SampleSpec:
-    return SampleSpec(n=2, max_tokens=16, seed=5, logprobs=True, **PROCESSED[key])
+    return SampleSpec(**_BASE, **PROCESSED[key])
+
+
+def _rows(groups) -> list:
+    """Generated groups as JSON-able rows of ``[token ids, logprobs]``."""
+    return [[[list(c.token_ids), list(c.logprobs)] for c in row] for row in groups]
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +208,7 @@ def processed_rows(tiny_model, hf_engine, vllm_engine, tmp_path_factory):
     from reasoner.engines.hf import HFEngine
 
     prompts = _prompts(hf_engine)[:2]
-    specs = {
-        key: {"n": 2, "max_tokens": 16, "seed": 5, "logprobs": True, **kw} for key, kw in PROCESSED.items()
-    }
+    specs = {key: {**_BASE, **kw} for key, kw in PROCESSED.items()}
     out = tmp_path_factory.mktemp("processed") / "vllm.json"
     proc = subprocess.run([sys.executable, "-c", _VLLM_PROCESSED, json.dumps([tiny_model, prompts, specs, str(out)])],
                           timeout=300, capture_output=True, text=True)  # fmt: skip
@@ -213,9 +217,8 @@ def processed_rows(tiny_model, hf_engine, vllm_engine, tmp_path_factory):
     assert hf.logprobs_mode == "processed"
     return {
         "vllm": json.loads(out.read_text()),
-        "hf": {key: [[[list(c.token_ids), list(c.logprobs)] for c in row] for row in hf.generate(prompts, _spec(key))]
-               for key in PROCESSED},
-    }  # fmt: skip
+        "hf": {key: _rows(hf.generate(prompts, _spec(key))) for key in PROCESSED},
+    }
 
 
 @pytest.mark.parametrize("kind", ["hf", "vllm"])
@@ -230,9 +233,7 @@ def test_logprobs_modes_report_the_raw_or_the_sampled_distribution(
 
     spec, prompts = _spec(key), _prompts(hf_engine)[:2]
     assert engines[kind].logprobs_mode == "raw"
-    raw = [
-        [[list(c.token_ids), list(c.logprobs)] for c in row] for row in engines[kind].generate(prompts, spec)
-    ]
+    raw = _rows(engines[kind].generate(prompts, spec))
     for mode, rows, scoring in (("raw", raw, None), ("processed", processed_rows[kind][key], spec)):
         gaps, raw_gaps = [], []
         for prompt, row in zip(prompts, rows, strict=True):
