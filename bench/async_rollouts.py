@@ -6,8 +6,8 @@ Three parts (``--parts``), each printing its table:
   ``--gen-s`` seconds (a sleep, so it uses no CPU); the learner is the real tiny Qwen2 (grpo recipe, its update
   time measured). Synchronous step = generate + update + sync; pipelined, the ideal is
   max(generate, update) + sync. Target: pipelined step <= 1.1x that ideal (issue [15]). Three arms alternate
-  ``--repeats`` times: synchronous, pipelined, pipelined without the off-policy correction (whose extra
-  learner forward pass is serial); the mean step time of steps 2.. (step 1 has nothing prefetched).
+  ``--repeats`` times: synchronous, pipelined, pipelined without the off-policy correction (the
+  correction adds no forward pass: it weighs tokens inside TRL's loss); the mean step time of steps 2.. (step 1 has nothing prefetched).
 - ``pool``: a 1-worker Ray pool serving smollm2-135m with vLLM, the learner in this process (2 cores shared by
   learner, worker and Ray: report only).
 - ``dler``: ``recipes/dler_overthinker.yaml`` (100 steps on the organism) with async_steps 0 and 1, 2 seeds each;

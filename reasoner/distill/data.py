@@ -232,8 +232,12 @@ def sample_and_record(
     if todo and engine is None:
         raise ValueError(f"{name}: {len(todo)} problems left to do and no engine")
     for lo in range(0, len(todo), batch_size):
+        assert engine is not None  # refused above when there is work
         batch = todo[lo : lo + batch_size]
-        groups = _generate(engine, batch, spec, instruction, system)
+        prompts = [
+            render(engine.tokenizer, p.question, instruction=instruction, system=system) for p in batch
+        ]
+        groups = engine.generate(prompts, spec)
         golds = [p.answer for p, g in zip(batch, groups, strict=True) for _ in g]
         flat = iter(grade_many(golds, [c.text for g in groups for c in g]))
         verdicts = [[next(flat) for _ in g] for g in groups]
@@ -242,16 +246,3 @@ def sample_and_record(
             on_done(len(batch))
     wanted = {p.id for p in problems}
     return [r for r in records.read() if r["id"] in wanted]
-
-
-def _generate(
-    engine: Engine | None,
-    batch: Sequence[Problem],
-    spec: SampleSpec,
-    instruction: str | None,
-    system: str | None,
-) -> list[list[Completion]]:
-    if engine is None:  # sample_and_record has refused this already
-        raise ValueError("no engine to generate with")
-    prompts = [render(engine.tokenizer, p.question, instruction=instruction, system=system) for p in batch]
-    return engine.generate(prompts, spec)

@@ -214,8 +214,10 @@ def distill_tokenskip(
     ones that close a thinking span (``trace_record``; scored by ``scorer`` when given, which reads the user
     turn before the trace), append one record per problem; return all records."""
 
+    tokenizer = engine.tokenizer if engine is not None else None  # no engine: nothing left to sample
+
     def make(batch, groups, verdicts):
-        tokenizer, out = engine.tokenizer if engine is not None else None, []
+        out = []
         for problem, group, graded in zip(batch, groups, verdicts, strict=True):
             correct = [bool(v.correct) for v in graded]
             finished = [c.finish_reason == "stop" for c in group]
