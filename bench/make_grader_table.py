@@ -418,14 +418,14 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="exit 1 if --out differs from what would be written"
     )
     args = parser.parse_args(argv)
-    text = render(build(args.seed))
+    rows = build(args.seed)
+    text = render(rows)
     if args.check:
         same = args.out.is_file() and args.out.read_text(encoding="utf-8") == text
         print(f"{args.out}: {'up to date' if same else 'OUT OF DATE'}")
         return 0 if same else 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    rows = build(args.seed)
     unboxed = sum("\\boxed" not in r["response"] for r in rows)
     print(f"wrote {len(rows)} rows ({unboxed} unboxed) to {args.out}")
     return 0
